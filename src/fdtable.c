@@ -1,0 +1,74 @@
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "tracked.h"
+
+typedef _Atomic uintptr_t fd_slot;
+
+#define CHUNK_SIZE ((size_t)1 << FDTABLE_CHUNK_BITS)
+#define CHUNK_MASK (CHUNK_SIZE - 1)
+
+/* Chunks are mapped, never unmapped: a send racing a fork-child clear must not touch freed memory. */
+static _Atomic(fd_slot *) chunks[FDTABLE_CHUNKS];
+
+uintptr_t fdtable_load(int fd)
+{
+	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
+		return 0;
+	fd_slot *chunk = atomic_load_explicit(&chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
+	if (chunk == NULL)
+		return 0;
+	return atomic_load_explicit(&chunk[(unsigned)fd & CHUNK_MASK], memory_order_acquire);
+}
+
+static fd_slot *chunk_for(unsigned index)
+{
+	fd_slot *chunk = atomic_load_explicit(&chunks[index], memory_order_acquire);
+	if (chunk != NULL)
+		return chunk;
+	void *mapped = mmap(NULL, CHUNK_SIZE * sizeof(fd_slot), PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mapped == MAP_FAILED)
+		return NULL;
+	fd_slot *expected = NULL;
+	if (atomic_compare_exchange_strong_explicit(&chunks[index], &expected, (fd_slot *)mapped,
+						    memory_order_acq_rel, memory_order_acquire))
+		return mapped;
+	/* Another thread mapped it first. */
+	munmap(mapped, CHUNK_SIZE * sizeof(fd_slot));
+	return expected;
+}
+
+uintptr_t fdtable_exchange(int fd, uintptr_t value, bool *ok)
+{
+	*ok = false;
+	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
+		return 0;
+	fd_slot *chunk;
+	if (value == 0) {
+		/* Clearing never maps: an absent chunk holds only zeros. */
+		chunk = atomic_load_explicit(&chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
+		if (chunk == NULL) {
+			*ok = true;
+			return 0;
+		}
+	} else {
+		chunk = chunk_for((unsigned)fd >> FDTABLE_CHUNK_BITS);
+		if (chunk == NULL)
+			return 0;
+	}
+	*ok = true;
+	return atomic_exchange_explicit(&chunk[(unsigned)fd & CHUNK_MASK], value, memory_order_acq_rel);
+}
+
+void fdtable_clear_all(void)
+{
+	for (unsigned i = 0; i < FDTABLE_CHUNKS; i++) {
+		fd_slot *chunk = atomic_load_explicit(&chunks[i], memory_order_acquire);
+		if (chunk == NULL)
+			continue;
+		for (size_t j = 0; j < CHUNK_SIZE; j++)
+			atomic_store_explicit(&chunk[j], 0, memory_order_release);
+	}
+}

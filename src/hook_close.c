@@ -1,0 +1,111 @@
+/* close, dup*, fcntl(F_DUPFD*), close_range: keep the fd table true. Async-signal-safe, no lock. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <unistd.h>
+#include <linux/close_range.h>
+
+#include "real.h"
+#include "runtime.h"
+#include "tracked.h"
+
+/* The fd is about to stop meaning what it meant: drop the program's socket or our own fd. */
+static void forget_fd(int fd)
+{
+	uintptr_t slot = fdtable_load(fd);
+	if (slot == 0)
+		return;
+	if (slot == FDTABLE_SHIM)
+		shimfd_lost(fd);
+	else
+		tracked_detach(fd);
+}
+
+static void note_duplicate(int oldfd, int newfd)
+{
+	if (fdtable_load(oldfd) == 0 && fdtable_load(newfd) == 0)
+		return;
+	int saved_errno = errno;
+	if (fdtable_load(newfd) == FDTABLE_SHIM)
+		shimfd_lost(newfd);
+	if (fdtable_load(oldfd) == FDTABLE_SHIM)
+		tracked_detach(newfd); /* a copy of our own fd belongs to the program */
+	else
+		tracked_duplicate(oldfd, newfd);
+	errno = saved_errno;
+}
+
+__attribute__((visibility("default"))) int close(int fd)
+{
+	if (fdtable_load(fd) != 0) {
+		int saved_errno = errno;
+		forget_fd(fd);
+		errno = saved_errno;
+	}
+	return REAL(close)(fd);
+}
+
+__attribute__((visibility("default"))) int close_range(unsigned int first, unsigned int last, int flags)
+{
+	/* Only a call that will close anything may change the table; invalid ones fail in the kernel. */
+	if (first <= last && (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) == 0 &&
+	    !(flags & CLOSE_RANGE_CLOEXEC)) {
+		int saved_errno = errno;
+		unsigned int end = last < (unsigned int)FDTABLE_MAX_FD ? last : (unsigned int)FDTABLE_MAX_FD - 1;
+		for (unsigned int fd = first; fd <= end && fd < (unsigned int)FDTABLE_MAX_FD; fd++)
+			forget_fd((int)fd);
+		errno = saved_errno;
+	}
+	return REAL(close_range)(first, last, flags);
+}
+
+__attribute__((visibility("default"))) int dup(int oldfd)
+{
+	int newfd = REAL(dup)(oldfd);
+	if (newfd >= 0)
+		note_duplicate(oldfd, newfd);
+	return newfd;
+}
+
+__attribute__((visibility("default"))) int dup2(int oldfd, int newfd)
+{
+	int rc = REAL(dup2)(oldfd, newfd);
+	if (rc >= 0 && oldfd != newfd)
+		note_duplicate(oldfd, newfd);
+	return rc;
+}
+
+__attribute__((visibility("default"))) int dup3(int oldfd, int newfd, int flags)
+{
+	int rc = REAL(dup3)(oldfd, newfd, flags);
+	if (rc >= 0)
+		note_duplicate(oldfd, newfd);
+	return rc;
+}
+
+static int fcntl_through(int (*real_fcntl)(int, int, ...), int fd, int cmd, void *arg)
+{
+	int rc = real_fcntl(fd, cmd, arg);
+	if (rc >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		note_duplicate(fd, rc);
+	return rc;
+}
+
+/* Every fcntl argument is an int or a pointer; passing it on as a pointer is what glibc does. */
+__attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...)
+{
+	va_list args;
+	va_start(args, cmd);
+	void *arg = va_arg(args, void *);
+	va_end(args);
+	return fcntl_through(REAL(fcntl), fd, cmd, arg);
+}
+
+__attribute__((visibility("default"))) int fcntl64(int fd, int cmd, ...)
+{
+	va_list args;
+	va_start(args, cmd);
+	void *arg = va_arg(args, void *);
+	va_end(args);
+	return fcntl_through(REAL(fcntl64), fd, cmd, arg);
+}

@@ -1,0 +1,58 @@
+#include <netinet/tcp.h>
+
+#include "idle.h"
+
+/* The kernel stamps data movement in jiffies (4 ms at HZ=250), so a request and its fast answer
+ * often carry the same stamp; a tie counts as "answered", the order in which they must have happened. */
+static bool last_movement_inbound(const struct socket_view *v, const struct send_record *r)
+{
+	if (r->valid)
+		return v->bytes_received > r->bytes_received_at_send;
+	if (v->bytes_sent == 0)
+		return true;
+	return v->ms_since_recv <= v->ms_since_send;
+}
+
+static bool closing_state(uint8_t tcp_state)
+{
+	switch (tcp_state) {
+	case TCP_SYN_SENT:
+	case TCP_SYN_RECV:
+	case TCP_ESTABLISHED:
+		return false;
+	default:
+		return true;
+	}
+}
+
+enum idle_verdict idle_background(const struct socket_view *v, const struct send_record *r, uint64_t idle_ms)
+{
+	if (closing_state(v->tcp_state))
+		return IDLE_GONE;
+	if (v->tcp_state != TCP_ESTABLISHED)
+		return IDLE_BUSY;
+	if (v->unread_bytes != 0 || v->unsent_bytes != 0)
+		return IDLE_BUSY;
+	if (!last_movement_inbound(v, r))
+		return IDLE_BUSY;
+	uint32_t quiet_ms = v->ms_since_recv < v->ms_since_send ? v->ms_since_recv : v->ms_since_send;
+	if (v->bytes_sent == 0 && v->bytes_received == 0)
+		quiet_ms = v->ms_since_recv > v->ms_since_send ? v->ms_since_recv : v->ms_since_send;
+	return quiet_ms >= idle_ms ? IDLE_READY : IDLE_BUSY;
+}
+
+bool idle_new_exchange(const struct socket_view *v, const struct send_record *r)
+{
+	if (v->tcp_state != TCP_ESTABLISHED)
+		return false;
+	if (v->unread_bytes != 0 || v->unsent_bytes != 0)
+		return false;
+	if (r->valid)
+		return v->bytes_received > r->bytes_received_at_send;
+	/* The first request on a connection is never failed: the background path recycles it later. */
+	if (v->bytes_sent == 0)
+		return false;
+	/* A tie may hide the first half of this very request: let it through, it is answered on this
+	 * connection and the background path drains it afterwards. */
+	return v->ms_since_recv < v->ms_since_send;
+}

@@ -1,0 +1,111 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+#include <time.h>
+
+#include "log.h"
+#include "names.h"
+#include "real.h"
+#include "resolver_thread.h"
+#include "runtime.h"
+#include "tracked.h"
+
+struct config runtime_config;
+_Atomic bool runtime_active;
+__thread bool runtime_inside __attribute__((tls_model("initial-exec")));
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static const char *environment_value(const char *name)
+{
+	return getenv(name);
+}
+
+static const char *no_environment(const char *name)
+{
+	(void)name;
+	return NULL;
+}
+
+/* Warnings wait until the whole configuration (the log level and file among it) is known. */
+#define PENDING_WARNINGS_MAX 16
+static char pending_warnings[PENDING_WARNINGS_MAX][256];
+static unsigned pending_count;
+
+static void warn_config(const char *message)
+{
+	if (pending_count < PENDING_WARNINGS_MAX)
+		snprintf(pending_warnings[pending_count++], sizeof pending_warnings[0], "%s", message);
+}
+
+static void prepare_fork(void)
+{
+	names_prepare_fork();
+}
+
+static void after_fork_parent(void)
+{
+	names_after_fork_parent();
+}
+
+static void after_fork_child(void)
+{
+	names_after_fork_child();
+	resolver_thread_after_fork_child();
+}
+
+static void load(void)
+{
+	real_resolve();
+	struct config loaded;
+	config_set_defaults(&loaded);
+	/* The loader keeps LD_PRELOAD for setuid programs only from trusted paths; even then the
+	 * environment is the caller's, not the program owner's: ignore it. */
+	bool secure = getauxval(AT_SECURE) != 0;
+	config_load(&loaded, secure ? no_environment : environment_value, warn_config);
+	runtime_config = loaded;
+	for (unsigned i = 0; i < pending_count; i++)
+		log_line(LOG_WARN, pending_warnings[i]);
+	if (runtime_config.disable)
+		return;
+	pthread_atfork(prepare_fork, after_fork_parent, after_fork_child);
+	atomic_store(&runtime_active, true);
+}
+
+void runtime_init(void)
+{
+	int saved_errno = errno;
+	pthread_once(&init_once, load);
+	errno = saved_errno;
+}
+
+__attribute__((constructor)) static void dnsaware_constructor(void)
+{
+	runtime_init();
+}
+
+uint64_t runtime_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint32_t runtime_random(void)
+{
+	/* xorshift seeded from the clock: jitter needs spread, not secrecy. */
+	static __thread uint32_t state;
+	if (state == 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		state = (uint32_t)ts.tv_nsec ^ (uint32_t)(uintptr_t)&ts ^ 0x9e3779b9u;
+		if (state == 0)
+			state = 1;
+	}
+	state ^= state << 13;
+	state ^= state >> 17;
+	state ^= state << 5;
+	return state;
+}

@@ -1,0 +1,80 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "real.h"
+#include "runtime.h"
+
+#define LOG_LINE_MAX 512
+
+static const char *const level_names[] = {"off", "error", "warn", "info", "debug"};
+
+/* -1: not opened yet; the log file opens on the first line, so a quiet process opens nothing. */
+static _Atomic int log_fd = -1;
+
+void log_open(void)
+{
+	if (atomic_load(&log_fd) >= 0 && !shimfd_is_lost(atomic_load(&log_fd)))
+		return;
+	if (runtime_config.log_file[0] == '\0') {
+		atomic_store(&log_fd, STDERR_FILENO);
+		return;
+	}
+	int fd = open(runtime_config.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		/* One complaint on stderr, then log there. */
+		char line[LOG_LINE_MAX];
+		int n = snprintf(line, sizeof line, "dnsaware[%d]: warn cannot open DNSAWARE_LOG_FILE=%s (%s); logging to stderr\n",
+				 (int)getpid(), runtime_config.log_file, strerror(errno));
+		if (n > 0)
+			REAL(write)(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+		runtime_config.log_file[0] = '\0';
+		atomic_store(&log_fd, STDERR_FILENO);
+		return;
+	}
+	int old = atomic_exchange(&log_fd, fd);
+	if (old > STDERR_FILENO && shimfd_release(old))
+		REAL(close)(old);
+	shimfd_register(fd);
+}
+
+bool log_enabled(enum log_level level)
+{
+	return level != LOG_OFF && level <= runtime_config.log_level;
+}
+
+void log_line(enum log_level level, const char *message)
+{
+	if (!log_enabled(level))
+		return;
+	int saved_errno = errno;
+	char line[LOG_LINE_MAX];
+	int n = snprintf(line, sizeof line, "dnsaware[%d]: %s %s\n", (int)getpid(), level_names[level], message);
+	if (n < 0)
+		goto done;
+	if ((size_t)n >= sizeof line) {
+		n = sizeof line - 1;
+		line[n - 1] = '\n';
+	}
+	log_open();
+	REAL(write)(atomic_load(&log_fd), line, (size_t)n);
+done:
+	errno = saved_errno;
+}
+
+void log_msg(enum log_level level, const char *format, ...)
+{
+	if (!log_enabled(level))
+		return;
+	char message[LOG_LINE_MAX];
+	va_list args;
+	va_start(args, format);
+	vsnprintf(message, sizeof message, format, args);
+	va_end(args);
+	log_line(level, message);
+}

@@ -1,0 +1,154 @@
+#include <ctype.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "names.h"
+
+static pthread_mutex_t names_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct name_entry *entries;
+static unsigned unused_count;
+_Atomic unsigned names_count;
+
+void names_lock(sigset_t *saved)
+{
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, saved);
+	pthread_mutex_lock(&names_mutex);
+}
+
+void names_unlock(const sigset_t *saved)
+{
+	pthread_mutex_unlock(&names_mutex);
+	pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+bool names_normalize(const char *host, char out[NAME_MAX_LEN + 1])
+{
+	size_t len = strnlen(host, NAME_MAX_LEN + 2);
+	if (len > 0 && host[len - 1] == '.')
+		len--;
+	if (len == 0 || len > NAME_MAX_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		out[i] = (char)tolower((unsigned char)host[i]);
+	out[len] = '\0';
+	return true;
+}
+
+static struct name_entry *find(const char *host)
+{
+	for (struct name_entry *e = entries; e != NULL; e = e->next)
+		if (strcmp(e->host, host) == 0)
+			return e;
+	return NULL;
+}
+
+static void unlink_and_free(struct name_entry *victim)
+{
+	for (struct name_entry **link = &entries; *link != NULL; link = &(*link)->next) {
+		if (*link == victim) {
+			*link = victim->next;
+			free(victim);
+			atomic_fetch_sub(&names_count, 1);
+			unused_count--;
+			return;
+		}
+	}
+}
+
+static void evict_oldest_unused(void)
+{
+	struct name_entry *oldest = NULL;
+	for (struct name_entry *e = entries; e != NULL; e = e->next)
+		if (e->live_sockets == 0 && !e->refresh_in_flight &&
+		    (oldest == NULL || e->last_learned_ms < oldest->last_learned_ms))
+			oldest = e;
+	if (oldest != NULL)
+		unlink_and_free(oldest);
+}
+
+struct name_entry *names_learn(const char *host, const struct ip_addr *addrs, unsigned n, uint64_t now_ms)
+{
+	struct name_entry *entry = find(host);
+	if (entry == NULL) {
+		if (unused_count >= NAMES_MAX_UNUSED)
+			evict_oldest_unused();
+		entry = calloc(1, sizeof *entry);
+		if (entry == NULL)
+			return NULL;
+		strcpy(entry->host, host);
+		entry->next = entries;
+		entries = entry;
+		unused_count++;
+		atomic_fetch_add(&names_count, 1);
+	}
+	recordset_learn(&entry->records, addrs, n);
+	entry->last_learned_ms = now_ms;
+	return entry;
+}
+
+unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry **out, unsigned max)
+{
+	unsigned found = 0;
+	for (struct name_entry *e = entries; e != NULL && found < max; e = e->next) {
+		if (!recordset_contains(&e->records, addr))
+			continue;
+		if (e->live_sockets++ == 0)
+			unused_count--;
+		out[found++] = e;
+	}
+	return found;
+}
+
+void names_release(struct name_entry *entry)
+{
+	if (entry->live_sockets > 0 && --entry->live_sockets == 0) {
+		unused_count++;
+		entry->next_refresh_ms = 0;
+	}
+}
+
+void names_forget_unused(uint64_t now_ms)
+{
+	struct name_entry **link = &entries;
+	while (*link != NULL) {
+		struct name_entry *e = *link;
+		if (e->live_sockets == 0 && !e->refresh_in_flight && now_ms - e->last_learned_ms >= NAMES_UNUSED_KEEP_MS) {
+			*link = e->next;
+			free(e);
+			atomic_fetch_sub(&names_count, 1);
+			unused_count--;
+			continue;
+		}
+		link = &e->next;
+	}
+}
+
+struct name_entry *names_first(void)
+{
+	return entries;
+}
+
+void names_prepare_fork(void)
+{
+	pthread_mutex_lock(&names_mutex);
+}
+
+void names_after_fork_parent(void)
+{
+	pthread_mutex_unlock(&names_mutex);
+}
+
+void names_after_fork_child(void)
+{
+	pthread_mutex_init(&names_mutex, NULL);
+	unused_count = 0;
+	for (struct name_entry *e = entries; e != NULL; e = e->next) {
+		e->live_sockets = 0;
+		e->refresh_in_flight = false;
+		e->next_refresh_ms = 0;
+		unused_count++;
+	}
+}

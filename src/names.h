@@ -1,0 +1,54 @@
+/* The names the program resolved, their record sets and refresh schedule. Guarded by one lock,
+ * taken with signals blocked (so a signal handler can never interrupt its holder on the same
+ * thread); never taken on the fast path. */
+#ifndef DNSAWARE_NAMES_H
+#define DNSAWARE_NAMES_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "recordset.h"
+
+#define NAME_MAX_LEN 255
+/* Names kept with no socket: the least recently learned go first. */
+#define NAMES_MAX_UNUSED 4096
+/* A name with no socket left is forgotten this long after the program last resolved it. */
+#define NAMES_UNUSED_KEEP_MS (10 * 60 * 1000)
+
+struct name_entry {
+	char host[NAME_MAX_LEN + 1];
+	struct recordset records;
+	uint64_t last_learned_ms;
+	uint64_t next_refresh_ms;  /* 0: not scheduled (no socket yet) */
+	uint64_t interval_ms;      /* the clamped TTL of the last good answer, or the floor */
+	unsigned live_sockets;     /* tracked sockets that hold this entry */
+	bool refresh_in_flight;
+	struct name_entry *next;
+};
+
+void names_lock(sigset_t *saved);
+void names_unlock(const sigset_t *saved);
+
+/* Count of entries, readable without the lock: connect skips all work while it is 0. */
+extern _Atomic unsigned names_count;
+
+/* Lock held. Records an answer the program got. Returns the entry, or NULL without memory. */
+struct name_entry *names_learn(const char *host, const struct ip_addr *addrs, unsigned n, uint64_t now_ms);
+/* Lock held. Entries whose current set holds addr, up to max; live_sockets++ on each returned. */
+unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry **out, unsigned max);
+/* Lock held. */
+void names_release(struct name_entry *entry);
+/* Lock held. Frees entries with no socket, no refresh in flight, unused for NAMES_UNUSED_KEEP_MS. */
+void names_forget_unused(uint64_t now_ms);
+struct name_entry *names_first(void);
+/* Fork child: lock re-made, counts of sockets and refreshes cleared (the child tracks nothing yet). */
+void names_after_fork_child(void);
+void names_prepare_fork(void);
+void names_after_fork_parent(void);
+
+/* Lowercases and drops one trailing dot; false if the name does not fit or is empty. */
+bool names_normalize(const char *host, char out[NAME_MAX_LEN + 1]);
+
+#endif

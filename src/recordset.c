@@ -1,0 +1,170 @@
+/* A name's record set and the staleness rules of design.md ("Staleness"). */
+#include "recordset.h"
+
+#include <limits.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* Bytes that carry the address; anything else in ip_addr is padding we must not compare. */
+static unsigned address_length(uint8_t family)
+{
+	switch (family) {
+	case AF_INET:
+		return 4;
+	case AF_INET6:
+		return 16;
+	default:
+		return 0;
+	}
+}
+
+static bool is_valid(const struct ip_addr *addr)
+{
+	return address_length(addr->family) != 0;
+}
+
+/* Kept local rather than using ip_addr_equal so this module links without addr.c. */
+static bool same_address(const struct ip_addr *a, const struct ip_addr *b)
+{
+	unsigned length = address_length(a->family);
+
+	return length != 0 && a->family == b->family && memcmp(a->bytes, b->bytes, length) == 0;
+}
+
+/* Stored copies have zeroed padding, so callers that memcmp whole ip_addr values agree with us. */
+static struct ip_addr normalized(const struct ip_addr *addr)
+{
+	struct ip_addr copy;
+
+	memset(&copy, 0, sizeof(copy));
+	copy.family = addr->family;
+	memcpy(copy.bytes, addr->bytes, address_length(addr->family));
+	return copy;
+}
+
+static struct record *find_record(struct recordset *rs, const struct ip_addr *addr)
+{
+	for (unsigned i = 0; i < rs->count; i++)
+		if (same_address(&rs->records[i].addr, addr))
+			return &rs->records[i];
+	return NULL;
+}
+
+static bool answer_contains(const struct ip_addr *addrs, unsigned n, const struct ip_addr *addr)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (same_address(&addrs[i], addr))
+			return true;
+	return false;
+}
+
+/* Returns true when the address was new and fitted; a full set silently ignores the rest. */
+static bool add_record(struct recordset *rs, const struct ip_addr *addr)
+{
+	if (rs->count >= RECORDSET_MAX)
+		return false;
+	struct record *record = &rs->records[rs->count++];
+	record->addr = normalized(addr);
+	record->absent_count = 0;
+	record->was_absent = false;
+	return true;
+}
+
+unsigned recordset_learn(struct recordset *rs, const struct ip_addr *addrs, unsigned n)
+{
+	unsigned added = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (!is_valid(&addrs[i]))
+			continue;
+		struct record *record = find_record(rs, &addrs[i]);
+		if (record != NULL) {
+			/* The program is using it right now: whatever absence we counted is moot. */
+			record->absent_count = 0;
+			record->was_absent = false;
+		} else if (add_record(rs, &addrs[i])) {
+			added++;
+		}
+	}
+	return added;
+}
+
+void recordset_apply_failure(struct recordset *rs)
+{
+	if (rs->failures < UINT_MAX)
+		rs->failures++;
+}
+
+static unsigned count_valid(const struct ip_addr *addrs, unsigned n)
+{
+	unsigned valid = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		if (is_valid(&addrs[i]))
+			valid++;
+	return valid;
+}
+
+void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, unsigned n,
+			    unsigned stale_after, struct recordset_change *change)
+{
+	struct recordset_change scratch;
+
+	if (change == NULL)
+		change = &scratch;
+	change->removed_count = 0;
+	change->added_count = 0;
+	change->became_rotating = false;
+
+	/* An answer with nothing usable in it says nothing about which addresses left. */
+	if (addrs == NULL || count_valid(addrs, n) == 0) {
+		recordset_apply_failure(rs);
+		return;
+	}
+	rs->failures = 0;
+
+	/* Detect rotation before counting absences, so the answer that reveals a rotating name
+	 * cannot also remove one of its addresses. */
+	for (unsigned i = 0; i < rs->count; i++) {
+		struct record *record = &rs->records[i];
+		if (!answer_contains(addrs, n, &record->addr))
+			continue;
+		if (record->was_absent && !rs->rotating) {
+			rs->rotating = true;
+			change->became_rotating = true;
+		}
+		record->absent_count = 0;
+	}
+
+	unsigned kept = 0;
+	for (unsigned i = 0; i < rs->count; i++) {
+		struct record record = rs->records[i];
+		if (!answer_contains(addrs, n, &record.addr)) {
+			if (record.absent_count < UINT16_MAX)
+				record.absent_count++;
+			record.was_absent = true;
+			if (!rs->rotating && record.absent_count >= stale_after) {
+				change->removed[change->removed_count++] = record.addr;
+				continue;
+			}
+		}
+		rs->records[kept++] = record;
+	}
+	rs->count = kept;
+
+	/* Added after removal so the slots freed by departed addresses are available. */
+	for (unsigned i = 0; i < n; i++) {
+		if (!is_valid(&addrs[i]) || find_record(rs, &addrs[i]) != NULL)
+			continue;
+		if (add_record(rs, &addrs[i]))
+			change->added_count++;
+	}
+}
+
+bool recordset_contains(const struct recordset *rs, const struct ip_addr *addr)
+{
+	for (unsigned i = 0; i < rs->count; i++)
+		if (same_address(&rs->records[i].addr, addr))
+			return true;
+	return false;
+}

@@ -1,0 +1,47 @@
+/* A name's record set and the staleness rules of design.md; pure, unit-testable. */
+#ifndef DNSAWARE_RECORDSET_H
+#define DNSAWARE_RECORDSET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "addr.h"
+
+#define RECORDSET_MAX 64
+
+struct record {
+	struct ip_addr addr;
+	uint16_t absent_count;  /* consecutive successful background answers without it */
+	bool was_absent;        /* absent from at least one background answer since it was added */
+};
+
+struct recordset {
+	struct record records[RECORDSET_MAX];
+	unsigned count;
+	bool rotating;          /* an absent address came back: absence alone no longer removes */
+	unsigned failures;      /* consecutive failed refreshes (for backoff) */
+};
+
+/* Adds addresses the program was given (getaddrinfo & co). Present ones get absent_count = 0.
+ * Never removes, never counts absence, never sets rotating. Returns how many were new. */
+unsigned recordset_learn(struct recordset *rs, const struct ip_addr *addrs, unsigned n);
+
+struct recordset_change {
+	struct ip_addr removed[RECORDSET_MAX];
+	unsigned removed_count;
+	unsigned added_count;
+	bool became_rotating;   /* true only on the answer that first made it rotating */
+};
+
+/* A successful background answer. n == 0 is treated as a failure (empty answers never remove).
+ * Addresses in the answer: present (absent_count = 0; one with was_absent set makes the set rotating).
+ * Addresses not in it: absent_count++, was_absent = true; removed once absent_count >= stale_after,
+ * unless the set is rotating. Resets failures. */
+void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, unsigned n,
+			    unsigned stale_after, struct recordset_change *change);
+
+/* Timeout, SERVFAIL, REFUSED, NXDOMAIN, empty: keeps the set, failures++. */
+void recordset_apply_failure(struct recordset *rs);
+
+bool recordset_contains(const struct recordset *rs, const struct ip_addr *addr);
+
+#endif

@@ -1,0 +1,605 @@
+#include <ares.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "idle.h"
+#include "log.h"
+#include "names.h"
+#include "real.h"
+#include "resolver_thread.h"
+#include "runtime.h"
+#include "schedule.h"
+#include "sockview.h"
+
+/* How often draining sockets are looked at while they wait for an idle boundary. */
+#define DRAIN_CHECK_MS 25
+/* Step between the shutdowns of sockets that went stale together (spread over up to one TTL). */
+#define DRAIN_SPREAD_STEP_MS 20
+/* A closed socket's object is freed this long after its last fd closed: a send hook that loaded
+ * the pointer just before the close has long finished with it by then. */
+#define RELEASE_GRACE_MS 2000
+#define FORGET_NAMES_EVERY_MS 60000
+#define POLL_FDS_MAX (ARES_GETSOCK_MAXNUM + 1)
+#define ANSWER_MAX RECORDSET_MAX
+
+enum thread_state { THREAD_NONE = 0, THREAD_STARTING = 1, THREAD_RUNNING = 2, THREAD_FAILED = 3 };
+
+static _Atomic int thread_state;
+static _Atomic(struct tracked_socket *) incoming;
+static _Atomic int wake_fd = -1;
+
+/* Owned by the thread. */
+static struct tracked_socket *sockets;
+static ares_channel channel;
+static uint64_t next_forget_ms;
+
+/* ---- the hand-over from connect ---- */
+
+static void wake_thread(void)
+{
+	int fd = atomic_load(&wake_fd);
+	if (fd < 0 || shimfd_is_lost(fd))
+		return;
+	uint64_t one = 1;
+	int saved_errno = errno;
+	(void)!REAL(write)(fd, &one, sizeof one);
+	errno = saved_errno;
+}
+
+static void *thread_main(void *unused);
+
+static void start_thread(void)
+{
+	int expected = THREAD_NONE;
+	if (!atomic_compare_exchange_strong(&thread_state, &expected, THREAD_STARTING))
+		return;
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fd >= 0) {
+		shimfd_register(fd);
+		atomic_store(&wake_fd, fd);
+	}
+	/* The thread takes no signal of the program's. */
+	sigset_t all, saved;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_t thread;
+	int rc = pthread_create(&thread, &attr, thread_main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (rc != 0) {
+		atomic_store(&thread_state, THREAD_FAILED);
+		log_msg(LOG_ERROR, "cannot start the background thread (%s); sockets are not watched", strerror(rc));
+		return;
+	}
+	atomic_store(&thread_state, THREAD_RUNNING);
+}
+
+void resolver_thread_adopt(struct tracked_socket *s)
+{
+	struct tracked_socket *head = atomic_load(&incoming);
+	do
+		s->next_incoming = head;
+	while (!atomic_compare_exchange_weak(&incoming, &head, s));
+	start_thread();
+	wake_thread();
+}
+
+void resolver_thread_after_fork_child(void)
+{
+	/* The parent's thread, channel and sockets do not exist here; their memory is left as is. */
+	fdtable_clear_all();
+	shimfd_close_all();
+	atomic_store(&wake_fd, -1);
+	atomic_store(&incoming, NULL);
+	sockets = NULL;
+	channel = NULL;
+	atomic_store(&thread_state, THREAD_NONE);
+}
+
+/* ---- c-ares, given the real libc calls so the library never tracks itself ---- */
+
+static ares_socket_t channel_socket(int domain, int type, int protocol, void *user)
+{
+	(void)user;
+	int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
+	if (fd >= 0)
+		shimfd_register(fd);
+	return fd;
+}
+
+static int channel_close(ares_socket_t fd, void *user)
+{
+	(void)user;
+	if (!shimfd_release(fd))
+		return 0; /* the program closed it already; the number may be someone else's now */
+	return REAL(close)(fd);
+}
+
+static int channel_connect(ares_socket_t fd, const struct sockaddr *addr, ares_socklen_t len, void *user)
+{
+	(void)user;
+	if (shimfd_is_lost(fd)) {
+		errno = EBADF;
+		return -1;
+	}
+	return REAL(connect)(fd, addr, len);
+}
+
+static ares_ssize_t channel_recvfrom(ares_socket_t fd, void *buf, size_t len, int flags, struct sockaddr *from,
+				     ares_socklen_t *from_len, void *user)
+{
+	(void)user;
+	if (shimfd_is_lost(fd)) {
+		errno = EBADF;
+		return -1;
+	}
+	return recvfrom(fd, buf, len, flags, from, from_len);
+}
+
+static ares_ssize_t channel_sendv(ares_socket_t fd, const struct iovec *iov, int iovcnt, void *user)
+{
+	(void)user;
+	if (shimfd_is_lost(fd)) {
+		errno = EBADF;
+		return -1;
+	}
+	return REAL(writev)(fd, iov, iovcnt);
+}
+
+static const struct ares_socket_functions channel_functions = {
+	.asocket = channel_socket,
+	.aclose = channel_close,
+	.aconnect = channel_connect,
+	.arecvfrom = channel_recvfrom,
+	.asendv = channel_sendv,
+};
+
+static void ares_library_init_all(void)
+{
+	ares_library_init(ARES_LIB_INIT_ALL);
+}
+
+static bool channel_open(void)
+{
+	static pthread_once_t library_once = PTHREAD_ONCE_INIT;
+	pthread_once(&library_once, ares_library_init_all);
+	struct ares_options options = {.timeout = 2000, .tries = 2};
+	int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+	int rc = ares_init_options(&channel, &options, mask);
+	if (rc != ARES_SUCCESS) {
+		log_msg(LOG_ERROR, "cannot set up the resolver: %s", ares_strerror(rc));
+		channel = NULL;
+		return false;
+	}
+	ares_set_socket_functions(channel, &channel_functions, NULL);
+	if (runtime_config.nameservers[0] != '\0') {
+		rc = ares_set_servers_ports_csv(channel, runtime_config.nameservers);
+		if (rc != ARES_SUCCESS)
+			log_msg(LOG_WARN, "DNSAWARE_NAMESERVERS=%s is not a list of host[:port] (%s); using resolv.conf",
+				runtime_config.nameservers, ares_strerror(rc));
+	}
+	return true;
+}
+
+/* ---- draining ---- */
+
+static void mark_draining(struct tracked_socket *s, enum drain_reason reason, uint64_t now, uint64_t not_before)
+{
+	uint64_t state = atomic_fetch_or(&s->state, STATE_DRAINING) | STATE_DRAINING;
+	s->drain_reason = reason;
+	s->drain_started_ms = now;
+	s->drain_not_before_ms = not_before;
+	/* The first shutdown waits one idle period with no send in between: a send that read the state
+	 * before DRAINING was set has entered the kernel by then. */
+	s->observed_state = state;
+	s->observed_at_ms = now;
+	if (log_enabled(LOG_INFO)) {
+		char text[IP_ADDR_STRLEN];
+		log_msg(LOG_INFO, "draining fd %d to %s:%u (%s)", tracked_any_fd(s), ip_addr_format(&s->peer, text),
+			s->port, reason == DRAIN_MAX_AGE ? "max age reached" : "address left the record set");
+	}
+}
+
+static void log_shutdown(struct tracked_socket *s, int fd, const char *path)
+{
+	if (!log_enabled(LOG_INFO))
+		return;
+	char text[IP_ADDR_STRLEN];
+	const char *name = s->name_count > 0 ? s->names[0]->host : "?";
+	if (s->drain_reason == DRAIN_MAX_AGE)
+		log_msg(LOG_INFO, "shut down fd %d to %s:%u (older than DNSAWARE_MAX_AGE; path %s)", fd,
+			ip_addr_format(&s->peer, text), s->port, path);
+	else
+		log_msg(LOG_INFO, "shut down fd %d to %s:%u (%s no longer resolves to it; path %s)", fd,
+			ip_addr_format(&s->peer, text), s->port, name, path);
+}
+
+/* Claims the socket (no send began since the state was read) and shuts it down. */
+static bool claim_and_shut(struct tracked_socket *s, int fd, uint64_t expected_state, const char *path)
+{
+	if (!atomic_compare_exchange_strong(&s->state, &expected_state, expected_state | STATE_CLOSING))
+		return false;
+	shutdown(fd, SHUT_RDWR);
+	log_shutdown(s, fd, path);
+	return true;
+}
+
+static bool all_names_dropped(const struct tracked_socket *s)
+{
+	for (unsigned i = 0; i < s->name_count; i++)
+		if (recordset_contains(&s->names[i]->records, &s->peer))
+			return false;
+	return true;
+}
+
+/* Lock held. The sockets to addresses no name of theirs still holds start draining, spread. */
+static void drain_removed(const struct name_entry *entry, uint64_t now)
+{
+	unsigned count = 0;
+	for (struct tracked_socket *s = sockets; s != NULL; s = s->next)
+		if (!(atomic_load(&s->state) & STATE_DRAINING) && atomic_load(&s->refs) > 0 && all_names_dropped(s))
+			count++;
+	unsigned index = 0;
+	for (struct tracked_socket *s = sockets; s != NULL; s = s->next) {
+		if ((atomic_load(&s->state) & STATE_DRAINING) || atomic_load(&s->refs) == 0 || !all_names_dropped(s))
+			continue;
+		uint64_t offset = schedule_spread_ms(index++, count, entry->interval_ms, DRAIN_SPREAD_STEP_MS);
+		mark_draining(s, DRAIN_DNS, now, now + offset);
+	}
+}
+
+static void check_draining(struct tracked_socket *s, uint64_t now)
+{
+	uint64_t state = atomic_load(&s->state);
+	if (!(state & STATE_DRAINING) || s->drain_reason == DRAIN_NONE)
+		return;
+	if (state & STATE_CLOSING) {
+		if (state & STATE_SHUT_BY_SEND)
+			log_shutdown(s, tracked_any_fd(s), "send");
+		s->drain_reason = DRAIN_NONE; /* done with it */
+		return;
+	}
+	int fd = tracked_any_fd(s);
+	if (fd < 0)
+		return;
+	enum identity identity = sockview_identity(fd, s);
+	if (identity == IDENTITY_DIFFERENT) {
+		/* The fd was closed behind our back and the number reused: never touch it. */
+		tracked_detach(fd);
+		return;
+	}
+	if (identity != IDENTITY_SAME)
+		return;
+	if (runtime_config.drain_timeout_ms != 0 && now - s->drain_started_ms >= runtime_config.drain_timeout_ms) {
+		if (claim_and_shut(s, fd, state, "deadline"))
+			s->drain_reason = DRAIN_NONE;
+		return;
+	}
+	if (now < s->drain_not_before_ms)
+		return;
+	if (state != s->observed_state) {
+		s->observed_state = state;
+		s->observed_at_ms = now;
+		return;
+	}
+	if (now - s->observed_at_ms < runtime_config.idle_ms)
+		return;
+	struct socket_view view;
+	if (!sockview_read(fd, &view))
+		return;
+	struct send_record record = {
+		.valid = atomic_load(&s->send_recorded),
+		.bytes_received_at_send = atomic_load(&s->bytes_received_at_send),
+	};
+	switch (idle_background(&view, &record, runtime_config.idle_ms)) {
+	case IDLE_READY:
+		if (claim_and_shut(s, fd, state, "idle"))
+			s->drain_reason = DRAIN_NONE;
+		break;
+	case IDLE_GONE:
+		/* The peer is closing it; unread data stays the program's to read. */
+		s->drain_reason = DRAIN_NONE;
+		break;
+	case IDLE_BUSY:
+		break;
+	}
+}
+
+/* ---- re-resolving ---- */
+
+static uint32_t answer_ttl(const struct ares_addrinfo *result)
+{
+	int64_t ttl = INT32_MAX;
+	for (const struct ares_addrinfo_node *node = result->nodes; node != NULL; node = node->ai_next)
+		if (node->ai_ttl < ttl)
+			ttl = node->ai_ttl;
+	for (const struct ares_addrinfo_cname *cname = result->cnames; cname != NULL; cname = cname->next)
+		if (cname->ttl < ttl)
+			ttl = cname->ttl;
+	return ttl < 0 ? 0 : (uint32_t)ttl;
+}
+
+static void log_answer(const struct name_entry *entry, const struct ip_addr *addrs, unsigned n, uint32_t ttl,
+		       const struct recordset_change *change)
+{
+	if (!log_enabled(change->removed_count > 0 || change->became_rotating ? LOG_INFO : LOG_DEBUG))
+		return;
+	char list[256] = "";
+	size_t used = 0;
+	for (unsigned i = 0; i < n && used < sizeof list - IP_ADDR_STRLEN - 2; i++) {
+		char text[IP_ADDR_STRLEN];
+		used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? "," : "", ip_addr_format(&addrs[i], text));
+	}
+	enum log_level level = change->removed_count > 0 || change->became_rotating ? LOG_INFO : LOG_DEBUG;
+	log_msg(level, "re-resolved %s: %s (ttl %us)", entry->host, list, ttl);
+	for (unsigned i = 0; i < change->removed_count; i++) {
+		char text[IP_ADDR_STRLEN];
+		log_msg(LOG_INFO, "removed %s from %s", ip_addr_format(&change->removed[i], text), entry->host);
+	}
+	if (change->became_rotating)
+		log_msg(LOG_INFO, "%s answers with rotating subsets: absence no longer drains its sockets", entry->host);
+}
+
+static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *result)
+{
+	(void)timeouts;
+	struct name_entry *entry = arg;
+	uint64_t now = runtime_now_ms();
+	struct ip_addr addrs[ANSWER_MAX];
+	unsigned n = 0;
+	uint32_t ttl = 0;
+	if (status == ARES_SUCCESS && result != NULL) {
+		for (const struct ares_addrinfo_node *node = result->nodes; node != NULL && n < ANSWER_MAX; node = node->ai_next)
+			if (ip_addr_from_sockaddr(node->ai_addr, node->ai_addrlen, &addrs[n], NULL))
+				n++;
+		ttl = answer_ttl(result);
+	}
+	if (result != NULL)
+		ares_freeaddrinfo(result);
+
+	sigset_t saved;
+	names_lock(&saved);
+	entry->refresh_in_flight = false;
+	if (status == ARES_EDESTRUCTION) {
+		names_unlock(&saved);
+		return;
+	}
+	struct recordset_change change = {0};
+	if (n > 0) {
+		recordset_apply_answer(&entry->records, addrs, n, runtime_config.stale_after, &change);
+		entry->interval_ms = schedule_ttl_ms(ttl, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
+		entry->next_refresh_ms = now + schedule_jitter(entry->interval_ms, runtime_random());
+		if (change.removed_count > 0)
+			drain_removed(entry, now);
+	} else {
+		recordset_apply_failure(&entry->records);
+		uint64_t delay = schedule_backoff_ms(entry->records.failures, runtime_config.ttl_floor_ms,
+						     runtime_config.ttl_ceiling_ms);
+		entry->next_refresh_ms = now + schedule_jitter(delay, runtime_random());
+		log_msg(LOG_INFO, "re-resolving %s failed (%s); keeping %u known addresses, retry in %llums", entry->host,
+			status == ARES_SUCCESS ? "empty answer" : ares_strerror(status), entry->records.count,
+			(unsigned long long)delay);
+	}
+	if (entry->live_sockets == 0)
+		entry->next_refresh_ms = 0;
+	names_unlock(&saved);
+	if (n > 0)
+		log_answer(entry, addrs, n, ttl, &change);
+}
+
+/* ---- the loop ---- */
+
+static void adopt_incoming(uint64_t now)
+{
+	struct tracked_socket *list = atomic_exchange(&incoming, NULL);
+	sigset_t saved;
+	names_lock(&saved);
+	while (list != NULL) {
+		struct tracked_socket *s = list;
+		list = s->next_incoming;
+		if (runtime_config.max_age_ms != 0)
+			s->max_age_deadline_ms = s->connected_at_ms + schedule_jitter(runtime_config.max_age_ms, runtime_random());
+		for (unsigned i = 0; i < s->name_count; i++) {
+			struct name_entry *entry = s->names[i];
+			if (entry->next_refresh_ms == 0 && !entry->refresh_in_flight) {
+				/* The program's own answer carries no TTL: ask once the floor has passed. */
+				entry->interval_ms = runtime_config.ttl_floor_ms;
+				entry->next_refresh_ms = now + schedule_jitter(runtime_config.ttl_floor_ms, runtime_random());
+			}
+		}
+		s->next = sockets;
+		sockets = s;
+		if (log_enabled(LOG_DEBUG)) {
+			char text[IP_ADDR_STRLEN];
+			log_msg(LOG_DEBUG, "tracking fd %d to %s:%u (%s)", tracked_any_fd(s), ip_addr_format(&s->peer, text),
+				s->port, s->names[0]->host);
+		}
+	}
+	names_unlock(&saved);
+}
+
+/* Frees sockets whose last fd closed a grace period ago; returns the earliest time to look again. */
+static void reap_closed(uint64_t now, uint64_t *wake_at)
+{
+	struct tracked_socket **link = &sockets;
+	while (*link != NULL) {
+		struct tracked_socket *s = *link;
+		if (atomic_load(&s->refs) > 0) {
+			link = &s->next;
+			continue;
+		}
+		if (s->released_at_ms == 0)
+			s->released_at_ms = now;
+		if (now - s->released_at_ms < RELEASE_GRACE_MS) {
+			if (s->released_at_ms + RELEASE_GRACE_MS < *wake_at)
+				*wake_at = s->released_at_ms + RELEASE_GRACE_MS;
+			link = &s->next;
+			continue;
+		}
+		*link = s->next;
+		sigset_t saved;
+		names_lock(&saved);
+		for (unsigned i = 0; i < s->name_count; i++)
+			names_release(s->names[i]);
+		names_unlock(&saved);
+		free(s);
+	}
+}
+
+static void watch_sockets(uint64_t now, uint64_t *wake_at)
+{
+	for (struct tracked_socket *s = sockets; s != NULL; s = s->next) {
+		if (atomic_load(&s->refs) == 0)
+			continue;
+		uint64_t state = atomic_load(&s->state);
+		if (!(state & STATE_DRAINING) && s->max_age_deadline_ms != 0) {
+			if (now >= s->max_age_deadline_ms)
+				mark_draining(s, DRAIN_MAX_AGE, now, now);
+			else if (s->max_age_deadline_ms < *wake_at)
+				*wake_at = s->max_age_deadline_ms;
+		}
+		if (atomic_load(&s->state) & STATE_DRAINING && s->drain_reason != DRAIN_NONE) {
+			check_draining(s, now);
+			if (s->drain_reason != DRAIN_NONE && now + DRAIN_CHECK_MS < *wake_at)
+				*wake_at = now + DRAIN_CHECK_MS;
+		}
+	}
+}
+
+struct due_name {
+	struct name_entry *entry;
+	char host[NAME_MAX_LEN + 1];
+};
+
+static void start_refreshes(uint64_t now, uint64_t *wake_at)
+{
+	struct due_name due[32];
+	unsigned count = 0;
+	sigset_t saved;
+	names_lock(&saved);
+	if (now >= next_forget_ms) {
+		names_forget_unused(now);
+		next_forget_ms = now + FORGET_NAMES_EVERY_MS;
+	}
+	for (struct name_entry *e = names_first(); e != NULL; e = e->next) {
+		if (e->live_sockets == 0 || e->refresh_in_flight || e->next_refresh_ms == 0)
+			continue;
+		if (e->next_refresh_ms > now || count == sizeof due / sizeof due[0]) {
+			if (e->next_refresh_ms < *wake_at)
+				*wake_at = e->next_refresh_ms;
+			continue;
+		}
+		e->refresh_in_flight = true;
+		due[count].entry = e;
+		strcpy(due[count].host, e->host);
+		count++;
+	}
+	names_unlock(&saved);
+	for (unsigned i = 0; i < count; i++) {
+		struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+		log_msg(LOG_DEBUG, "re-resolving %s", due[i].host);
+		ares_getaddrinfo(channel, due[i].host, NULL, &hints, on_answer, due[i].entry);
+	}
+}
+
+static int wait_for_work(uint64_t now, uint64_t wake_at)
+{
+	struct pollfd fds[POLL_FDS_MAX];
+	ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+	int nfds = 0;
+	int bitmask = ares_getsock(channel, socks, ARES_GETSOCK_MAXNUM);
+	for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+		short events = 0;
+		if (ARES_GETSOCK_READABLE(bitmask, i))
+			events |= POLLIN;
+		if (ARES_GETSOCK_WRITABLE(bitmask, i))
+			events |= POLLOUT;
+		if (events == 0)
+			continue;
+		fds[nfds++] = (struct pollfd){.fd = socks[i], .events = events};
+	}
+	int wake = atomic_load(&wake_fd);
+	int wake_index = -1;
+	if (wake >= 0) {
+		wake_index = nfds;
+		fds[nfds++] = (struct pollfd){.fd = wake, .events = POLLIN};
+	}
+	uint64_t timeout_ms = wake_at > now ? wake_at - now : 0;
+	if (nfds > (wake_index >= 0 ? 1 : 0)) {
+		struct timeval max = {.tv_sec = (time_t)(timeout_ms / 1000), .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
+		struct timeval tv;
+		struct timeval *t = ares_timeout(channel, &max, &tv);
+		uint64_t ares_ms = (uint64_t)t->tv_sec * 1000 + (uint64_t)t->tv_usec / 1000;
+		if (ares_ms < timeout_ms)
+			timeout_ms = ares_ms;
+	}
+	if (timeout_ms > INT32_MAX)
+		timeout_ms = INT32_MAX;
+	int ready = poll(fds, (nfds_t)nfds, (int)timeout_ms);
+	if (ready < 0)
+		return 0;
+	for (int i = 0; i < nfds; i++) {
+		if (i == wake_index) {
+			if (fds[i].revents & POLLIN) {
+				uint64_t value;
+				(void)!read(wake, &value, sizeof value);
+			}
+			continue;
+		}
+		ares_socket_t r = fds[i].revents & (POLLIN | POLLERR | POLLHUP) ? fds[i].fd : ARES_SOCKET_BAD;
+		ares_socket_t w = fds[i].revents & (POLLOUT | POLLERR) ? fds[i].fd : ARES_SOCKET_BAD;
+		if (r != ARES_SOCKET_BAD || w != ARES_SOCKET_BAD)
+			ares_process_fd(channel, r, w);
+	}
+	/* Timeouts and retries. */
+	ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	return ready;
+}
+
+/* The program closed our eventfd (it closes every fd, say): make a new one. */
+static void renew_wake_fd(void)
+{
+	int fd = atomic_load(&wake_fd);
+	if (fd >= 0 && !shimfd_is_lost(fd))
+		return;
+	if (fd >= 0)
+		shimfd_release(fd);
+	int fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (fresh >= 0)
+		shimfd_register(fresh);
+	atomic_store(&wake_fd, fresh);
+}
+
+static void *thread_main(void *unused)
+{
+	(void)unused;
+	runtime_inside = true;
+	if (!channel_open()) {
+		atomic_store(&thread_state, THREAD_FAILED);
+		return NULL;
+	}
+	log_msg(LOG_DEBUG, "background thread started");
+	for (;;) {
+		uint64_t now = runtime_now_ms();
+		uint64_t wake_at = now + runtime_config.ttl_ceiling_ms;
+		renew_wake_fd();
+		adopt_incoming(now);
+		reap_closed(now, &wake_at);
+		watch_sockets(now, &wake_at);
+		start_refreshes(now, &wake_at);
+		wait_for_work(runtime_now_ms(), wake_at);
+	}
+	return NULL;
+}

@@ -1,0 +1,15 @@
+/* The background thread: re-resolves watched names with c-ares at their TTL and drains sockets
+ * whose peer left the record set (or passed the max age) at their next idle boundary. */
+#ifndef DNSAWARE_RESOLVER_THREAD_H
+#define DNSAWARE_RESOLVER_THREAD_H
+
+#include "tracked.h"
+
+/* From connect: hands a newly tracked socket to the thread, starting the thread on first use.
+ * Lock-free; the socket already holds its names (live_sockets counted). */
+void resolver_thread_adopt(struct tracked_socket *s);
+
+/* Fork child: no thread, no sockets, fresh state; the next tracked connect starts a new thread. */
+void resolver_thread_after_fork_child(void);
+
+#endif

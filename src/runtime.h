@@ -1,0 +1,36 @@
+/* State shared by the hooks, the log and the background thread. */
+#ifndef DNSAWARE_RUNTIME_H
+#define DNSAWARE_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+
+extern struct config runtime_config;
+/* Set once the configuration is loaded and the library is not disabled. */
+extern _Atomic bool runtime_active;
+
+/* Loads the configuration on first use (the constructor, or an earlier hook). */
+void runtime_init(void);
+
+/* Per thread: set inside the library's own work (the background thread, a hook's call into libc)
+ * so that the hooks pass straight through instead of tracking the library itself. */
+extern __thread bool runtime_inside __attribute__((tls_model("initial-exec")));
+
+uint64_t runtime_now_ms(void);
+uint32_t runtime_random(void);
+
+/* The library's own fds (wake-up eventfd, c-ares sockets, log file): marked in the fd table so a
+ * program that closes every fd does not leave the library writing to a reused number. */
+bool shimfd_register(int fd);
+/* The library closes its own fd: returns false if the program already closed that number. */
+bool shimfd_release(int fd);
+/* The program closed (or dup2'd over) one of the library's fds. Async-signal-safe. */
+void shimfd_lost(int fd);
+bool shimfd_is_lost(int fd);
+/* Fork child: close every fd the library inherited and forget them. */
+void shimfd_close_all(void);
+
+#endif

@@ -1,0 +1,85 @@
+#include "tracked.h"
+
+void tracked_init(struct tracked_socket *s)
+{
+	atomic_init(&s->state, 0);
+	atomic_init(&s->refs, 0);
+	for (int i = 0; i < TRACKED_MAX_FDS; i++)
+		atomic_init(&s->fds[i], -1);
+	atomic_init(&s->send_recorded, false);
+	atomic_init(&s->bytes_received_at_send, 0);
+}
+
+static void remember_fd(struct tracked_socket *s, int fd)
+{
+	for (int i = 0; i < TRACKED_MAX_FDS; i++) {
+		int expected = -1;
+		if (atomic_compare_exchange_strong(&s->fds[i], &expected, fd))
+			return;
+	}
+	/* All slots taken: tracked_any_fd falls back on the slots that remain; the table stays true. */
+}
+
+static void forget_fd(struct tracked_socket *s, int fd)
+{
+	for (int i = 0; i < TRACKED_MAX_FDS; i++) {
+		int expected = fd;
+		if (atomic_compare_exchange_strong(&s->fds[i], &expected, -1))
+			return;
+	}
+}
+
+static void release(struct tracked_socket *s, int fd)
+{
+	forget_fd(s, fd);
+	atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel);
+}
+
+bool tracked_attach(int fd, struct tracked_socket *s)
+{
+	bool ok;
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_acq_rel);
+	remember_fd(s, fd);
+	uintptr_t previous = fdtable_exchange(fd, (uintptr_t)s, &ok);
+	if (!ok) {
+		release(s, fd);
+		return false;
+	}
+	struct tracked_socket *old = fdtable_socket(previous);
+	if (old != NULL && old != s)
+		release(old, fd);
+	else if (old == s)
+		release(s, fd); /* attached twice to the same fd: keep one reference */
+	return true;
+}
+
+struct tracked_socket *tracked_detach(int fd)
+{
+	if (fdtable_load(fd) == 0)
+		return NULL;
+	bool ok;
+	uintptr_t previous = fdtable_exchange(fd, 0, &ok);
+	struct tracked_socket *old = fdtable_socket(previous);
+	if (old != NULL)
+		release(old, fd);
+	return old;
+}
+
+void tracked_duplicate(int oldfd, int newfd)
+{
+	if (oldfd == newfd)
+		return;
+	struct tracked_socket *s = fdtable_socket(fdtable_load(oldfd));
+	if (s == NULL || !tracked_attach(newfd, s))
+		tracked_detach(newfd);
+}
+
+int tracked_any_fd(struct tracked_socket *s)
+{
+	for (int i = 0; i < TRACKED_MAX_FDS; i++) {
+		int fd = atomic_load(&s->fds[i]);
+		if (fd >= 0 && fdtable_socket(fdtable_load(fd)) == s)
+			return fd;
+	}
+	return -1;
+}

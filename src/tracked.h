@@ -1,0 +1,90 @@
+/* A tracked TCP client socket, shared by every fd that refers to it (dup), and the
+ * fd-indexed table that maps fds to it. Pure data structure code, unit-testable. */
+#ifndef DNSAWARE_TRACKED_H
+#define DNSAWARE_TRACKED_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "addr.h"
+
+/* The state word the send hooks and the background thread agree through. */
+#define STATE_DRAINING ((uint64_t)1 << 0) /* marked stale or too old: shut down at the next idle boundary */
+#define STATE_CLOSING ((uint64_t)1 << 1)  /* claimed for shutdown: every send fails with EPIPE */
+#define STATE_SHUT_BY_SEND ((uint64_t)1 << 2) /* the send path claimed it (the thread logs it) */
+#define STATE_SEQ_ONE ((uint64_t)1 << 8)  /* added by each send a draining socket lets through */
+
+#define TRACKED_MAX_NAMES 4
+#define TRACKED_MAX_FDS 4
+
+struct name_entry;
+
+enum drain_reason { DRAIN_NONE = 0, DRAIN_DNS = 1, DRAIN_MAX_AGE = 2 };
+
+struct tracked_socket {
+	_Atomic uint64_t state;
+	_Atomic int refs;                   /* fds that refer to this socket */
+	_Atomic int fds[TRACKED_MAX_FDS];   /* some of those fds, -1 for a free slot */
+
+	/* Set once at connect, read-only afterwards. */
+	dev_t dev;
+	ino_t ino;
+	struct ip_addr peer;
+	uint16_t port;
+	uint64_t connected_at_ms;
+	struct name_entry *names[TRACKED_MAX_NAMES];
+	unsigned name_count;
+
+	/* Written by the send hooks' slow path (draining sockets only). */
+	_Atomic bool send_recorded;
+	_Atomic uint64_t bytes_received_at_send;
+
+	/* Owned by the background thread. */
+	uint64_t max_age_deadline_ms;       /* 0: no max age */
+	enum drain_reason drain_reason;
+	uint64_t drain_started_ms;
+	uint64_t drain_not_before_ms;
+	uint64_t observed_state;
+	uint64_t observed_at_ms;
+	uint64_t released_at_ms;            /* when the thread first saw refs == 0 */
+	struct tracked_socket *next;        /* the thread's list */
+	struct tracked_socket *next_incoming; /* lock-free hand-over from connect to the thread */
+};
+
+/* fd table: two levels of atomic slots, chunks mapped on first use (mmap: async-signal-safe). */
+#define FDTABLE_CHUNK_BITS 10
+#define FDTABLE_CHUNKS 1024
+#define FDTABLE_MAX_FD (FDTABLE_CHUNKS << FDTABLE_CHUNK_BITS)
+
+/* A slot holds 0 (not tracked), FDTABLE_SHIM (one of the library's own fds), or a socket pointer. */
+#define FDTABLE_SHIM ((uintptr_t)1)
+
+/* The fast path: two relaxed/acquire loads, no allocation, no lock. */
+uintptr_t fdtable_load(int fd);
+static inline struct tracked_socket *fdtable_socket(uintptr_t slot)
+{
+	return slot > FDTABLE_SHIM ? (struct tracked_socket *)slot : NULL;
+}
+/* Stores a slot value, mapping the chunk if needed. Returns the previous value, or sets *ok = false
+ * (and stores nothing) when fd is out of range or memory cannot be had. */
+uintptr_t fdtable_exchange(int fd, uintptr_t value, bool *ok);
+/* Clears every slot (fork child). Does not free sockets. */
+void fdtable_clear_all(void);
+
+/* Initialises a socket object with refs = 0 and no fds. */
+void tracked_init(struct tracked_socket *s);
+/* fd now refers to s: refs++, remembered in a free fds[] slot. Whatever fd referred to before is
+ * released. Returns false (nothing changed) if the table could not take it. */
+bool tracked_attach(int fd, struct tracked_socket *s);
+/* fd no longer refers to what it did (close, or a dup2/dup3 target): returns the socket it referred
+ * to (refs already decremented) or NULL. Async-signal-safe. */
+struct tracked_socket *tracked_detach(int fd);
+/* newfd is a duplicate of oldfd (dup, dup2, dup3, F_DUPFD): newfd refers to oldfd's socket, or
+ * to nothing if oldfd is not tracked. */
+void tracked_duplicate(int oldfd, int newfd);
+/* An fd of s that still refers to s in the table, or -1. */
+int tracked_any_fd(struct tracked_socket *s);
+
+#endif

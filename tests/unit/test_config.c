@@ -1,0 +1,791 @@
+/* Unit tests of the configuration parser: every variable, valid and invalid, with the exact
+ * warning a user would read. */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "env_names.h"
+
+#define MAX_WARNINGS 32
+#define MAX_ENV 32
+
+static char warnings[MAX_WARNINGS][1024];
+static int warning_count;
+
+static const char *env_names[MAX_ENV];
+static const char *env_values[MAX_ENV];
+static int env_count;
+
+static void capture_warning(const char *message)
+{
+	if (warning_count < MAX_WARNINGS)
+		snprintf(warnings[warning_count], sizeof warnings[0], "%s", message);
+	warning_count++;
+}
+
+static const char *fake_getenv(const char *name)
+{
+	for (int i = 0; i < env_count; i++) {
+		if (strcmp(env_names[i], name) == 0)
+			return env_values[i];
+	}
+	return NULL;
+}
+
+static void set_env(const char *name, const char *value)
+{
+	cr_assert_lt(env_count, MAX_ENV);
+	env_names[env_count] = name;
+	env_values[env_count] = value;
+	env_count++;
+}
+
+static void reset(void)
+{
+	warning_count = 0;
+	env_count = 0;
+}
+
+/* Loads with a single variable set; returns the config for inspection. */
+static struct config load_one(const char *name, const char *value)
+{
+	struct config cfg;
+
+	reset();
+	set_env(name, value);
+	config_load(&cfg, fake_getenv, capture_warning);
+	return cfg;
+}
+
+static void expect_single_warning(const char *expected)
+{
+	cr_assert_eq(warning_count, 1, "expected one warning, got %d", warning_count);
+	cr_assert_str_eq(warnings[0], expected);
+}
+
+static void expect_no_warning(void)
+{
+	cr_assert_eq(warning_count, 0, "unexpected warning: %s", warning_count > 0 ? warnings[0] : "");
+}
+
+static void expect_defaults(const struct config *cfg)
+{
+	cr_assert_eq(cfg->ttl_floor_ms, 5000);
+	cr_assert_eq(cfg->ttl_ceiling_ms, 300000);
+	cr_assert_eq(cfg->max_age_ms, 0);
+	cr_assert_eq(cfg->idle_ms, 100);
+	cr_assert_eq(cfg->drain_timeout_ms, 300000);
+	cr_assert_eq(cfg->stale_after, 2);
+	cr_assert(cfg->redirect);
+	cr_assert_str_eq(cfg->hosts, "");
+	cr_assert_str_eq(cfg->exclude, "");
+	cr_assert_eq(cfg->log_level, LOG_WARN);
+	cr_assert_str_eq(cfg->log_file, "");
+	cr_assert_str_eq(cfg->stats_file, "");
+	cr_assert_eq(cfg->stats_interval_ms, 10000);
+	cr_assert_str_eq(cfg->nameservers, "");
+	cr_assert_not(cfg->disable);
+}
+
+TestSuite(config, .init = reset);
+
+/* ---- config_parse_duration ---- */
+
+static uint64_t parse_ok(const char *text)
+{
+	uint64_t ms = 12345;
+
+	cr_assert_eq(config_parse_duration(text, &ms), 0, "\"%s\" should parse", text);
+	return ms;
+}
+
+static void parse_rejected(const char *text)
+{
+	uint64_t ms = 777;
+
+	cr_assert_eq(config_parse_duration(text, &ms), -1, "\"%s\" should be rejected", text);
+	cr_assert_eq(ms, 777, "\"%s\": output must stay untouched on failure", text);
+}
+
+Test(config, duration_units)
+{
+	cr_assert_eq(parse_ok("250ms"), 250);
+	cr_assert_eq(parse_ok("2s"), 2000);
+	cr_assert_eq(parse_ok("5m"), 300000);
+	cr_assert_eq(parse_ok("1h"), 3600000);
+	cr_assert_eq(parse_ok("3"), 3000);
+	cr_assert_eq(parse_ok("0"), 0);
+	cr_assert_eq(parse_ok("0ms"), 0);
+	cr_assert_eq(parse_ok("0h"), 0);
+	cr_assert_eq(parse_ok("007s"), 7000);
+}
+
+Test(config, duration_malformed)
+{
+	const char *bad[] = {
+		"", "s", "ms", "-1", "+1", "-1s", " 1s", "1s ", "1 s", "\t1", "1.5s", "0.5", ".5s",
+		"1S", "1M", "1H", "1MS", "1d", "1sec", "1ss", "1msx", "1x", "abc", "1h1", "1s2", "720h1",
+		"1e3", "0x10", "1,5s", "1_000",
+	};
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		parse_rejected(bad[i]);
+	parse_rejected(NULL);
+	cr_assert_eq(config_parse_duration("1s", NULL), -1);
+}
+
+Test(config, duration_limit)
+{
+	cr_assert_eq(parse_ok("720h"), CONFIG_DURATION_MAX_MS);
+	cr_assert_eq(parse_ok("43200m"), CONFIG_DURATION_MAX_MS);
+	cr_assert_eq(parse_ok("2592000s"), CONFIG_DURATION_MAX_MS);
+	cr_assert_eq(parse_ok("2592000"), CONFIG_DURATION_MAX_MS);
+	cr_assert_eq(parse_ok("2592000000ms"), CONFIG_DURATION_MAX_MS);
+	parse_rejected("721h");
+	parse_rejected("43201m");
+	parse_rejected("2592001s");
+	parse_rejected("2592001");
+	parse_rejected("2592000001ms");
+}
+
+Test(config, duration_overflow)
+{
+	/* Each of these wraps uint64_t if multiplied naively. */
+	parse_rejected("99999999999999999999s");
+	parse_rejected("18446744073709551615ms");
+	parse_rejected("18446744073709551616");
+	parse_rejected("5124095576030432h"); /* * 3600000 wraps to a small number */
+	parse_rejected("307445734561825861m");
+
+	char huge[4096];
+	memset(huge, '9', sizeof huge - 2);
+	huge[sizeof huge - 2] = 's';
+	huge[sizeof huge - 1] = '\0';
+	parse_rejected(huge);
+
+	/* Leading zeros carry no value and must not count toward the limit. */
+	char zeros[200];
+	memset(zeros, '0', sizeof zeros - 3);
+	memcpy(zeros + sizeof zeros - 3, "1h", 3);
+	cr_assert_eq(parse_ok(zeros), 3600000);
+}
+
+/* ---- defaults ---- */
+
+Test(config, set_defaults)
+{
+	struct config cfg;
+
+	memset(&cfg, 0xa5, sizeof cfg);
+	config_set_defaults(&cfg);
+	expect_defaults(&cfg);
+}
+
+Test(config, empty_environment_gives_defaults_silently)
+{
+	struct config cfg;
+
+	memset(&cfg, 0xa5, sizeof cfg);
+	config_load(&cfg, fake_getenv, capture_warning);
+	expect_defaults(&cfg);
+	expect_no_warning();
+}
+
+Test(config, null_callbacks)
+{
+	struct config cfg;
+
+	config_load(&cfg, NULL, capture_warning);
+	expect_defaults(&cfg);
+	set_env(ENV_IDLE, "abc");
+	config_load(&cfg, fake_getenv, NULL);
+	expect_defaults(&cfg);
+	expect_no_warning();
+	config_load(NULL, fake_getenv, capture_warning);
+	config_set_defaults(NULL);
+}
+
+/* ---- durations, per variable ---- */
+
+Test(config, ttl_floor)
+{
+	struct config cfg = load_one(ENV_TTL_FLOOR, "250ms");
+	cr_assert_eq(cfg.ttl_floor_ms, 250);
+	expect_no_warning();
+
+	cfg = load_one(ENV_TTL_FLOOR, "1ms");
+	cr_assert_eq(cfg.ttl_floor_ms, 1);
+	expect_no_warning();
+
+	cfg = load_one(ENV_TTL_FLOOR, "abc");
+	cr_assert_eq(cfg.ttl_floor_ms, 5000);
+	expect_single_warning("DNSAWARE_TTL_FLOOR=abc is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare "
+			      "number of seconds); using 5s");
+
+	/* A floor of 0 would re-resolve in a tight loop. */
+	cfg = load_one(ENV_TTL_FLOOR, "0");
+	cr_assert_eq(cfg.ttl_floor_ms, 5000);
+	expect_single_warning("DNSAWARE_TTL_FLOOR=0 is out of range (accepted: a duration from 1ms to 720h); "
+			      "using 5s");
+
+	cfg = load_one(ENV_TTL_FLOOR, "0ms");
+	cr_assert_eq(cfg.ttl_floor_ms, 5000);
+	cr_assert_eq(warning_count, 1);
+}
+
+Test(config, ttl_ceiling)
+{
+	struct config cfg = load_one(ENV_TTL_CEILING, "1h");
+	cr_assert_eq(cfg.ttl_ceiling_ms, 3600000);
+	expect_no_warning();
+
+	cfg = load_one(ENV_TTL_CEILING, "1h30m");
+	cr_assert_eq(cfg.ttl_ceiling_ms, 300000);
+	expect_single_warning("DNSAWARE_TTL_CEILING=1h30m is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+			      "bare number of seconds); using 300s");
+
+	cfg = load_one(ENV_TTL_CEILING, "721h");
+	cr_assert_eq(cfg.ttl_ceiling_ms, 300000);
+	expect_single_warning("DNSAWARE_TTL_CEILING=721h is out of range (accepted: a duration from 1ms to "
+			      "720h); using 300s");
+}
+
+Test(config, ttl_ceiling_zero_warns_once)
+{
+	struct config cfg = load_one(ENV_TTL_CEILING, "0");
+
+	cr_assert_eq(cfg.ttl_floor_ms, 5000);
+	cr_assert_eq(cfg.ttl_ceiling_ms, 300000);
+	expect_single_warning("DNSAWARE_TTL_CEILING=0 is out of range (accepted: a duration from 1ms to 720h); "
+			      "using 300s");
+}
+
+Test(config, max_age)
+{
+	struct config cfg = load_one(ENV_MAX_AGE, "10m");
+	cr_assert_eq(cfg.max_age_ms, 600000);
+	expect_no_warning();
+
+	cfg = load_one(ENV_MAX_AGE, "0");
+	cr_assert_eq(cfg.max_age_ms, 0);
+	expect_no_warning();
+
+	cfg = load_one(ENV_MAX_AGE, "-5m");
+	cr_assert_eq(cfg.max_age_ms, 0);
+	expect_single_warning("DNSAWARE_MAX_AGE=-5m is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare "
+			      "number of seconds); using 0 (off)");
+
+	cfg = load_one(ENV_MAX_AGE, "99999999999999999999s");
+	cr_assert_eq(cfg.max_age_ms, 0);
+	expect_single_warning("DNSAWARE_MAX_AGE=99999999999999999999s is out of range (accepted: a duration "
+			      "from 0 to 720h); using 0 (off)");
+}
+
+Test(config, idle)
+{
+	struct config cfg = load_one(ENV_IDLE, "250ms");
+	cr_assert_eq(cfg.idle_ms, 250);
+	expect_no_warning();
+
+	cfg = load_one(ENV_IDLE, "abc");
+	cr_assert_eq(cfg.idle_ms, 100);
+	expect_single_warning("DNSAWARE_IDLE=abc is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare "
+			      "number of seconds); using 100ms");
+
+	cfg = load_one(ENV_IDLE, "0ms");
+	cr_assert_eq(cfg.idle_ms, 100);
+	expect_single_warning("DNSAWARE_IDLE=0ms is out of range (accepted: a duration from 1ms to 720h); "
+			      "using 100ms");
+
+	cfg = load_one(ENV_IDLE, "");
+	cr_assert_eq(cfg.idle_ms, 100);
+	expect_single_warning("DNSAWARE_IDLE= is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare number "
+			      "of seconds); using 100ms");
+}
+
+Test(config, drain_timeout)
+{
+	struct config cfg = load_one(ENV_DRAIN_TIMEOUT, "30s");
+	cr_assert_eq(cfg.drain_timeout_ms, 30000);
+	expect_no_warning();
+
+	/* 0 means never and is valid. */
+	cfg = load_one(ENV_DRAIN_TIMEOUT, "0");
+	cr_assert_eq(cfg.drain_timeout_ms, 0);
+	expect_no_warning();
+
+	cfg = load_one(ENV_DRAIN_TIMEOUT, "1.5m");
+	cr_assert_eq(cfg.drain_timeout_ms, 300000);
+	expect_single_warning("DNSAWARE_DRAIN_TIMEOUT=1.5m is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+			      "bare number of seconds); using 5m");
+}
+
+Test(config, stats_interval)
+{
+	struct config cfg = load_one(ENV_STATS_INTERVAL, "100ms");
+	cr_assert_eq(cfg.stats_interval_ms, 100);
+	expect_no_warning();
+
+	cfg = load_one(ENV_STATS_INTERVAL, "1m");
+	cr_assert_eq(cfg.stats_interval_ms, 60000);
+	expect_no_warning();
+
+	cfg = load_one(ENV_STATS_INTERVAL, "99ms");
+	cr_assert_eq(cfg.stats_interval_ms, 10000);
+	expect_single_warning("DNSAWARE_STATS_INTERVAL=99ms is out of range (accepted: a duration from 100ms to "
+			      "720h); using 10s");
+
+	cfg = load_one(ENV_STATS_INTERVAL, "10 s");
+	cr_assert_eq(cfg.stats_interval_ms, 10000);
+	expect_single_warning("DNSAWARE_STATS_INTERVAL=10 s is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+			      "bare number of seconds); using 10s");
+}
+
+/* ---- counts, switches, levels ---- */
+
+Test(config, stale_after)
+{
+	struct config cfg = load_one(ENV_STALE_AFTER, "1");
+	cr_assert_eq(cfg.stale_after, 1);
+	expect_no_warning();
+
+	cfg = load_one(ENV_STALE_AFTER, "100");
+	cr_assert_eq(cfg.stale_after, 100);
+	expect_no_warning();
+
+	const char *bad[] = { "0", "101", "-1", "+3", "3x", "2.0", "", " 2", "99999999999999999999999" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char expected[256];
+
+		cfg = load_one(ENV_STALE_AFTER, bad[i]);
+		cr_assert_eq(cfg.stale_after, 2, "value \"%s\"", bad[i]);
+		snprintf(expected, sizeof expected,
+			 "DNSAWARE_STALE_AFTER=%s is not a count (accepted: a whole number from 1 to 100); using 2",
+			 bad[i]);
+		expect_single_warning(expected);
+	}
+}
+
+Test(config, redirect)
+{
+	struct config cfg = load_one(ENV_REDIRECT, "0");
+	cr_assert_not(cfg.redirect);
+	expect_no_warning();
+
+	cfg = load_one(ENV_REDIRECT, "1");
+	cr_assert(cfg.redirect);
+	expect_no_warning();
+
+	cfg = load_one(ENV_REDIRECT, "no");
+	cr_assert(cfg.redirect);
+	expect_single_warning("DNSAWARE_REDIRECT=no is not a switch (accepted: 0 or 1); using 1");
+
+	cfg = load_one(ENV_REDIRECT, "01");
+	cr_assert(cfg.redirect);
+	cr_assert_eq(warning_count, 1);
+}
+
+Test(config, disable)
+{
+	struct config cfg = load_one(ENV_DISABLE, "1");
+	cr_assert(cfg.disable);
+	expect_no_warning();
+
+	cfg = load_one(ENV_DISABLE, "0");
+	cr_assert_not(cfg.disable);
+	expect_no_warning();
+
+	cfg = load_one(ENV_DISABLE, "true");
+	cr_assert_not(cfg.disable);
+	expect_single_warning("DNSAWARE_DISABLE=true is not a switch (accepted: 0 or 1); using 0");
+}
+
+Test(config, log_level)
+{
+	static const struct {
+		const char *text;
+		enum log_level level;
+	} levels[] = {
+		{ "off", LOG_OFF }, { "error", LOG_ERROR }, { "warn", LOG_WARN },
+		{ "info", LOG_INFO }, { "debug", LOG_DEBUG },
+	};
+	struct config cfg;
+
+	for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+		cfg = load_one(ENV_LOG, levels[i].text);
+		cr_assert_eq(cfg.log_level, levels[i].level, "level %s", levels[i].text);
+		expect_no_warning();
+	}
+
+	cfg = load_one(ENV_LOG, "DEBUG");
+	cr_assert_eq(cfg.log_level, LOG_WARN);
+	expect_single_warning("DNSAWARE_LOG=DEBUG is not a log level (accepted: off, error, warn, info, debug); "
+			      "using warn");
+
+	cfg = load_one(ENV_LOG, "warning");
+	cr_assert_eq(cfg.log_level, LOG_WARN);
+	cr_assert_eq(warning_count, 1);
+}
+
+/* ---- strings ---- */
+
+Test(config, strings_copied)
+{
+	struct config cfg;
+
+	set_env(ENV_HOSTS, "*.example.com,db.internal");
+	set_env(ENV_EXCLUDE, "metrics.example.com");
+	set_env(ENV_LOG_FILE, "/var/log/dnsaware.log");
+	set_env(ENV_STATS_FILE, "/var/lib/node_exporter/dnsaware.prom");
+	set_env(ENV_NAMESERVERS, "10.0.0.2:5353,10.0.0.3");
+	config_load(&cfg, fake_getenv, capture_warning);
+	expect_no_warning();
+	cr_assert_str_eq(cfg.hosts, "*.example.com,db.internal");
+	cr_assert_str_eq(cfg.exclude, "metrics.example.com");
+	cr_assert_str_eq(cfg.log_file, "/var/log/dnsaware.log");
+	cr_assert_str_eq(cfg.stats_file, "/var/lib/node_exporter/dnsaware.prom");
+	cr_assert_str_eq(cfg.nameservers, "10.0.0.2:5353,10.0.0.3");
+}
+
+Test(config, empty_strings_are_defaults)
+{
+	struct config cfg;
+
+	set_env(ENV_HOSTS, "");
+	set_env(ENV_LOG_FILE, "");
+	config_load(&cfg, fake_getenv, capture_warning);
+	expect_no_warning();
+	expect_defaults(&cfg);
+}
+
+/* Builds a string of length n from a repeating pattern. */
+static void fill(char *buffer, size_t n, char c)
+{
+	memset(buffer, c, n);
+	buffer[n] = '\0';
+}
+
+Test(config, string_that_just_fits)
+{
+	static char path[CONFIG_PATH_MAX];
+	struct config cfg;
+
+	fill(path, CONFIG_PATH_MAX - 1, 'p');
+	cfg = load_one(ENV_LOG_FILE, path);
+	expect_no_warning();
+	cr_assert_str_eq(cfg.log_file, path);
+}
+
+Test(config, long_strings_rejected)
+{
+	static char list[CONFIG_LIST_MAX + 1];
+	static char path[CONFIG_PATH_MAX + 1];
+	char expected[512];
+	const char *first64 = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+	const struct {
+		const char *name;
+		const char *value;
+		const char *accepted;
+		const char *default_text;
+	} cases[] = {
+		{ ENV_HOSTS, list, "at most 1023 bytes", "all names" },
+		{ ENV_EXCLUDE, list, "at most 1023 bytes", "none" },
+		{ ENV_LOG_FILE, path, "at most 1023 bytes", "stderr" },
+		{ ENV_STATS_FILE, path, "at most 1023 bytes", "no stats file" },
+		{ ENV_NAMESERVERS, list, "at most 1023 bytes", "resolv.conf" },
+	};
+
+	fill(list, CONFIG_LIST_MAX, 'a');
+	fill(path, CONFIG_PATH_MAX, 'a');
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct config cfg = load_one(cases[i].name, cases[i].value);
+
+		expect_defaults(&cfg);
+		snprintf(expected, sizeof expected, "%s=%s... is too long (accepted: %s); using %s",
+			 cases[i].name, first64, cases[i].accepted, cases[i].default_text);
+		expect_single_warning(expected);
+	}
+}
+
+/* ---- how values are shown in warnings ---- */
+
+Test(config, shown_value_truncated_at_64)
+{
+	char value[200];
+	char expected[512];
+
+	fill(value, 65, 'x');
+	load_one(ENV_IDLE, value);
+	value[64] = '\0';
+	snprintf(expected, sizeof expected,
+		 "DNSAWARE_IDLE=%s... is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare number of "
+		 "seconds); using 100ms",
+		 value);
+	expect_single_warning(expected);
+
+	/* Exactly 64 is shown whole. */
+	fill(value, 64, 'y');
+	load_one(ENV_IDLE, value);
+	snprintf(expected, sizeof expected,
+		 "DNSAWARE_IDLE=%s is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare number of "
+		 "seconds); using 100ms",
+		 value);
+	expect_single_warning(expected);
+}
+
+Test(config, shown_value_non_printable)
+{
+	load_one(ENV_LOG, "de\nbug\x1b[31m\x7f\xc3\xa9");
+	expect_single_warning("DNSAWARE_LOG=de?bug?[31m??? is not a log level (accepted: off, error, warn, info, "
+			      "debug); using warn");
+	cr_assert_null(strchr(warnings[0], '\n'));
+}
+
+Test(config, huge_overflowing_value_shown_safely)
+{
+	static char value[100000];
+
+	fill(value, sizeof value - 2, '9');
+	value[sizeof value - 2] = 'h';
+	struct config cfg = load_one(ENV_MAX_AGE, value);
+	cr_assert_eq(cfg.max_age_ms, 0);
+	cr_assert_eq(warning_count, 1);
+	cr_assert_lt(strlen(warnings[0]), 200);
+	cr_assert(strstr(warnings[0], "9999999999999999999999999999999999999999999999999999999999999999... is "
+				      "out of range") != NULL,
+		  "%s", warnings[0]);
+}
+
+/* ---- floor and ceiling together ---- */
+
+Test(config, floor_equal_to_ceiling_is_fine)
+{
+	struct config cfg;
+
+	set_env(ENV_TTL_FLOOR, "30s");
+	set_env(ENV_TTL_CEILING, "30");
+	config_load(&cfg, fake_getenv, capture_warning);
+	expect_no_warning();
+	cr_assert_eq(cfg.ttl_floor_ms, 30000);
+	cr_assert_eq(cfg.ttl_ceiling_ms, 30000);
+}
+
+Test(config, floor_above_ceiling)
+{
+	struct config cfg;
+
+	set_env(ENV_TTL_FLOOR, "10m");
+	set_env(ENV_TTL_CEILING, "1m");
+	config_load(&cfg, fake_getenv, capture_warning);
+	cr_assert_eq(cfg.ttl_floor_ms, 5000);
+	cr_assert_eq(cfg.ttl_ceiling_ms, 300000);
+	expect_single_warning("DNSAWARE_TTL_FLOOR=10m is above DNSAWARE_TTL_CEILING=1m (accepted: a floor no "
+			      "greater than the ceiling); using 5s and 300s");
+}
+
+Test(config, floor_above_default_ceiling)
+{
+	struct config cfg = load_one(ENV_TTL_FLOOR, "1h");
+
+	cr_assert_eq(cfg.ttl_floor_ms, 5000);
+	cr_assert_eq(cfg.ttl_ceiling_ms, 300000);
+	expect_single_warning("DNSAWARE_TTL_FLOOR=1h is above DNSAWARE_TTL_CEILING=300s (default) (accepted: a "
+			      "floor no greater than the ceiling); using 5s and 300s");
+}
+
+Test(config, ceiling_below_default_floor)
+{
+	struct config cfg = load_one(ENV_TTL_CEILING, "2s");
+
+	cr_assert_eq(cfg.ttl_floor_ms, 5000);
+	cr_assert_eq(cfg.ttl_ceiling_ms, 300000);
+	expect_single_warning("DNSAWARE_TTL_FLOOR=5s (default) is above DNSAWARE_TTL_CEILING=2s (accepted: a "
+			      "floor no greater than the ceiling); using 5s and 300s");
+}
+
+Test(config, invalid_floor_then_conflict_warns_for_each_problem)
+{
+	struct config cfg;
+
+	set_env(ENV_TTL_FLOOR, "soon");
+	set_env(ENV_TTL_CEILING, "1s");
+	config_load(&cfg, fake_getenv, capture_warning);
+	cr_assert_eq(cfg.ttl_floor_ms, 5000);
+	cr_assert_eq(cfg.ttl_ceiling_ms, 300000);
+	cr_assert_eq(warning_count, 2);
+	cr_assert_str_eq(warnings[0], "DNSAWARE_TTL_FLOOR=soon is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+				      "bare number of seconds); using 5s");
+	cr_assert_str_eq(warnings[1], "DNSAWARE_TTL_FLOOR=5s (default) is above DNSAWARE_TTL_CEILING=1s (accepted: "
+				      "a floor no greater than the ceiling); using 5s and 300s");
+}
+
+/* ---- several variables at once ---- */
+
+Test(config, everything_valid_at_once)
+{
+	struct config cfg;
+
+	set_env(ENV_TTL_FLOOR, "1s");
+	set_env(ENV_TTL_CEILING, "2m");
+	set_env(ENV_MAX_AGE, "1h");
+	set_env(ENV_IDLE, "50ms");
+	set_env(ENV_DRAIN_TIMEOUT, "0");
+	set_env(ENV_STALE_AFTER, "3");
+	set_env(ENV_REDIRECT, "0");
+	set_env(ENV_HOSTS, "*.svc");
+	set_env(ENV_EXCLUDE, "kube-dns.*");
+	set_env(ENV_LOG, "debug");
+	set_env(ENV_LOG_FILE, "/tmp/d.log");
+	set_env(ENV_STATS_FILE, "/tmp/d.prom");
+	set_env(ENV_STATS_INTERVAL, "5s");
+	set_env(ENV_NAMESERVERS, "127.0.0.1:53");
+	set_env(ENV_DISABLE, "1");
+	config_load(&cfg, fake_getenv, capture_warning);
+	expect_no_warning();
+	cr_assert_eq(cfg.ttl_floor_ms, 1000);
+	cr_assert_eq(cfg.ttl_ceiling_ms, 120000);
+	cr_assert_eq(cfg.max_age_ms, 3600000);
+	cr_assert_eq(cfg.idle_ms, 50);
+	cr_assert_eq(cfg.drain_timeout_ms, 0);
+	cr_assert_eq(cfg.stale_after, 3);
+	cr_assert_not(cfg.redirect);
+	cr_assert_str_eq(cfg.hosts, "*.svc");
+	cr_assert_str_eq(cfg.exclude, "kube-dns.*");
+	cr_assert_eq(cfg.log_level, LOG_DEBUG);
+	cr_assert_str_eq(cfg.log_file, "/tmp/d.log");
+	cr_assert_str_eq(cfg.stats_file, "/tmp/d.prom");
+	cr_assert_eq(cfg.stats_interval_ms, 5000);
+	cr_assert_str_eq(cfg.nameservers, "127.0.0.1:53");
+	cr_assert(cfg.disable);
+}
+
+Test(config, one_warning_per_invalid_variable_others_kept)
+{
+	struct config cfg;
+
+	set_env(ENV_IDLE, "x");
+	set_env(ENV_LOG, "loud");
+	set_env(ENV_MAX_AGE, "2m");
+	set_env(ENV_REDIRECT, "2");
+	config_load(&cfg, fake_getenv, capture_warning);
+	cr_assert_eq(warning_count, 3);
+	cr_assert_eq(cfg.max_age_ms, 120000);
+	cr_assert_eq(cfg.idle_ms, 100);
+	cr_assert_eq(cfg.log_level, LOG_WARN);
+	cr_assert(cfg.redirect);
+}
+
+Test(config, load_resets_previous_contents)
+{
+	struct config cfg;
+
+	set_env(ENV_HOSTS, "a.com");
+	set_env(ENV_IDLE, "1s");
+	config_load(&cfg, fake_getenv, capture_warning);
+	cr_assert_str_eq(cfg.hosts, "a.com");
+	reset();
+	config_load(&cfg, fake_getenv, capture_warning);
+	expect_defaults(&cfg);
+}
+
+/* ---- host selection ---- */
+
+static struct config with_lists(const char *hosts, const char *exclude)
+{
+	struct config cfg;
+
+	config_set_defaults(&cfg);
+	snprintf(cfg.hosts, sizeof cfg.hosts, "%s", hosts);
+	snprintf(cfg.exclude, sizeof cfg.exclude, "%s", exclude);
+	return cfg;
+}
+
+Test(config, hosts_empty_selects_all)
+{
+	struct config cfg = with_lists("", "");
+
+	cr_assert(config_host_selected(&cfg, "api.example.com"));
+	cr_assert(config_host_selected(&cfg, "localhost"));
+	cr_assert_not(config_host_selected(&cfg, ""));
+	cr_assert_not(config_host_selected(&cfg, NULL));
+	cr_assert_not(config_host_selected(NULL, "api.example.com"));
+}
+
+Test(config, hosts_only_empty_elements_selects_all)
+{
+	struct config cfg = with_lists(", ,,", "");
+
+	cr_assert(config_host_selected(&cfg, "anything.example"));
+}
+
+Test(config, hosts_globs)
+{
+	struct config cfg = with_lists("*.example.com,db-?.internal,,[ab].svc", "");
+
+	cr_assert(config_host_selected(&cfg, "api.example.com"));
+	cr_assert(config_host_selected(&cfg, "a.b.example.com"));
+	cr_assert_not(config_host_selected(&cfg, "example.com"));
+	cr_assert(config_host_selected(&cfg, "db-1.internal"));
+	cr_assert_not(config_host_selected(&cfg, "db-12.internal"));
+	cr_assert(config_host_selected(&cfg, "a.svc"));
+	cr_assert_not(config_host_selected(&cfg, "c.svc"));
+	cr_assert_not(config_host_selected(&cfg, "api.example.org"));
+}
+
+Test(config, hosts_case_insensitive)
+{
+	struct config cfg = with_lists("*.Example.COM", "");
+
+	cr_assert(config_host_selected(&cfg, "API.example.com"));
+	cr_assert(config_host_selected(&cfg, "api.EXAMPLE.com"));
+}
+
+Test(config, hosts_blanks_around_elements)
+{
+	struct config cfg = with_lists(" a.com , b.com\t", "");
+
+	cr_assert(config_host_selected(&cfg, "a.com"));
+	cr_assert(config_host_selected(&cfg, "b.com"));
+	cr_assert_not(config_host_selected(&cfg, "c.com"));
+}
+
+Test(config, hosts_trailing_root_dot)
+{
+	struct config cfg = with_lists("*.example.com", "");
+
+	cr_assert(config_host_selected(&cfg, "api.example.com."));
+	cr_assert_not(config_host_selected(&cfg, "."));
+}
+
+Test(config, exclude_wins)
+{
+	struct config cfg = with_lists("*.example.com", "metrics.example.com,*.INTERNAL.example.com");
+
+	cr_assert(config_host_selected(&cfg, "api.example.com"));
+	cr_assert_not(config_host_selected(&cfg, "metrics.example.com"));
+	cr_assert_not(config_host_selected(&cfg, "METRICS.example.com"));
+	cr_assert_not(config_host_selected(&cfg, "db.internal.example.com"));
+}
+
+Test(config, exclude_alone)
+{
+	struct config cfg = with_lists("", "localhost,*.local");
+
+	cr_assert(config_host_selected(&cfg, "api.example.com"));
+	cr_assert_not(config_host_selected(&cfg, "localhost"));
+	cr_assert_not(config_host_selected(&cfg, "printer.local"));
+}
+
+Test(config, hosts_from_environment)
+{
+	struct config cfg;
+
+	set_env(ENV_HOSTS, "*.svc.cluster.local");
+	set_env(ENV_EXCLUDE, "kube-dns.*");
+	config_load(&cfg, fake_getenv, capture_warning);
+	cr_assert(config_host_selected(&cfg, "web.default.svc.cluster.local"));
+	cr_assert_not(config_host_selected(&cfg, "kube-dns.kube-system.svc.cluster.local"));
+	cr_assert_not(config_host_selected(&cfg, "api.example.com"));
+}
