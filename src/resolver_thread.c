@@ -195,21 +195,23 @@ static bool channel_open(void)
 
 /* ---- draining ---- */
 
+static void check_draining(struct tracked_socket *s, uint64_t now);
+
+/* A socket already quiet is shut down at once: waiting would only let the program's next request
+ * meet the send path. */
 static void mark_draining(struct tracked_socket *s, enum drain_reason reason, uint64_t now, uint64_t not_before)
 {
 	uint64_t state = atomic_fetch_or(&s->state, STATE_DRAINING) | STATE_DRAINING;
 	s->drain_reason = reason;
 	s->drain_started_ms = now;
 	s->drain_not_before_ms = not_before;
-	/* The first shutdown waits one idle period with no send in between: a send that read the state
-	 * before DRAINING was set has entered the kernel by then. */
 	s->observed_state = state;
-	s->observed_at_ms = now;
 	if (log_enabled(LOG_INFO)) {
 		char text[IP_ADDR_STRLEN];
 		log_msg(LOG_INFO, "draining fd %d to %s:%u (%s)", tracked_any_fd(s), ip_addr_format(&s->peer, text),
 			s->port, reason == DRAIN_MAX_AGE ? "max age reached" : "address left the record set");
 	}
+	check_draining(s, now);
 }
 
 static void log_shutdown(struct tracked_socket *s, int fd, const char *path)
@@ -289,13 +291,12 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 	}
 	if (now < s->drain_not_before_ms)
 		return;
+	/* A send went through since the last look: it may still be on its way into the kernel, so
+	 * judge the socket only once a look finds the word unchanged. */
 	if (state != s->observed_state) {
 		s->observed_state = state;
-		s->observed_at_ms = now;
 		return;
 	}
-	if (now - s->observed_at_ms < runtime_config.idle_ms)
-		return;
 	struct socket_view view;
 	if (!sockview_read(fd, &view))
 		return;

@@ -46,8 +46,7 @@ struct tracked_socket {
 	enum drain_reason drain_reason;
 	uint64_t drain_started_ms;
 	uint64_t drain_not_before_ms;
-	uint64_t observed_state;
-	uint64_t observed_at_ms;
+	uint64_t observed_state;            /* the state word at the thread's last look */
 	uint64_t released_at_ms;            /* when the thread first saw refs == 0 */
 	struct tracked_socket *next;        /* the thread's list */
 	struct tracked_socket *next_incoming; /* lock-free hand-over from connect to the thread */
