@@ -62,6 +62,19 @@ uintptr_t fdtable_exchange(int fd, uintptr_t value, bool *ok)
 	return atomic_exchange_explicit(&chunk[(unsigned)fd & CHUNK_MASK], value, memory_order_acq_rel);
 }
 
+int fdtable_next_mapped(int from)
+{
+	if (from < 0)
+		from = 0;
+	for (unsigned index = (unsigned)from >> FDTABLE_CHUNK_BITS; index < FDTABLE_CHUNKS; index++) {
+		if (atomic_load_explicit(&chunks[index], memory_order_acquire) != NULL) {
+			int first = (int)(index << FDTABLE_CHUNK_BITS);
+			return first > from ? first : from;
+		}
+	}
+	return FDTABLE_MAX_FD;
+}
+
 void fdtable_clear_all(void)
 {
 	for (unsigned i = 0; i < FDTABLE_CHUNKS; i++) {

@@ -52,8 +52,13 @@ __attribute__((visibility("default"))) int close_range(unsigned int first, unsig
 	    !(flags & CLOSE_RANGE_CLOEXEC)) {
 		int saved_errno = errno;
 		unsigned int end = last < (unsigned int)FDTABLE_MAX_FD ? last : (unsigned int)FDTABLE_MAX_FD - 1;
-		for (unsigned int fd = first; fd <= end && fd < (unsigned int)FDTABLE_MAX_FD; fd++)
-			forget_fd((int)fd);
+		unsigned int fd = first < (unsigned int)FDTABLE_MAX_FD ? first : (unsigned int)FDTABLE_MAX_FD;
+		while (fd <= end) {
+			fd = (unsigned int)fdtable_next_mapped((int)fd);
+			if (fd > end)
+				break;
+			forget_fd((int)fd++);
+		}
 		errno = saved_errno;
 	}
 	return REAL(close_range)(first, last, flags);

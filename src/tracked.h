@@ -69,6 +69,8 @@ static inline struct tracked_socket *fdtable_socket(uintptr_t slot)
 /* Stores a slot value, mapping the chunk if needed. Returns the previous value, or sets *ok = false
  * (and stores nothing) when fd is out of range or memory cannot be had. */
 uintptr_t fdtable_exchange(int fd, uintptr_t value, bool *ok);
+/* The smallest fd >= from whose chunk is mapped (fds below it hold nothing), or FDTABLE_MAX_FD. */
+int fdtable_next_mapped(int from);
 /* Clears every slot (fork child). Does not free sockets. */
 void fdtable_clear_all(void);
 

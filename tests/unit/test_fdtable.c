@@ -130,3 +130,13 @@ Test(fdtable, more_dups_than_remembered_fds_stay_in_the_table)
 		tracked_detach(fd);
 	cr_assert_eq(atomic_load(&sockets[0].refs), 0);
 }
+
+Test(fdtable, next_mapped_skips_unmapped_chunks)
+{
+	int high = 5 << FDTABLE_CHUNK_BITS;
+	cr_assert(tracked_attach(high + 3, &sockets[0]));
+	cr_assert_eq(fdtable_next_mapped(high + 3), high + 3);
+	cr_assert_geq(fdtable_next_mapped((6 << FDTABLE_CHUNK_BITS)), 6 << FDTABLE_CHUNK_BITS);
+	cr_assert_eq(fdtable_next_mapped(FDTABLE_MAX_FD), FDTABLE_MAX_FD);
+	tracked_detach(high + 3);
+}
