@@ -1,0 +1,86 @@
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+
+#include "names.h"
+
+static struct ip_addr v4(const char *text)
+{
+	struct ip_addr a = {.family = AF_INET};
+	inet_pton(AF_INET, text, a.bytes);
+	return a;
+}
+
+static sigset_t saved;
+
+static void lock(void)
+{
+	names_lock(&saved);
+}
+
+static void unlock(void)
+{
+	names_unlock(&saved);
+}
+
+TestSuite(names, .init = lock, .fini = unlock);
+
+Test(names, normalize)
+{
+	char out[NAME_MAX_LEN + 1];
+	cr_assert(names_normalize("API.Example.COM.", out));
+	cr_assert_str_eq(out, "api.example.com");
+	cr_assert_not(names_normalize("", out));
+	cr_assert_not(names_normalize(".", out));
+	char longname[300];
+	memset(longname, 'a', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	cr_assert_not(names_normalize(longname, out));
+}
+
+Test(names, learn_and_claim)
+{
+	struct ip_addr a = v4("127.0.0.10"), b = v4("127.0.0.11");
+	struct name_entry *svc = names_learn("svc.test", &a, 1, 1000);
+	cr_assert_not_null(svc);
+	cr_assert_eq(names_learn("svc.test", &b, 1, 2000), svc, "the same name is one entry");
+	cr_assert_eq(svc->records.count, 2);
+	cr_assert_eq(atomic_load(&names_count), 1);
+
+	struct name_entry *other = names_learn("alias.test", &a, 1, 2000);
+	struct name_entry *found[4];
+	cr_assert_eq(names_claim_for_address(&a, found, 4), 2, "both names hold .10");
+	cr_assert_eq(svc->live_sockets, 1);
+	cr_assert_eq(other->live_sockets, 1);
+	struct ip_addr c = v4("127.0.0.12");
+	cr_assert_eq(names_claim_for_address(&c, found, 4), 0);
+}
+
+Test(names, forget_only_unused_and_old)
+{
+	struct ip_addr a = v4("127.0.0.20");
+	struct name_entry *kept = names_learn("kept.test", &a, 1, 0);
+	names_learn("dropped.test", &a, 1, 0);
+	struct name_entry *claimed[4];
+	unsigned n = names_claim_for_address(&a, claimed, 4);
+	cr_assert_eq(n, 2);
+	for (unsigned i = 0; i < n; i++)
+		if (claimed[i] != kept)
+			names_release(claimed[i]);
+	unsigned before = atomic_load(&names_count);
+	names_forget_unused(NAMES_UNUSED_KEEP_MS - 1);
+	cr_assert_eq(atomic_load(&names_count), before, "too recent to forget");
+	names_forget_unused(NAMES_UNUSED_KEEP_MS);
+	cr_assert_eq(atomic_load(&names_count), before - 1, "only the name with no socket goes");
+	cr_assert_eq(names_first()->live_sockets, 1);
+	names_release(kept);
+	cr_assert_eq(kept->next_refresh_ms, 0, "no socket left: no refresh");
+}
+
+Test(names, refresh_in_flight_is_never_freed)
+{
+	struct ip_addr a = v4("127.0.0.30");
+	struct name_entry *e = names_learn("busy.test", &a, 1, 0);
+	e->refresh_in_flight = true;
+	names_forget_unused(UINT64_MAX / 2);
+	cr_assert_eq(atomic_load(&names_count), 1);
+}
