@@ -378,12 +378,11 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		return;
 	}
 	struct recordset_change change = {0};
+	unsigned failures_before = entry->records.failures;
 	if (n > 0) {
 		recordset_apply_answer(&entry->records, addrs, n, runtime_config.stale_after, &change);
 		entry->interval_ms = schedule_ttl_ms(ttl, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
 		entry->next_refresh_ms = now + schedule_jitter(entry->interval_ms, runtime_random());
-		if (change.removed_count > 0)
-			drain_removed(entry, now);
 	} else {
 		recordset_apply_failure(&entry->records);
 		uint64_t delay = schedule_backoff_ms(entry->records.failures, runtime_config.ttl_floor_ms,
@@ -396,8 +395,16 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	if (entry->live_sockets == 0)
 		entry->next_refresh_ms = 0;
 	names_unlock(&saved);
-	if (n > 0)
-		log_answer(entry, addrs, n, ttl, &change);
+	if (n == 0)
+		return;
+	if (failures_before > 0)
+		log_msg(LOG_INFO, "re-resolving %s works again after %u failures", entry->host, failures_before);
+	log_answer(entry, addrs, n, ttl, &change);
+	if (change.removed_count > 0) {
+		names_lock(&saved);
+		drain_removed(entry, now);
+		names_unlock(&saved);
+	}
 }
 
 /* ---- the loop ---- */
