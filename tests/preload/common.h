@@ -1,0 +1,407 @@
+/* Shared helpers of the preload integration tests.
+ *
+ * These programs never link against libdnsaware: meson runs them with LD_PRELOAD (and some also
+ * without it). They observe the shim only from outside: return values and errno, what the peer of
+ * a connection sees, the number of threads in /proc/self/task, and the log file's line format.
+ *
+ * Everything is header-only (static functions) so that each test is one .c file. */
+#ifndef DNSAWARE_PRELOAD_COMMON_H
+#define DNSAWARE_PRELOAD_COMMON_H
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* errno is set to this before every call whose errno is checked; a successful call must leave it. */
+#define SENTINEL_ERRNO 4242
+
+static const char *t_name = "?"; /* the test (or subtest) name, for messages */
+
+#define UNUSED_FN __attribute__((unused))
+
+static void dump_log(void);
+
+static UNUSED_FN __attribute__((noreturn, format(printf, 3, 4)))
+void fail_at(const char *file, int line, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s:%d: [%s pid %d] FAILED: %s\n", file, line, t_name, (int)getpid(), msg);
+	fflush(stderr);
+	dump_log();
+	exit(1);
+}
+
+/* CHECK(expr): expr must hold; prints file:line, the expression and errno. */
+#define CHECK(expr) \
+	do { \
+		if (!(expr)) { \
+			int e_ = errno; \
+			fail_at(__FILE__, __LINE__, "%s (errno %d: %s)", #expr, e_, strerror(e_)); \
+		} \
+	} while (0)
+
+/* CHECKF(expr, fmt, ...): the same with an explanation. */
+#define CHECKF(expr, ...) \
+	do { \
+		if (!(expr)) { \
+			int e_ = errno; \
+			char why_[768]; \
+			snprintf(why_, sizeof why_, __VA_ARGS__); \
+			fail_at(__FILE__, __LINE__, "%s: %s (errno %d: %s)", #expr, why_, e_, strerror(e_)); \
+		} \
+	} while (0)
+
+/* Calls with a checked return value and errno. The call is evaluated once, errno is read right
+ * after it (comma operators sequence them). */
+static long long xr_ __attribute__((unused));
+static int xe_ __attribute__((unused));
+#define DO_CALL(call) (errno = SENTINEL_ERRNO, xr_ = (long long)(call), xe_ = errno, xr_)
+
+static UNUSED_FN long long expect_val_(long long r, long long want, const char *call, const char *file, int line)
+{
+	if (r != want || xe_ != SENTINEL_ERRNO)
+		fail_at(file, line, "%s: expected %lld with errno unchanged, got %lld errno %d (%s)", call, want, r,
+			xe_, xe_ == SENTINEL_ERRNO ? "unchanged" : strerror(xe_));
+	return r;
+}
+static UNUSED_FN long long expect_ok_(long long r, const char *call, const char *file, int line)
+{
+	if (r < 0 || xe_ != SENTINEL_ERRNO)
+		fail_at(file, line, "%s: expected success with errno unchanged, got %lld errno %d (%s)", call, r, xe_,
+			xe_ == SENTINEL_ERRNO ? "unchanged" : strerror(xe_));
+	return r;
+}
+static UNUSED_FN void expect_err_(long long r, int want, const char *call, const char *file, int line)
+{
+	if (r != -1 || xe_ != want)
+		fail_at(file, line, "%s: expected -1 errno %d (%s), got %lld errno %d (%s)", call, want, strerror(want), r,
+			xe_, xe_ == SENTINEL_ERRNO ? "unchanged" : strerror(xe_));
+}
+/* The call returns exactly want, errno untouched. */
+#define EXPECT_VAL(call, want) expect_val_(DO_CALL(call), (long long)(want), #call, __FILE__, __LINE__)
+/* The call returns >= 0, errno untouched; evaluates to the return value. */
+#define EXPECT_OK(call) expect_ok_(DO_CALL(call), #call, __FILE__, __LINE__)
+/* The call returns -1 with errno want. */
+#define EXPECT_ERR(call, want) expect_err_(DO_CALL(call), (want), #call, __FILE__, __LINE__)
+
+/* ---- time ---- */
+
+static UNUSED_FN uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static UNUSED_FN void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+	}
+}
+
+/* ---- watchdog: every program bounds its own run time ---- */
+
+static void watchdog_fired(int sig)
+{
+	(void)sig;
+	static const char msg[] = "watchdog expired: the test took too long (deadlock or hang)\n";
+	/* raw syscall: if the shim deadlocked, its write hook must not be needed to report it */
+	syscall(SYS_write, 2, msg, sizeof msg - 1);
+	_exit(3);
+}
+
+/* alarm()-based: for programs that do not otherwise use SIGALRM. */
+static UNUSED_FN void watchdog(unsigned seconds)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = watchdog_fired;
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+	alarm(seconds);
+}
+
+/* ---- threads ---- */
+
+static UNUSED_FN int thread_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	CHECK(d != NULL);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Polls until the thread count is want or timeout_ms passes; returns the last count seen. */
+static UNUSED_FN int wait_thread_count(int want, unsigned timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+	int n;
+	while ((n = thread_count()) != want && now_ms() < end)
+		sleep_ms(10);
+	return n;
+}
+
+/* The thread count stays want for the whole period; returns the first different count or want. */
+static UNUSED_FN int thread_count_stays(int want, unsigned period_ms)
+{
+	uint64_t end = now_ms() + period_ms;
+	do {
+		int n = thread_count();
+		if (n != want)
+			return n;
+		sleep_ms(20);
+	} while (now_ms() < end);
+	return want;
+}
+
+/* ---- sockets ---- */
+
+static UNUSED_FN void make_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(port);
+		*len = sizeof *a4;
+	} else {
+		CHECKF(inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1, "bad literal %s", ip);
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(port);
+		*len = sizeof *a6;
+	}
+}
+
+/* A listening TCP socket on a loopback literal and an ephemeral port. */
+static UNUSED_FN int make_listener(const char *ip, uint16_t *port, int backlog)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	make_addr(ip, 0, &ss, &len);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	int one = 1;
+	CHECK(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
+	CHECKF(bind(fd, (struct sockaddr *)&ss, len) == 0, "bind %s", ip);
+	CHECK(listen(fd, backlog) == 0);
+	len = sizeof ss;
+	CHECK(getsockname(fd, (struct sockaddr *)&ss, &len) == 0);
+	*port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+					      : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+/* Accepts one connection (waits up to 2 s). */
+static UNUSED_FN int accept_one(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	CHECKF(poll(&p, 1, 2000) == 1, "no connection to accept");
+	int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	CHECK(fd >= 0);
+	return fd;
+}
+
+/* Resolves name (IPv4) with getaddrinfo and connects a new TCP socket to its first address: a
+ * tracked connect when the shim is active. */
+static UNUSED_FN int connect_named(const char *name, uint16_t port)
+{
+	struct addrinfo hints, *res = NULL;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	char svc[16];
+	snprintf(svc, sizeof svc, "%u", port);
+	int rc = getaddrinfo(name, svc, &hints, &res);
+	CHECKF(rc == 0 && res != NULL, "getaddrinfo(%s): %s", name, gai_strerror(rc));
+	int fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, res->ai_protocol);
+	CHECK(fd >= 0);
+	CHECKF(connect(fd, res->ai_addr, res->ai_addrlen) == 0, "connect to %s:%u", name, port);
+	freeaddrinfo(res);
+	return fd;
+}
+
+/* Connects (through the hooked connect) to a literal address the program never resolved. */
+static UNUSED_FN int connect_literal(const char *ip, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	make_addr(ip, port, &ss, &len);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	CHECKF(connect(fd, (struct sockaddr *)&ss, len) == 0, "connect to %s:%u", ip, port);
+	return fd;
+}
+
+/* Connects fd with the raw system call: the shim cannot see it. */
+static UNUSED_FN void raw_connect(int fd, const char *ip, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	make_addr(ip, port, &ss, &len);
+	CHECKF(syscall(SYS_connect, fd, (struct sockaddr *)&ss, len) == 0, "raw connect to %s:%u", ip, port);
+}
+
+/* What a socket looks like to the program right now, without consuming anything. */
+enum sock_state { SOCK_ALIVE = 0, SOCK_EOF = 1, SOCK_HAS_DATA = 2, SOCK_ERROR = 3 };
+
+static UNUSED_FN enum sock_state sock_state(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0)
+		return SOCK_EOF;
+	if (n > 0)
+		return SOCK_HAS_DATA;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return SOCK_ALIVE;
+	return SOCK_ERROR;
+}
+
+static UNUSED_FN const char *sock_state_name(enum sock_state s)
+{
+	switch (s) {
+	case SOCK_ALIVE: return "alive";
+	case SOCK_EOF: return "EOF (shut down)";
+	case SOCK_HAS_DATA: return "unexpected data";
+	default: return "error";
+	}
+}
+
+/* Waits up to timeout_ms for fd to read EOF; true if it does. */
+static UNUSED_FN bool wait_eof(int fd, unsigned timeout_ms)
+{
+	uint64_t end = now_ms() + timeout_ms;
+	for (;;) {
+		enum sock_state s = sock_state(fd);
+		if (s == SOCK_EOF)
+			return true;
+		if (s != SOCK_ALIVE || now_ms() >= end)
+			return false;
+		struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP };
+		poll(&p, 1, 20);
+	}
+}
+
+static UNUSED_FN void send_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		CHECK(n > 0);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static UNUSED_FN void recv_exact(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+	while (len > 0) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+		CHECKF(poll(&pf, 1, 2000) == 1, "timed out waiting for data");
+		ssize_t n = recv(fd, p, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		CHECKF(n > 0, "recv returned %zd", n);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* One request/response exchange between the client end c and the server end s (both ends live in
+ * this process). Ends with the last data inbound to the client. */
+static UNUSED_FN void exchange(int c, int s, const char *req, const char *resp)
+{
+	char buf[256];
+	size_t lq = strlen(req), lr = strlen(resp);
+	CHECK(lq < sizeof buf && lr < sizeof buf);
+	send_all(c, req, lq);
+	recv_exact(s, buf, lq);
+	CHECKF(memcmp(buf, req, lq) == 0, "the server end (fd %d) received \"%.*s\" instead of \"%s\"", s, (int)lq, buf,
+	       req);
+	send_all(s, resp, lr);
+	recv_exact(c, buf, lr);
+	CHECKF(memcmp(buf, resp, lr) == 0, "the client end (fd %d) received \"%.*s\" instead of \"%s\"", c, (int)lr,
+	       buf, resp);
+}
+
+/* ---- the shim's log ---- */
+
+/* Prints this process's (and its parent's) lines of DNSAWARE_LOG_FILE, to help diagnose failures. */
+static void dump_log(void)
+{
+	const char *path = getenv("DNSAWARE_LOG_FILE");
+	if (path == NULL || getenv("LD_PRELOAD") == NULL)
+		return;
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	char me[32], parent[32], line[1024];
+	snprintf(me, sizeof me, "dnsaware[%d]:", (int)getpid());
+	snprintf(parent, sizeof parent, "dnsaware[%d]:", (int)getppid());
+	fprintf(stderr, "---- shim log lines of pids %d, %d (%s) ----\n", (int)getpid(), (int)getppid(), path);
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, me, strlen(me)) == 0 || strncmp(line, parent, strlen(parent)) == 0)
+			fputs(line, stderr);
+	fprintf(stderr, "---- end of shim log ----\n");
+	fclose(f);
+}
+
+/* Checks that every line of the log file has the form "dnsaware[PID]: LEVEL message" with a known
+ * level, and returns how many of them carry one of the given pids. */
+static UNUSED_FN int check_log_format(const pid_t *pids, int npids)
+{
+	const char *path = getenv("DNSAWARE_LOG_FILE");
+	CHECK(path != NULL);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	char line[4096];
+	int ours = 0, lineno = 0;
+	while (fgets(line, sizeof line, f) != NULL) {
+		lineno++;
+		int pid = -1, off = 0;
+		char level[16];
+		int ok = sscanf(line, "dnsaware[%d]: %15s %n", &pid, level, &off) == 2 && off > 0;
+		ok = ok && (strcmp(level, "error") == 0 || strcmp(level, "warn") == 0 || strcmp(level, "info") == 0 ||
+			    strcmp(level, "debug") == 0);
+		ok = ok && line[strlen(line) - 1] == '\n';
+		CHECKF(ok, "%s line %d is not \"dnsaware[PID]: LEVEL message\": %.300s", path, lineno, line);
+		for (int i = 0; i < npids; i++)
+			if (pid == (int)pids[i])
+				ours++;
+	}
+	fclose(f);
+	return ours;
+}
+
+#endif
