@@ -37,10 +37,10 @@ void log_open(void)
 		atomic_store(&log_fd, STDERR_FILENO);
 		return;
 	}
+	fd = shimfd_adopt(fd, true);
 	int old = atomic_exchange(&log_fd, fd);
 	if (old > STDERR_FILENO && shimfd_release(old))
 		REAL(close)(old);
-	shimfd_register(fd);
 }
 
 bool log_enabled(enum log_level level)

@@ -62,11 +62,9 @@ static void start_thread(void)
 	int expected = THREAD_NONE;
 	if (!atomic_compare_exchange_strong(&thread_state, &expected, THREAD_STARTING))
 		return;
-	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (fd >= 0) {
-		shimfd_register(fd);
+	int fd = shimfd_adopt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), false);
+	if (fd >= 0)
 		atomic_store(&wake_fd, fd);
-	}
 	/* The thread takes no signal of the program's. */
 	sigset_t all, saved;
 	sigfillset(&all);
@@ -113,10 +111,7 @@ void resolver_thread_after_fork_child(void)
 static ares_socket_t channel_socket(int domain, int type, int protocol, void *user)
 {
 	(void)user;
-	int fd = socket(domain, type | SOCK_CLOEXEC, protocol);
-	if (fd >= 0)
-		shimfd_register(fd);
-	return fd;
+	return shimfd_adopt(socket(domain, type | SOCK_CLOEXEC, protocol), false);
 }
 
 static int channel_close(ares_socket_t fd, void *user)
@@ -559,6 +554,10 @@ static int wait_for_work(uint64_t now, uint64_t wake_at)
 	if (ready < 0)
 		return 0;
 	for (int i = 0; i < nfds; i++) {
+		/* poll looks fds up again on every pass: a number the program closed and reused while we
+		 * waited may report the program's file, which is never ours to read. */
+		if (shimfd_is_lost(fds[i].fd))
+			continue;
 		if (i == wake_index) {
 			if (fds[i].revents & POLLIN) {
 				uint64_t value;
@@ -584,10 +583,7 @@ static void renew_wake_fd(void)
 		return;
 	if (fd >= 0)
 		shimfd_release(fd);
-	int fresh = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (fresh >= 0)
-		shimfd_register(fresh);
-	atomic_store(&wake_fd, fresh);
+	atomic_store(&wake_fd, shimfd_adopt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), false));
 }
 
 static void *thread_main(void *unused)

@@ -24,13 +24,17 @@ uint32_t runtime_random(void);
 
 /* The library's own fds (wake-up eventfd, c-ares sockets, log file): marked in the fd table so a
  * program that closes every fd does not leave the library writing to a reused number. */
-bool shimfd_register(int fd);
+/* Takes one of the library's new fds: moves it to a high number (programs get the lowest free fd,
+ * so a number up there is rarely reused even after the program closes ours), marks it, and
+ * returns the fd to use. keep_on_fork: the fork child keeps it (the log file) or closes it. */
+int shimfd_adopt(int fd, bool keep_on_fork);
 /* The library closes its own fd: returns false if the program already closed that number. */
 bool shimfd_release(int fd);
 /* The program closed (or dup2'd over) one of the library's fds. Async-signal-safe. */
 void shimfd_lost(int fd);
 bool shimfd_is_lost(int fd);
-/* Fork child: close every fd the library inherited and forget them. */
+/* Fork child, after the fd table was cleared: close the library's inherited fds, except those
+ * kept on fork, which are marked again. */
 void shimfd_close_all(void);
 
 #endif

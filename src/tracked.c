@@ -81,5 +81,14 @@ int tracked_any_fd(struct tracked_socket *s)
 		if (fd >= 0 && fdtable_socket(fdtable_load(fd)) == s)
 			return fd;
 	}
+	if (atomic_load(&s->refs) == 0)
+		return -1;
+	/* Only duplicates beyond the remembered ones are left: find one in the table, remember it. */
+	for (int fd = fdtable_next_mapped(0); fd < FDTABLE_MAX_FD; fd = fdtable_next_mapped(fd + 1)) {
+		if (fdtable_socket(fdtable_load(fd)) == s) {
+			remember_fd(s, fd);
+			return fd;
+		}
+	}
 	return -1;
 }

@@ -126,8 +126,11 @@ Test(fdtable, more_dups_than_remembered_fds_stay_in_the_table)
 	for (int fd = 11; fd < 10 + TRACKED_MAX_FDS + 3; fd++)
 		tracked_duplicate(10, fd);
 	cr_assert_eq(atomic_load(&sockets[0].refs), TRACKED_MAX_FDS + 3);
-	for (int fd = 10; fd < 10 + TRACKED_MAX_FDS + 3; fd++)
+	int last = 10 + TRACKED_MAX_FDS + 2;
+	for (int fd = 10; fd < last; fd++)
 		tracked_detach(fd);
+	cr_assert_eq(tracked_any_fd(&sockets[0]), last, "found in the table though never remembered");
+	tracked_detach(last);
 	cr_assert_eq(atomic_load(&sockets[0].refs), 0);
 }
 
