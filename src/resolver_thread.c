@@ -41,6 +41,9 @@ static _Atomic int wake_fd = -1;
 static struct tracked_socket *sockets;
 static ares_channel channel;
 static uint64_t next_forget_ms;
+/* An answer came in (c-ares answers /etc/hosts names from within ares_getaddrinfo itself): the
+ * wake-up time computed before it is out of date. */
+static bool schedule_changed;
 
 /* ---- the hand-over from connect ---- */
 
@@ -365,6 +368,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	if (result != NULL)
 		ares_freeaddrinfo(result);
 
+	schedule_changed = true;
 	sigset_t saved;
 	names_lock(&saved);
 	entry->refresh_in_flight = false;
@@ -539,7 +543,8 @@ static int wait_for_work(uint64_t now, uint64_t wake_at)
 		wake_index = nfds;
 		fds[nfds++] = (struct pollfd){.fd = wake, .events = POLLIN};
 	}
-	uint64_t timeout_ms = wake_at > now ? wake_at - now : 0;
+	uint64_t timeout_ms = wake_at > now && !schedule_changed ? wake_at - now : 0;
+	schedule_changed = false;
 	if (nfds > (wake_index >= 0 ? 1 : 0)) {
 		struct timeval max = {.tv_sec = (time_t)(timeout_ms / 1000), .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
 		struct timeval tv;
