@@ -83,6 +83,16 @@ static void learn_hostent(const char *host, const struct hostent *he)
 	learn(host, addrs, n);
 }
 
+/* After a gethostbyname* call: records its answer, leaving errno (and h_errno) as libc set them. */
+static void learn_hostent_result(const char *name, const struct hostent *he)
+{
+	if (he == NULL || !wanted(name))
+		return;
+	int saved_errno = errno;
+	learn_hostent(name, he);
+	errno = saved_errno;
+}
+
 __attribute__((visibility("default"))) int getaddrinfo(const char *node, const char *service,
 							const struct addrinfo *hints, struct addrinfo **res)
 {
@@ -106,11 +116,7 @@ __attribute__((visibility("default"))) struct hostent *gethostbyname(const char 
 	runtime_inside = true;
 	struct hostent *he = REAL(gethostbyname)(name);
 	runtime_inside = was_inside;
-	if (he != NULL && wanted(name)) {
-		int saved_errno = errno;
-		learn_hostent(name, he);
-		errno = saved_errno;
-	}
+	learn_hostent_result(name, he);
 	return he;
 }
 
@@ -121,11 +127,7 @@ __attribute__((visibility("default"))) struct hostent *gethostbyname2(const char
 	runtime_inside = true;
 	struct hostent *he = REAL(gethostbyname2)(name, af);
 	runtime_inside = was_inside;
-	if (he != NULL && wanted(name)) {
-		int saved_errno = errno;
-		learn_hostent(name, he);
-		errno = saved_errno;
-	}
+	learn_hostent_result(name, he);
 	return he;
 }
 
@@ -137,11 +139,8 @@ __attribute__((visibility("default"))) int gethostbyname_r(const char *name, str
 	runtime_inside = true;
 	int rc = REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop);
 	runtime_inside = was_inside;
-	if (rc == 0 && result != NULL && *result != NULL && wanted(name)) {
-		int saved_errno = errno;
-		learn_hostent(name, *result);
-		errno = saved_errno;
-	}
+	if (rc == 0 && result != NULL)
+		learn_hostent_result(name, *result);
 	return rc;
 }
 
@@ -153,10 +152,7 @@ __attribute__((visibility("default"))) int gethostbyname2_r(const char *name, in
 	runtime_inside = true;
 	int rc = REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
 	runtime_inside = was_inside;
-	if (rc == 0 && result != NULL && *result != NULL && wanted(name)) {
-		int saved_errno = errno;
-		learn_hostent(name, *result);
-		errno = saved_errno;
-	}
+	if (rc == 0 && result != NULL)
+		learn_hostent_result(name, *result);
 	return rc;
 }
