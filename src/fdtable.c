@@ -62,6 +62,17 @@ uintptr_t fdtable_exchange(int fd, uintptr_t value, bool *ok)
 	return atomic_exchange_explicit(&chunk[(unsigned)fd & CHUNK_MASK], value, memory_order_acq_rel);
 }
 
+bool fdtable_compare_exchange(int fd, uintptr_t expected, uintptr_t value)
+{
+	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
+		return false;
+	fd_slot *chunk = atomic_load_explicit(&chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
+	if (chunk == NULL)
+		return false;
+	return atomic_compare_exchange_strong_explicit(&chunk[(unsigned)fd & CHUNK_MASK], &expected, value,
+						       memory_order_acq_rel, memory_order_acquire);
+}
+
 int fdtable_next_mapped(int from)
 {
 	if (from < 0)

@@ -277,11 +277,16 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 	enum identity identity = sockview_identity(fd, s);
 	if (identity == IDENTITY_DIFFERENT) {
 		/* The fd was closed behind our back and the number reused: never touch it. */
-		tracked_detach(fd);
+		tracked_detach_if(fd, s);
 		return;
 	}
-	if (identity != IDENTITY_SAME)
+	struct socket_view view;
+	if (identity == IDENTITY_UNSURE) {
+		/* No peer: still connecting (wait), or reset (nothing left to drain). */
+		if (sockview_read(fd, &view) && idle_background(&view, &(struct send_record){0}, 0) == IDLE_GONE)
+			s->drain_reason = DRAIN_NONE;
 		return;
+	}
 	if (runtime_config.drain_timeout_ms != 0 && now - s->drain_started_ms >= runtime_config.drain_timeout_ms) {
 		if (claim_and_shut(s, fd, state, "deadline"))
 			s->drain_reason = DRAIN_NONE;
@@ -295,7 +300,6 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 		s->observed_state = state;
 		return;
 	}
-	struct socket_view view;
 	if (!sockview_read(fd, &view))
 		return;
 	struct send_record record = {

@@ -65,6 +65,14 @@ struct tracked_socket *tracked_detach(int fd)
 	return old;
 }
 
+bool tracked_detach_if(int fd, struct tracked_socket *s)
+{
+	if (!fdtable_compare_exchange(fd, (uintptr_t)s, 0))
+		return false;
+	release(s, fd);
+	return true;
+}
+
 void tracked_duplicate(int oldfd, int newfd)
 {
 	if (oldfd == newfd)

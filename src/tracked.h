@@ -71,6 +71,8 @@ static inline struct tracked_socket *fdtable_socket(uintptr_t slot)
 uintptr_t fdtable_exchange(int fd, uintptr_t value, bool *ok);
 /* The smallest fd >= from whose chunk is mapped (fds below it hold nothing), or FDTABLE_MAX_FD. */
 int fdtable_next_mapped(int from);
+/* Replaces expected by value; false (nothing stored) if the slot held something else. Never maps. */
+bool fdtable_compare_exchange(int fd, uintptr_t expected, uintptr_t value);
 /* Clears every slot (fork child). Does not free sockets. */
 void fdtable_clear_all(void);
 
@@ -82,6 +84,9 @@ bool tracked_attach(int fd, struct tracked_socket *s);
 /* fd no longer refers to what it did (close, or a dup2/dup3 target): returns the socket it referred
  * to (refs already decremented) or NULL. Async-signal-safe. */
 struct tracked_socket *tracked_detach(int fd);
+/* Like tracked_detach, but only while fd still refers to s (the thread's clean-up of a stale entry
+ * must not drop a socket the program tracked at that number in the meantime). */
+bool tracked_detach_if(int fd, struct tracked_socket *s);
 /* newfd is a duplicate of oldfd (dup, dup2, dup3, F_DUPFD): newfd refers to oldfd's socket, or
  * to nothing if oldfd is not tracked. */
 void tracked_duplicate(int oldfd, int newfd);

@@ -143,3 +143,15 @@ Test(fdtable, next_mapped_skips_unmapped_chunks)
 	cr_assert_eq(fdtable_next_mapped(FDTABLE_MAX_FD), FDTABLE_MAX_FD);
 	tracked_detach(high + 3);
 }
+
+Test(fdtable, detach_if_only_drops_the_expected_socket)
+{
+	tracked_attach(7, &sockets[0]);
+	tracked_detach(7);
+	tracked_attach(7, &sockets[1]); /* the number was reused by another tracked connect */
+	cr_assert_not(tracked_detach_if(7, &sockets[0]));
+	cr_assert_eq(fdtable_socket(fdtable_load(7)), &sockets[1]);
+	cr_assert(tracked_detach_if(7, &sockets[1]));
+	cr_assert_eq(atomic_load(&sockets[1].refs), 0);
+	cr_assert_eq(fdtable_load(7), 0);
+}
