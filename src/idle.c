@@ -2,15 +2,20 @@
 
 #include "idle.h"
 
-/* The kernel stamps data movement in jiffies (4 ms at HZ=250), so a request and its fast answer
- * often carry the same stamp; a tie counts as "answered", the order in which they must have happened. */
+/* Without a send seen by the hooks, the order comes from the kernel's stamps of the last send and
+ * the last receipt. They count jiffies (4 ms at HZ=250): a request and its fast answer, or an answer
+ * and the next request sent at once, can carry the same stamp. A tie cannot tell "answered" from
+ * "waiting", so it is not idle: the next send through the hooks (recorded) or any new data movement
+ * settles it, and the drain deadline bounds the wait. */
 static bool last_movement_inbound(const struct socket_view *v, const struct send_record *r)
 {
 	if (r->valid)
 		return v->bytes_received > r->bytes_received_at_send;
 	if (v->bytes_sent == 0)
 		return true;
-	return v->ms_since_recv <= v->ms_since_send;
+	if (v->bytes_received == 0)
+		return false;
+	return v->ms_since_recv < v->ms_since_send;
 }
 
 static bool closing_state(uint8_t tcp_state)

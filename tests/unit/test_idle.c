@@ -53,12 +53,34 @@ Test(idle_background, unacknowledged_data_is_busy)
 	cr_assert_eq(idle_background(&v, &no_record, 100), IDLE_BUSY);
 }
 
-Test(idle_background, same_tick_answer_counts_as_answered)
+Test(idle_background, same_tick_send_and_receive_is_not_idle)
+{
+	/* The answer and the next request may share a kernel tick: never cut what may be waiting. */
+	struct socket_view v = answered();
+	v.ms_since_send = 500;
+	v.ms_since_recv = 500;
+	cr_assert_eq(idle_background(&v, &no_record, 100), IDLE_BUSY);
+}
+
+Test(idle_background, request_on_a_fresh_connection_never_answered_is_busy)
+{
+	/* Connected and sent in one tick: the receive stamp is the handshake's. */
+	struct socket_view v = answered();
+	v.bytes_received = 0;
+	v.ms_since_send = 800;
+	v.ms_since_recv = 800;
+	cr_assert_eq(idle_background(&v, &no_record, 100), IDLE_BUSY);
+	v.ms_since_recv = 801;
+	cr_assert_eq(idle_background(&v, &no_record, 100), IDLE_BUSY);
+}
+
+Test(idle_background, tie_settled_by_a_recorded_send)
 {
 	struct socket_view v = answered();
 	v.ms_since_send = 500;
 	v.ms_since_recv = 500;
-	cr_assert_eq(idle_background(&v, &no_record, 100), IDLE_READY);
+	struct send_record r = {.valid = true, .bytes_received_at_send = 250};
+	cr_assert_eq(idle_background(&v, &r, 100), IDLE_READY);
 }
 
 Test(idle_background, nothing_ever_sent_is_ready_when_quiet)
