@@ -4,27 +4,17 @@
 
 #include "tracked.h"
 
-typedef _Atomic uintptr_t fd_slot;
+typedef fdtable_slot fd_slot;
 
 #define CHUNK_SIZE ((size_t)1 << FDTABLE_CHUNK_BITS)
 #define CHUNK_MASK (CHUNK_SIZE - 1)
 
 /* Chunks are mapped, never unmapped: a send racing a fork-child clear must not touch freed memory. */
-static _Atomic(fd_slot *) chunks[FDTABLE_CHUNKS];
-
-uintptr_t fdtable_load(int fd)
-{
-	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
-		return 0;
-	fd_slot *chunk = atomic_load_explicit(&chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
-	if (chunk == NULL)
-		return 0;
-	return atomic_load_explicit(&chunk[(unsigned)fd & CHUNK_MASK], memory_order_acquire);
-}
+_Atomic(fd_slot *) fdtable_chunks[FDTABLE_CHUNKS];
 
 static fd_slot *chunk_for(unsigned index)
 {
-	fd_slot *chunk = atomic_load_explicit(&chunks[index], memory_order_acquire);
+	fd_slot *chunk = atomic_load_explicit(&fdtable_chunks[index], memory_order_acquire);
 	if (chunk != NULL)
 		return chunk;
 	void *mapped = mmap(NULL, CHUNK_SIZE * sizeof(fd_slot), PROT_READ | PROT_WRITE,
@@ -32,7 +22,7 @@ static fd_slot *chunk_for(unsigned index)
 	if (mapped == MAP_FAILED)
 		return NULL;
 	fd_slot *expected = NULL;
-	if (atomic_compare_exchange_strong_explicit(&chunks[index], &expected, (fd_slot *)mapped,
+	if (atomic_compare_exchange_strong_explicit(&fdtable_chunks[index], &expected, (fd_slot *)mapped,
 						    memory_order_acq_rel, memory_order_acquire))
 		return mapped;
 	/* Another thread mapped it first. */
@@ -48,7 +38,7 @@ uintptr_t fdtable_exchange(int fd, uintptr_t value, bool *ok)
 	fd_slot *chunk;
 	if (value == 0) {
 		/* Clearing never maps: an absent chunk holds only zeros. */
-		chunk = atomic_load_explicit(&chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
+		chunk = atomic_load_explicit(&fdtable_chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
 		if (chunk == NULL) {
 			*ok = true;
 			return 0;
@@ -66,7 +56,7 @@ bool fdtable_compare_exchange(int fd, uintptr_t expected, uintptr_t value)
 {
 	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
 		return false;
-	fd_slot *chunk = atomic_load_explicit(&chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
+	fd_slot *chunk = atomic_load_explicit(&fdtable_chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
 	if (chunk == NULL)
 		return false;
 	return atomic_compare_exchange_strong_explicit(&chunk[(unsigned)fd & CHUNK_MASK], &expected, value,
@@ -78,7 +68,7 @@ int fdtable_next_mapped(int from)
 	if (from < 0)
 		from = 0;
 	for (unsigned index = (unsigned)from >> FDTABLE_CHUNK_BITS; index < FDTABLE_CHUNKS; index++) {
-		if (atomic_load_explicit(&chunks[index], memory_order_acquire) != NULL) {
+		if (atomic_load_explicit(&fdtable_chunks[index], memory_order_acquire) != NULL) {
 			int first = (int)(index << FDTABLE_CHUNK_BITS);
 			return first > from ? first : from;
 		}
@@ -89,7 +79,7 @@ int fdtable_next_mapped(int from)
 void fdtable_clear_all(void)
 {
 	for (unsigned i = 0; i < FDTABLE_CHUNKS; i++) {
-		fd_slot *chunk = atomic_load_explicit(&chunks[i], memory_order_acquire);
+		fd_slot *chunk = atomic_load_explicit(&fdtable_chunks[i], memory_order_acquire);
 		if (chunk == NULL)
 			continue;
 		for (size_t j = 0; j < CHUNK_SIZE; j++)

@@ -60,8 +60,19 @@ struct tracked_socket {
 /* A slot holds 0 (not tracked), FDTABLE_SHIM (one of the library's own fds), or a socket pointer. */
 #define FDTABLE_SHIM ((uintptr_t)1)
 
-/* The fast path: two relaxed/acquire loads, no allocation, no lock. */
-uintptr_t fdtable_load(int fd);
+typedef _Atomic uintptr_t fdtable_slot;
+extern _Atomic(fdtable_slot *) fdtable_chunks[FDTABLE_CHUNKS];
+
+/* The fast path, inlined into every hook: two acquire loads, no allocation, no lock. */
+static inline uintptr_t fdtable_load(int fd)
+{
+	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
+		return 0;
+	fdtable_slot *chunk = atomic_load_explicit(&fdtable_chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
+	if (chunk == NULL)
+		return 0;
+	return atomic_load_explicit(&chunk[(unsigned)fd & ((1u << FDTABLE_CHUNK_BITS) - 1)], memory_order_acquire);
+}
 static inline struct tracked_socket *fdtable_socket(uintptr_t slot)
 {
 	return slot > FDTABLE_SHIM ? (struct tracked_socket *)slot : NULL;
