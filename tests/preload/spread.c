@@ -1,0 +1,94 @@
+/* A name moves under many tracked connections: every one of them is shut down at its idle boundary,
+ * not before the move, and the shutdowns are spread over time rather than all at once.
+ * The name comes from /etc/hosts, which this test replaces in a private mount namespace (root). */
+#include <sched.h>
+#include <sys/mount.h>
+
+#include "common.h"
+
+enum { CONNECTIONS = 20 };
+
+static char hosts_path[] = "/tmp/dnsaware-spread-hosts-XXXXXX";
+
+static void write_hosts(const char *address)
+{
+	char text[256];
+	int n = snprintf(text, sizeof text, "127.0.0.1 localhost\n%s spread.test\n", address);
+	/* Same inode: the bind mount over /etc/hosts follows it. */
+	int fd = open(hosts_path, O_WRONLY | O_TRUNC);
+	CHECK(fd >= 0);
+	CHECK(write(fd, text, (size_t)n) == n);
+	CHECK(close(fd) == 0);
+}
+
+static void private_hosts(void)
+{
+	int fd = mkstemp(hosts_path);
+	CHECK(fd >= 0);
+	CHECK(close(fd) == 0);
+	CHECKF(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS) needs root");
+	CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	write_hosts("127.0.0.10");
+	CHECK(mount(hosts_path, "/etc/hosts", NULL, MS_BIND, NULL) == 0);
+}
+
+int main(void)
+{
+	t_name = "spread";
+	watchdog(40);
+	setvbuf(stdout, NULL, _IONBF, 0);
+	private_hosts();
+
+	uint16_t port;
+	int old_listener = make_listener("127.0.0.10", &port, CONNECTIONS);
+	int client[CONNECTIONS], server[CONNECTIONS];
+	for (int i = 0; i < CONNECTIONS; i++) {
+		client[i] = connect_named("spread.test", port);
+		server[i] = accept_one(old_listener);
+		exchange(client[i], server[i], "request", "response");
+	}
+	sleep_ms(1500);
+	for (int i = 0; i < CONNECTIONS; i++)
+		CHECKF(sock_state(client[i]) == SOCK_ALIVE, "connection %d was shut down before the name moved (%s)", i,
+		       sock_state_name(sock_state(client[i])));
+
+	uint64_t moved_at = now_ms();
+	write_hosts("127.0.0.11");
+	printf("spread.test moved to 127.0.0.11\n");
+
+	uint64_t shut_at[CONNECTIONS] = {0};
+	int shut = 0;
+	while (shut < CONNECTIONS && now_ms() - moved_at < 10000) {
+		for (int i = 0; i < CONNECTIONS; i++) {
+			if (shut_at[i] == 0 && sock_state(client[i]) == SOCK_EOF) {
+				shut_at[i] = now_ms();
+				shut++;
+			}
+		}
+		sleep_ms(5);
+	}
+	CHECKF(shut == CONNECTIONS, "only %d of %d connections were shut down within 10 s of the move", shut,
+	       CONNECTIONS);
+	uint64_t first = UINT64_MAX, last = 0;
+	for (int i = 0; i < CONNECTIONS; i++) {
+		first = shut_at[i] < first ? shut_at[i] : first;
+		last = shut_at[i] > last ? shut_at[i] : last;
+	}
+	printf("shut down %llu..%llu ms after the move: spread over %llu ms\n",
+	       (unsigned long long)(first - moved_at), (unsigned long long)(last - moved_at),
+	       (unsigned long long)(last - first));
+	/* 20 sockets, 20 ms apart, within one TTL (the 1 s floor here): about 380 ms. */
+	CHECKF(last - first >= 200, "all %d shutdowns within %llu ms: not spread", CONNECTIONS,
+	       (unsigned long long)(last - first));
+	CHECKF(last - first <= 1200, "shutdowns spread over %llu ms, more than one TTL", (unsigned long long)(last - first));
+
+	for (int i = 0; i < CONNECTIONS; i++) {
+		close(client[i]);
+		close(server[i]);
+	}
+	close(old_listener);
+	umount("/etc/hosts");
+	unlink(hosts_path);
+	printf("PASS spread\n");
+	return 0;
+}
