@@ -52,6 +52,7 @@ static void after_fork_parent(void)
 
 static void after_fork_child(void)
 {
+	log_after_fork_child();
 	names_after_fork_child();
 	resolver_thread_after_fork_child();
 }

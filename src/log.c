@@ -1,7 +1,8 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,15 +15,17 @@
 
 static const char *const level_names[] = {"off", "error", "warn", "info", "debug"};
 
-/* -1: not opened yet; the log file opens on the first line, so a quiet process opens nothing. */
-static _Atomic int log_fd = -1;
+/* -1: not opened yet; the log file opens on the first line, so a quiet process opens nothing.
+ * Opening and writing hold log_mutex (signals blocked): no line goes to an fd being replaced. */
+static int log_fd = -1;
+static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-void log_open(void)
+static void open_locked(void)
 {
-	if (atomic_load(&log_fd) >= 0 && !shimfd_is_lost(atomic_load(&log_fd)))
+	if (log_fd >= 0 && !shimfd_is_lost(log_fd))
 		return;
 	if (runtime_config.log_file[0] == '\0') {
-		atomic_store(&log_fd, STDERR_FILENO);
+		log_fd = STDERR_FILENO;
 		return;
 	}
 	int fd = open(runtime_config.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
@@ -34,13 +37,17 @@ void log_open(void)
 		if (n > 0)
 			REAL(write)(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 		runtime_config.log_file[0] = '\0';
-		atomic_store(&log_fd, STDERR_FILENO);
+		log_fd = STDERR_FILENO;
 		return;
 	}
-	fd = shimfd_adopt(fd, true);
-	int old = atomic_exchange(&log_fd, fd);
-	if (old > STDERR_FILENO && shimfd_release(old))
-		REAL(close)(old);
+	if (log_fd > STDERR_FILENO)
+		shimfd_release(log_fd); /* lost: the program closed it, the number is not ours to close */
+	log_fd = shimfd_adopt(fd, true);
+}
+
+void log_after_fork_child(void)
+{
+	pthread_mutex_init(&log_mutex, NULL);
 }
 
 bool log_enabled(enum log_level level)
@@ -61,8 +68,14 @@ void log_line(enum log_level level, const char *message)
 		n = sizeof line - 1;
 		line[n - 1] = '\n';
 	}
-	log_open();
-	REAL(write)(atomic_load(&log_fd), line, (size_t)n);
+	sigset_t all, saved;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	pthread_mutex_lock(&log_mutex);
+	open_locked();
+	REAL(write)(log_fd, line, (size_t)n);
+	pthread_mutex_unlock(&log_mutex);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 done:
 	errno = saved_errno;
 }

@@ -4,7 +4,8 @@
 
 #include "config.h"
 
-void log_open(void);
+/* Fork child: a lock held by another thread of the parent at fork is free again. */
+void log_after_fork_child(void);
 bool log_enabled(enum log_level level);
 void log_msg(enum log_level level, const char *format, ...) __attribute__((format(printf, 2, 3)));
 /* A line for a message already formatted (the config warnings). */
