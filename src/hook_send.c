@@ -52,63 +52,111 @@ done:
 	return allowed;
 }
 
-static inline bool send_allowed(int fd)
+/* The fast path: loads only, so each hook below compiles to a tail jump into libc with no
+ * register saved. Anything else (libc not looked up yet, a draining socket) takes the slow path. */
+static inline bool slow_path_needed(int fd, const void *real_call)
 {
+	if (__builtin_expect(real_call == NULL, 0))
+		return true;
 	struct tracked_socket *s = fdtable_socket(fdtable_load(fd));
 	if (__builtin_expect(s == NULL, 1))
-		return true;
+		return false;
 	uint64_t state = atomic_load_explicit(&s->state, memory_order_acquire);
-	if (__builtin_expect((state & (STATE_DRAINING | STATE_CLOSING)) == 0, 1))
+	return (state & (STATE_DRAINING | STATE_CLOSING)) != 0;
+}
+
+/* Slow path: true when the send may go ahead; false with errno = EPIPE when it must fail unsent. */
+static bool send_allowed(int fd)
+{
+	real_resolve();
+	struct tracked_socket *s = fdtable_socket(fdtable_load(fd));
+	if (s == NULL || (atomic_load_explicit(&s->state, memory_order_acquire) & (STATE_DRAINING | STATE_CLOSING)) == 0)
 		return true;
 	return draining_send_allowed(fd, s);
 }
 
+__attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size_t len, int flags)
+{
+	return send_allowed(fd) ? real.send(fd, buf, len, flags) : -1;
+}
+
 __attribute__((visibility("default"))) ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	if (!send_allowed(fd))
-		return -1;
-	return REAL(send)(fd, buf, len, flags);
+	if (slow_path_needed(fd, real.send))
+		return send_slow(fd, buf, len, flags);
+	return real.send(fd, buf, len, flags);
+}
+
+__attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t len, int flags,
+						     const struct sockaddr *addr, socklen_t addrlen)
+{
+	return send_allowed(fd) ? real.sendto(fd, buf, len, flags, addr, addrlen) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 						      const struct sockaddr *addr, socklen_t addrlen)
 {
-	if (!send_allowed(fd))
-		return -1;
-	return REAL(sendto)(fd, buf, len, flags, addr, addrlen);
+	if (slow_path_needed(fd, real.sendto))
+		return sendto_slow(fd, buf, len, flags, addr, addrlen);
+	return real.sendto(fd, buf, len, flags, addr, addrlen);
+}
+
+__attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghdr *msg, int flags)
+{
+	return send_allowed(fd) ? real.sendmsg(fd, msg, flags) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (!send_allowed(fd))
-		return -1;
-	return REAL(sendmsg)(fd, msg, flags);
+	if (slow_path_needed(fd, real.sendmsg))
+		return sendmsg_slow(fd, msg, flags);
+	return real.sendmsg(fd, msg, flags);
+}
+
+__attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t count)
+{
+	return send_allowed(fd) ? real.write(fd, buf, count) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t write(int fd, const void *buf, size_t count)
 {
-	if (!send_allowed(fd))
-		return -1;
-	return REAL(write)(fd, buf, count);
+	if (slow_path_needed(fd, real.write))
+		return write_slow(fd, buf, count);
+	return real.write(fd, buf, count);
+}
+
+__attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec *iov, int iovcnt)
+{
+	return send_allowed(fd) ? real.writev(fd, iov, iovcnt) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (!send_allowed(fd))
-		return -1;
-	return REAL(writev)(fd, iov, iovcnt);
+	if (slow_path_needed(fd, real.writev))
+		return writev_slow(fd, iov, iovcnt);
+	return real.writev(fd, iov, iovcnt);
+}
+
+__attribute__((noinline)) static ssize_t sendfile_slow(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	return send_allowed(out_fd) ? real.sendfile(out_fd, in_fd, offset, count) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-	if (!send_allowed(out_fd))
-		return -1;
-	return REAL(sendfile)(out_fd, in_fd, offset, count);
+	if (slow_path_needed(out_fd, real.sendfile))
+		return sendfile_slow(out_fd, in_fd, offset, count);
+	return real.sendfile(out_fd, in_fd, offset, count);
+}
+
+__attribute__((noinline)) static ssize_t sendfile64_slow(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	return send_allowed(out_fd) ? real.sendfile64(out_fd, in_fd, offset, count) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-	if (!send_allowed(out_fd))
-		return -1;
-	return REAL(sendfile64)(out_fd, in_fd, offset, count);
+	if (slow_path_needed(out_fd, real.sendfile64))
+		return sendfile64_slow(out_fd, in_fd, offset, count);
+	return real.sendfile64(out_fd, in_fd, offset, count);
 }
