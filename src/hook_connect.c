@@ -31,7 +31,7 @@ static void track(int fd, const struct ip_addr *peer, uint16_t port)
 {
 	/* Whatever this fd number meant before (a socket closed behind our back) is over. */
 	tracked_detach(fd);
-	if (!sockview_is_tcp(fd))
+	if (resolver_thread_failed() || !sockview_is_tcp(fd))
 		return;
 	struct tracked_socket *s = new_tracked(fd, peer, port);
 	if (s == NULL)

@@ -87,6 +87,11 @@ static void start_thread(void)
 	atomic_store(&thread_state, THREAD_RUNNING);
 }
 
+bool resolver_thread_failed(void)
+{
+	return atomic_load(&thread_state) == THREAD_FAILED;
+}
+
 void resolver_thread_adopt(struct tracked_socket *s)
 {
 	struct tracked_socket *head = atomic_load(&incoming);

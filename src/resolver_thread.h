@@ -3,11 +3,16 @@
 #ifndef DNSAWARE_RESOLVER_THREAD_H
 #define DNSAWARE_RESOLVER_THREAD_H
 
+#include <stdbool.h>
+
 #include "tracked.h"
 
 /* From connect: hands a newly tracked socket to the thread, starting the thread on first use.
  * Lock-free; the socket already holds its names (live_sockets counted). */
 void resolver_thread_adopt(struct tracked_socket *s);
+
+/* The thread could not start or could not set up its resolver: nothing would watch new sockets. */
+bool resolver_thread_failed(void);
 
 /* Fork child: no thread, no sockets, fresh state; the next tracked connect starts a new thread. */
 void resolver_thread_after_fork_child(void);
