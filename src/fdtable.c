@@ -35,32 +35,29 @@ uintptr_t fdtable_exchange(int fd, uintptr_t value, bool *ok)
 	*ok = false;
 	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
 		return 0;
-	fd_slot *chunk;
+	fd_slot *slot;
 	if (value == 0) {
 		/* Clearing never maps: an absent chunk holds only zeros. */
-		chunk = atomic_load_explicit(&fdtable_chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
-		if (chunk == NULL) {
+		slot = fdtable_slot_of(fd);
+		if (slot == NULL) {
 			*ok = true;
 			return 0;
 		}
 	} else {
-		chunk = chunk_for((unsigned)fd >> FDTABLE_CHUNK_BITS);
+		fd_slot *chunk = chunk_for((unsigned)fd >> FDTABLE_CHUNK_BITS);
 		if (chunk == NULL)
 			return 0;
+		slot = &chunk[(unsigned)fd & CHUNK_MASK];
 	}
 	*ok = true;
-	return atomic_exchange_explicit(&chunk[(unsigned)fd & CHUNK_MASK], value, memory_order_acq_rel);
+	return atomic_exchange_explicit(slot, value, memory_order_acq_rel);
 }
 
 bool fdtable_compare_exchange(int fd, uintptr_t expected, uintptr_t value)
 {
-	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
-		return false;
-	fd_slot *chunk = atomic_load_explicit(&fdtable_chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
-	if (chunk == NULL)
-		return false;
-	return atomic_compare_exchange_strong_explicit(&chunk[(unsigned)fd & CHUNK_MASK], &expected, value,
-						       memory_order_acq_rel, memory_order_acquire);
+	fd_slot *slot = fdtable_slot_of(fd);
+	return slot != NULL && atomic_compare_exchange_strong_explicit(slot, &expected, value, memory_order_acq_rel,
+								       memory_order_acquire);
 }
 
 int fdtable_next_mapped(int from)

@@ -63,15 +63,23 @@ struct tracked_socket {
 typedef _Atomic uintptr_t fdtable_slot;
 extern _Atomic(fdtable_slot *) fdtable_chunks[FDTABLE_CHUNKS];
 
+/* The slot of fd, or NULL when fd is out of range or its chunk was never mapped (such a slot holds
+ * 0). Never maps: loads only. */
+static inline fdtable_slot *fdtable_slot_of(int fd)
+{
+	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
+		return NULL;
+	fdtable_slot *chunk = atomic_load_explicit(&fdtable_chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
+	if (chunk == NULL)
+		return NULL;
+	return &chunk[(unsigned)fd & ((1u << FDTABLE_CHUNK_BITS) - 1)];
+}
+
 /* The fast path, inlined into every hook: two acquire loads, no allocation, no lock. */
 static inline uintptr_t fdtable_load(int fd)
 {
-	if ((unsigned)fd >= (unsigned)FDTABLE_MAX_FD)
-		return 0;
-	fdtable_slot *chunk = atomic_load_explicit(&fdtable_chunks[(unsigned)fd >> FDTABLE_CHUNK_BITS], memory_order_acquire);
-	if (chunk == NULL)
-		return 0;
-	return atomic_load_explicit(&chunk[(unsigned)fd & ((1u << FDTABLE_CHUNK_BITS) - 1)], memory_order_acquire);
+	fdtable_slot *slot = fdtable_slot_of(fd);
+	return slot == NULL ? 0 : atomic_load_explicit(slot, memory_order_acquire);
 }
 static inline struct tracked_socket *fdtable_socket(uintptr_t slot)
 {
