@@ -52,27 +52,29 @@ done:
 	return allowed;
 }
 
+/* The tracked socket behind fd if it is draining or closing (its sends are gated), else NULL. */
+static inline struct tracked_socket *gated_socket(int fd)
+{
+	struct tracked_socket *s = fdtable_socket(fdtable_load(fd));
+	if (__builtin_expect(s == NULL, 1))
+		return NULL;
+	uint64_t state = atomic_load_explicit(&s->state, memory_order_acquire);
+	return (state & (STATE_DRAINING | STATE_CLOSING)) != 0 ? s : NULL;
+}
+
 /* The fast path: loads only, so each hook below compiles to a tail jump into libc with no
  * register saved. Anything else (libc not looked up yet, a draining socket) takes the slow path. */
 static inline bool slow_path_needed(int fd, const void *real_call)
 {
-	if (__builtin_expect(real_call == NULL, 0))
-		return true;
-	struct tracked_socket *s = fdtable_socket(fdtable_load(fd));
-	if (__builtin_expect(s == NULL, 1))
-		return false;
-	uint64_t state = atomic_load_explicit(&s->state, memory_order_acquire);
-	return (state & (STATE_DRAINING | STATE_CLOSING)) != 0;
+	return __builtin_expect(real_call == NULL, 0) || gated_socket(fd) != NULL;
 }
 
 /* Slow path: true when the send may go ahead; false with errno = EPIPE when it must fail unsent. */
 static bool send_allowed(int fd)
 {
 	real_resolve();
-	struct tracked_socket *s = fdtable_socket(fdtable_load(fd));
-	if (s == NULL || (atomic_load_explicit(&s->state, memory_order_acquire) & (STATE_DRAINING | STATE_CLOSING)) == 0)
-		return true;
-	return draining_send_allowed(fd, s);
+	struct tracked_socket *s = gated_socket(fd);
+	return s == NULL || draining_send_allowed(fd, s);
 }
 
 __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size_t len, int flags)
