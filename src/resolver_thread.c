@@ -604,6 +604,8 @@ static void *thread_main(void *unused)
 {
 	(void)unused;
 	runtime_inside = true;
+	/* Operators find the thread by name in top -H and /proc/PID/task/TID/comm. */
+	pthread_setname_np(pthread_self(), "dnsaware");
 	if (!channel_open()) {
 		atomic_store(&thread_state, THREAD_FAILED);
 		return NULL;

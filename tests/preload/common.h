@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -361,6 +363,38 @@ static UNUSED_FN void exchange(int c, int s, const char *req, const char *resp)
 /* ---- the shim's log ---- */
 
 /* Prints this process's (and its parent's) lines of DNSAWARE_LOG_FILE, to help diagnose failures. */
+/* ---- a private /etc/hosts (root: a mount namespace of the test's own) ---- */
+
+static char hosts_path[] = "/tmp/dnsaware-test-hosts-XXXXXX";
+
+static UNUSED_FN void write_hosts(const char *name, const char *address)
+{
+	char text[256];
+	int n = snprintf(text, sizeof text, "127.0.0.1 localhost\n%s %s\n", address, name);
+	/* Same inode: the bind mount over /etc/hosts follows it. */
+	int fd = open(hosts_path, O_WRONLY | O_TRUNC);
+	CHECK(fd >= 0);
+	CHECK(write(fd, text, (size_t)n) == n);
+	CHECK(close(fd) == 0);
+}
+
+static UNUSED_FN void private_hosts(const char *name, const char *address)
+{
+	int fd = mkstemp(hosts_path);
+	CHECK(fd >= 0);
+	CHECK(close(fd) == 0);
+	CHECKF(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS) needs root");
+	CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
+	write_hosts(name, address);
+	CHECK(mount(hosts_path, "/etc/hosts", NULL, MS_BIND, NULL) == 0);
+}
+
+static UNUSED_FN void drop_private_hosts(void)
+{
+	umount("/etc/hosts");
+	unlink(hosts_path);
+}
+
 static void dump_log(void)
 {
 	const char *path = getenv("DNSAWARE_LOG_FILE");

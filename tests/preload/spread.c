@@ -1,43 +1,16 @@
 /* A name moves under many tracked connections: every one of them is shut down at its idle boundary,
  * not before the move, and the shutdowns are spread over time rather than all at once.
  * The name comes from /etc/hosts, which this test replaces in a private mount namespace (root). */
-#include <sched.h>
-#include <sys/mount.h>
-
 #include "common.h"
 
 enum { CONNECTIONS = 20 };
-
-static char hosts_path[] = "/tmp/dnsaware-spread-hosts-XXXXXX";
-
-static void write_hosts(const char *address)
-{
-	char text[256];
-	int n = snprintf(text, sizeof text, "127.0.0.1 localhost\n%s spread.test\n", address);
-	/* Same inode: the bind mount over /etc/hosts follows it. */
-	int fd = open(hosts_path, O_WRONLY | O_TRUNC);
-	CHECK(fd >= 0);
-	CHECK(write(fd, text, (size_t)n) == n);
-	CHECK(close(fd) == 0);
-}
-
-static void private_hosts(void)
-{
-	int fd = mkstemp(hosts_path);
-	CHECK(fd >= 0);
-	CHECK(close(fd) == 0);
-	CHECKF(unshare(CLONE_NEWNS) == 0, "unshare(CLONE_NEWNS) needs root");
-	CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0);
-	write_hosts("127.0.0.10");
-	CHECK(mount(hosts_path, "/etc/hosts", NULL, MS_BIND, NULL) == 0);
-}
 
 int main(void)
 {
 	t_name = "spread";
 	watchdog(40);
 	setvbuf(stdout, NULL, _IONBF, 0);
-	private_hosts();
+	private_hosts("spread.test", "127.0.0.10");
 
 	uint16_t port;
 	int old_listener = make_listener("127.0.0.10", &port, CONNECTIONS);
@@ -53,7 +26,7 @@ int main(void)
 		       sock_state_name(sock_state(client[i])));
 
 	uint64_t moved_at = now_ms();
-	write_hosts("127.0.0.11");
+	write_hosts("spread.test", "127.0.0.11");
 	printf("spread.test moved to 127.0.0.11\n");
 
 	uint64_t shut_at[CONNECTIONS] = {0};
@@ -87,8 +60,7 @@ int main(void)
 		close(server[i]);
 	}
 	close(old_listener);
-	umount("/etc/hosts");
-	unlink(hosts_path);
+	drop_private_hosts();
 	printf("PASS spread\n");
 	return 0;
 }
