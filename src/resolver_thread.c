@@ -202,19 +202,27 @@ static void check_draining(struct tracked_socket *s, uint64_t now);
 
 /* A socket already quiet is shut down at once: waiting would only let the program's next request
  * meet the send path. */
+/* The DRAINING bit, which the send path also sees, is set only when the socket's turn in the
+ * spread comes (check_draining): a program that starts a new exchange on a socket still waiting
+ * for its turn is not failed for it. */
 static void mark_draining(struct tracked_socket *s, enum drain_reason reason, uint64_t now, uint64_t not_before)
 {
-	uint64_t state = atomic_fetch_or(&s->state, STATE_DRAINING) | STATE_DRAINING;
 	s->drain_reason = reason;
 	s->drain_started_ms = now;
 	s->drain_not_before_ms = not_before;
-	s->observed_state = state;
 	if (log_enabled(LOG_INFO)) {
 		char text[IP_ADDR_STRLEN];
-		log_msg(LOG_INFO, "draining fd %d to %s:%u (%s)", tracked_any_fd(s), ip_addr_format(&s->peer, text),
-			s->port, reason == DRAIN_MAX_AGE ? "max age reached" : "address left the record set");
+		log_msg(LOG_INFO, "draining fd %d to %s:%u (%s) from +%llums", tracked_any_fd(s),
+			ip_addr_format(&s->peer, text), s->port,
+			reason == DRAIN_MAX_AGE ? "max age reached" : "address left the record set",
+			(unsigned long long)(not_before - now));
 	}
 	check_draining(s, now);
+}
+
+static bool drain_marked(const struct tracked_socket *s)
+{
+	return s->drain_reason != DRAIN_NONE || (atomic_load(&s->state) & STATE_DRAINING);
 }
 
 static void log_shutdown(struct tracked_socket *s, int fd, const char *path)
@@ -254,11 +262,11 @@ static void drain_removed(const struct name_entry *entry, uint64_t now)
 {
 	unsigned count = 0;
 	for (struct tracked_socket *s = sockets; s != NULL; s = s->next)
-		if (!(atomic_load(&s->state) & STATE_DRAINING) && atomic_load(&s->refs) > 0 && all_names_dropped(s))
+		if (!drain_marked(s) && atomic_load(&s->refs) > 0 && all_names_dropped(s))
 			count++;
 	unsigned index = 0;
 	for (struct tracked_socket *s = sockets; s != NULL; s = s->next) {
-		if ((atomic_load(&s->state) & STATE_DRAINING) || atomic_load(&s->refs) == 0 || !all_names_dropped(s))
+		if (drain_marked(s) || atomic_load(&s->refs) == 0 || !all_names_dropped(s))
 			continue;
 		uint64_t offset = schedule_spread_ms(index++, count, entry->interval_ms, DRAIN_SPREAD_STEP_MS);
 		mark_draining(s, DRAIN_DNS, now, now + offset);
@@ -267,9 +275,15 @@ static void drain_removed(const struct name_entry *entry, uint64_t now)
 
 static void check_draining(struct tracked_socket *s, uint64_t now)
 {
-	uint64_t state = atomic_load(&s->state);
-	if (!(state & STATE_DRAINING) || s->drain_reason == DRAIN_NONE)
+	if (s->drain_reason == DRAIN_NONE)
 		return;
+	uint64_t state = atomic_load(&s->state);
+	if (!(state & STATE_DRAINING)) {
+		if (now < s->drain_not_before_ms)
+			return;
+		state = atomic_fetch_or(&s->state, STATE_DRAINING) | STATE_DRAINING;
+		s->observed_state = state;
+	}
 	if (state & STATE_CLOSING) {
 		if (state & STATE_SHUT_BY_SEND)
 			log_shutdown(s, tracked_any_fd(s), "send");
@@ -297,8 +311,6 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 			s->drain_reason = DRAIN_NONE;
 		return;
 	}
-	if (now < s->drain_not_before_ms)
-		return;
 	/* A send went through since the last look: it may still be on its way into the kernel, so
 	 * judge the socket only once a look finds the word unchanged. */
 	if (state != s->observed_state) {
@@ -479,17 +491,21 @@ static void watch_sockets(uint64_t now, uint64_t *wake_at)
 	for (struct tracked_socket *s = sockets; s != NULL; s = s->next) {
 		if (atomic_load(&s->refs) == 0)
 			continue;
-		uint64_t state = atomic_load(&s->state);
-		if (!(state & STATE_DRAINING) && s->max_age_deadline_ms != 0) {
+		if (!drain_marked(s) && s->max_age_deadline_ms != 0) {
 			if (now >= s->max_age_deadline_ms)
 				mark_draining(s, DRAIN_MAX_AGE, now, now);
 			else if (s->max_age_deadline_ms < *wake_at)
 				*wake_at = s->max_age_deadline_ms;
 		}
-		if (atomic_load(&s->state) & STATE_DRAINING && s->drain_reason != DRAIN_NONE) {
+		if (s->drain_reason != DRAIN_NONE) {
 			check_draining(s, now);
-			if (s->drain_reason != DRAIN_NONE && now + DRAIN_CHECK_MS < *wake_at)
-				*wake_at = now + DRAIN_CHECK_MS;
+			if (s->drain_reason == DRAIN_NONE)
+				continue;
+			/* Waiting for its turn in the spread, or looked at again shortly. */
+			uint64_t next = (atomic_load(&s->state) & STATE_DRAINING) ? now + DRAIN_CHECK_MS
+										    : s->drain_not_before_ms;
+			if (next < *wake_at)
+				*wake_at = next;
 		}
 	}
 }
