@@ -70,6 +70,14 @@ static bool add_record(struct recordset *rs, const struct ip_addr *addr)
 	return true;
 }
 
+static void remember_departed(struct recordset *rs, const struct ip_addr *addr)
+{
+	struct departed *slot = &rs->departed[rs->departed_next];
+	rs->departed_next = (rs->departed_next + 1) % RECORDSET_DEPARTED_MAX;
+	slot->addr = *addr;
+	slot->answers_left = RECORDSET_DEPARTED_ANSWERS;
+}
+
 unsigned recordset_learn(struct recordset *rs, const struct ip_addr *addrs, unsigned n)
 {
 	unsigned added = 0;
@@ -125,6 +133,16 @@ void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, u
 
 	/* Detect rotation before counting absences, so the answer that reveals a rotating name
 	 * cannot also remove one of its addresses. */
+	for (unsigned i = 0; i < RECORDSET_DEPARTED_MAX; i++) {
+		struct departed *gone = &rs->departed[i];
+		if (gone->answers_left == 0)
+			continue;
+		if (answer_contains(addrs, n, &gone->addr) && !rs->rotating) {
+			rs->rotating = true;
+			change->became_rotating = true;
+		}
+		gone->answers_left--;
+	}
 	for (unsigned i = 0; i < rs->count; i++) {
 		struct record *record = &rs->records[i];
 		if (!answer_contains(addrs, n, &record->addr))
@@ -145,6 +163,7 @@ void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, u
 			record.was_absent = true;
 			if (!rs->rotating && record.absent_count >= stale_after) {
 				change->removed[change->removed_count++] = record.addr;
+				remember_departed(rs, &record.addr);
 				continue;
 			}
 		}

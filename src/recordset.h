@@ -7,6 +7,9 @@
 #include "addr.h"
 
 #define RECORDSET_MAX 64
+#define RECORDSET_DEPARTED_MAX 16
+/* A removed address seen again within this many answers reveals a rotating name. */
+#define RECORDSET_DEPARTED_ANSWERS 4
 
 struct record {
 	struct ip_addr addr;
@@ -14,9 +17,18 @@ struct record {
 	bool was_absent;        /* absent from at least one background answer since it was added */
 };
 
+struct departed {
+	struct ip_addr addr;
+	uint16_t answers_left;  /* 0: free slot */
+};
+
 struct recordset {
 	struct record records[RECORDSET_MAX];
 	unsigned count;
+	/* Addresses removed in the last few answers: a rotating name whose subsets happened to
+	 * leave one out for stale_after answers in a row brings it back soon after. */
+	struct departed departed[RECORDSET_DEPARTED_MAX];
+	unsigned departed_next;
 	bool rotating;          /* an absent address came back: absence alone no longer removes */
 	unsigned failures;      /* consecutive failed refreshes (for backoff) */
 };
@@ -33,7 +45,8 @@ struct recordset_change {
 };
 
 /* A successful background answer. n == 0 is treated as a failure (empty answers never remove).
- * Addresses in the answer: present (absent_count = 0; one with was_absent set makes the set rotating).
+ * Addresses in the answer: present (absent_count = 0; one with was_absent set, or one removed
+ * within the last RECORDSET_DEPARTED_ANSWERS answers, makes the set rotating).
  * Addresses not in it: absent_count++, was_absent = true; removed once absent_count >= stale_after,
  * unless the set is rotating. Resets failures. */
 void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, unsigned n,
