@@ -53,6 +53,7 @@ DRIVER_SRC = "127.0.0.2"   # the driver's own DNS queries come from here (told a
 TTL = 1                    # seconds, dnsmasq --local-ttl
 TTL_FLOOR = "200ms"
 RATE = 5.0                 # requests per second
+SLOW_ANSWER = 1.5          # seconds, the matrix's slow request
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
@@ -93,6 +94,9 @@ def run_backend(args):
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes: with Nagle on, the body would wait for
+        # the client's delayed ACK (40 ms) and cap a keep-alive client at ~22 requests/s.
+        disable_nagle_algorithm = True
 
         def setup(self):
             super().setup()
@@ -106,6 +110,16 @@ def run_backend(args):
 
         def do_GET(self):
             record("request", self.client_address)
+            # The matrix asks for one slow answer per client by creating slow.<Host> in the
+            # backend's working directory; whoever unlinks it first serves the slow answer.
+            host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
+            if host and "/" not in host:
+                try:
+                    os.unlink("slow." + host)
+                    record("slow", self.client_address)
+                    time.sleep(SLOW_ANSWER)
+                except FileNotFoundError:
+                    pass
             body = json.dumps({"backend": addr, "client_ip": self.client_address[0],
                                "client_port": self.client_address[1]}).encode()
             self.send_response(200)
