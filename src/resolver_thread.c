@@ -230,12 +230,15 @@ static void log_shutdown(struct tracked_socket *s, int fd, const char *path)
 	if (!log_enabled(LOG_INFO))
 		return;
 	char text[IP_ADDR_STRLEN];
+	char fd_text[24] = "a socket"; /* the program may have closed every fd of it already */
+	if (fd >= 0)
+		snprintf(fd_text, sizeof fd_text, "fd %d", fd);
 	const char *name = s->name_count > 0 ? s->names[0]->host : "?";
 	if (s->drain_reason == DRAIN_MAX_AGE)
-		log_msg(LOG_INFO, "shut down fd %d to %s:%u (older than DNSAWARE_MAX_AGE; path %s)", fd,
+		log_msg(LOG_INFO, "shut down %s to %s:%u (older than DNSAWARE_MAX_AGE; path %s)", fd_text,
 			ip_addr_format(&s->peer, text), s->port, path);
 	else
-		log_msg(LOG_INFO, "shut down fd %d to %s:%u (%s no longer resolves to it; path %s)", fd,
+		log_msg(LOG_INFO, "shut down %s to %s:%u (%s no longer resolves to it; path %s)", fd_text,
 			ip_addr_format(&s->peer, text), s->port, name, path);
 }
 
@@ -468,8 +471,15 @@ static void reap_closed(uint64_t now, uint64_t *wake_at)
 			link = &s->next;
 			continue;
 		}
-		if (s->released_at_ms == 0)
+		if (s->released_at_ms == 0) {
 			s->released_at_ms = now;
+			/* The program closed it right after the send path shut it down (and failed its
+			 * send with EPIPE): say so before forgetting it. */
+			if ((atomic_load(&s->state) & STATE_SHUT_BY_SEND) && s->drain_reason != DRAIN_NONE) {
+				log_shutdown(s, -1, "send");
+				s->drain_reason = DRAIN_NONE;
+			}
+		}
 		if (now - s->released_at_ms < RELEASE_GRACE_MS) {
 			if (s->released_at_ms + RELEASE_GRACE_MS < *wake_at)
 				*wake_at = s->released_at_ms + RELEASE_GRACE_MS;

@@ -414,6 +414,24 @@ static void dump_log(void)
 	fclose(f);
 }
 
+/* This process's lines of DNSAWARE_LOG_FILE that contain needle. */
+static UNUSED_FN int count_log_lines(const char *needle)
+{
+	const char *path = getenv("DNSAWARE_LOG_FILE");
+	CHECK(path != NULL);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	char me[32], line[1024];
+	snprintf(me, sizeof me, "dnsaware[%d]:", (int)getpid());
+	int count = 0;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (strncmp(line, me, strlen(me)) == 0 && strstr(line, needle) != NULL)
+			count++;
+	fclose(f);
+	return count;
+}
+
 /* Checks that every line of the log file has the form "dnsaware[PID]: LEVEL message" with a known
  * level, and returns how many of them carry one of the given pids. */
 static UNUSED_FN int check_log_format(const pid_t *pids, int npids)

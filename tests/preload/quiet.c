@@ -40,21 +40,6 @@ static long switches_over(pid_t tid, unsigned ms)
 	return context_switches(tid) - before;
 }
 
-static int count_log_lines(const char *needle)
-{
-	const char *path = getenv("DNSAWARE_LOG_FILE");
-	CHECK(path != NULL);
-	FILE *f = fopen(path, "r");
-	CHECK(f != NULL);
-	char line[512];
-	int count = 0;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strstr(line, needle) != NULL)
-			count++;
-	fclose(f);
-	return count;
-}
-
 int main(void)
 {
 	t_name = "quiet";

@@ -681,6 +681,8 @@ static void t_sendpath(void)
 		CHECKF(sock_state(fd) == SOCK_EOF, "%s: the client end is not shut down", how[i]);
 		if (i == 5)
 			CHECK(off == 0);
+		/* As a client does after EPIPE: the shutdown must still be logged after the close. */
+		CHECK(close(k[i].c) == 0);
 	}
 	/* the next exchange on the other two fails the same way */
 	errno = SENTINEL_ERRNO;
@@ -690,9 +692,16 @@ static void t_sendpath(void)
 	CHECK(wait_eof(pending.s, 1000) && recv(pending.s, buf, sizeof buf, MSG_DONTWAIT) == 0);
 	CHECK(close(file) == 0);
 	for (int i = 0; i < NK; i++)
-		close_conn(k[i]);
+		CHECK(close(k[i].s) == 0);
 	close_conn(pending);
 	close_conn(unread);
+	/* Every shutdown is one log line, also for sockets the program closed at once. */
+	int logged = 0;
+	for (int waited = 0; waited < 3000 && logged < NK + 1; waited += 50) {
+		sleep_ms(50);
+		logged = count_log_lines("path send)");
+	}
+	CHECKF(logged == NK + 1, "%d shutdowns by the send path logged, expected %d", logged, NK + 1);
 }
 
 /* DNSAWARE_DISABLE=1: nothing is tracked, no thread, nothing shut down. */
