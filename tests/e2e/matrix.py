@@ -171,7 +171,7 @@ SCENARIOS = {s.name: s for s in [
     Scenario("slow", "a 1.5 s request in flight across the move", [OLD], [NEW],
              controls=True, slow=True),
     Scenario("max-age", "DNSAWARE_MAX_AGE=2s, no DNS change", [OLD],
-             env={"DNSAWARE_MAX_AGE": "2s"}, expect="recycle", run_after=8.0),
+             env={"DNSAWARE_MAX_AGE": "2s"}, expect="recycle", run_after=8.0, controls=True),
     Scenario("busy", "50 requests/s on one keep-alive connection, A moves to B", [OLD], [NEW],
              rate=50.0, controls=True, failures_reported=True),
     Scenario("many", "200 keep-alive connections in one process, A moves to B", [OLD], [NEW],
@@ -288,6 +288,7 @@ class MatrixScene(dnsmove.Scene):
             env["DNSAWARE_LOG"] = self.opts.log_level
             env["DNSAWARE_LOG_FILE"] = self.path("shim-%s.log" % client.cid)
             env.update(self.sc.env)
+            env.update(kv.split("=", 1) for kv in self.opts.shim_env or [])
         return env
 
     def out_file(self, client, shim):
@@ -528,7 +529,7 @@ def analyse(scene, client, shim, facts, events, dns):
     prog_a = len(dns.get((name, PROGRAM_DNS, "A"), []))
     res = {
         "client": client.cid, "label": client.label, "shim": shim,
-        "version": meta.get("version"), "requests": len(reqs), "failed": len(failed),
+        "version": program_version(client, meta), "requests": len(reqs), "failed": len(failed),
         "failures": [{"t": round(r["t"] - t_ref, 3), "error": (r.get("error") or "")[:200]}
                      for r in failed[:5]],
         "connections": len(conns), "connections_before": opened_before,
@@ -559,6 +560,14 @@ def analyse(scene, client, shim, facts, events, dns):
         gaps = [b - a for a, b in zip(later, later[1:])]
         res["shim_query_gaps_after_change"] = [round(g, 2) for g in gaps]
     return res
+
+
+def program_version(client, meta):
+    if client.proto == "nginx":     # the program under test, not its front client
+        r = subprocess.run(["nginx", "-v"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+        return r.stdout.strip().replace("nginx version: ", "")
+    return (meta.get("version") or "").split(" (")[0] or None
 
 
 def many_connections(scene, client, shim, reqs, removed, events):
@@ -647,6 +656,10 @@ def judge(sc, client, res, strict_steering):
             return "fail", "control: no request on the old address at all"
         if res["failed"]:
             return "fail", "control: %d failed requests" % res["failed"]
+        if sc.expect == "recycle":
+            if res["reconnects"]:
+                return "fail", "control: %d reconnects without the shim" % res["reconnects"]
+            return "pass", "keeps its connection"
         return "pass", "stays on the old address"
     if allowed is not None and res["failed"] > allowed:
         return "fail", "%d failed requests (allowed %d): %s" % (
@@ -705,6 +718,7 @@ def inside(opts):
     clients = [ALL_CLIENTS[c] for c in (opts.clients.split(",") if opts.clients
                                          else sc.clients)]
     scene = MatrixScene(opts, opts.workdir, sc, clients)
+    t_begin = time.time()
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt("signal %d" % signum)
@@ -723,7 +737,7 @@ def inside(opts):
                 res = analyse(scene, c, shim, facts, events, dns)
                 res["verdict"], res["reason"] = judge(sc, c, res, opts.strict_steering)
                 results.append(res)
-        return report_run(sc, events, results, opts)
+        return report_run(sc, events, results, opts, time.time() - t_begin)
     except Failure as e:
         log("FAIL (%s): %s" % (sc.name, e))
         return EXIT_FAIL
@@ -742,7 +756,7 @@ def inside(opts):
         scene.cleanup()
 
 
-def report_run(sc, events, results, opts):
+def report_run(sc, events, results, opts, duration):
     churned = [r for r in results if "one more than usual" in r["reason"]]
     if len(churned) > 1:
         for r in churned:
@@ -765,6 +779,7 @@ def report_run(sc, events, results, opts):
             sc.name, "" if not opts.clients else "-" + opts.clients.replace(",", "-")))
         with open(path + ".tmp", "w") as f:
             json.dump({"scenario": sc.name, "title": sc.title, "rate": sc.rate,
+                       "duration": round(duration, 1),
                        "time": time.time(), "events": {k: v - ref for k, v in events.items()},
                        "strict_steering": opts.strict_steering, "results": results},
                       f, indent=1, sort_keys=True)
@@ -829,6 +844,8 @@ def outside(opts):
     argv = ["unshare", "--mount", "--net", "--", PYTHON, os.path.abspath(__file__), "run",
             sc.name, "--inside", "--workdir", wd, "--lib", opts.lib,
             "--warmup", str(opts.warmup), "--log-level", opts.log_level]
+    for kv in opts.shim_env or []:
+        argv += ["--shim-env", kv]
     for flag in ("clients", "results", "cache"):
         v = getattr(opts, flag)
         if v:
@@ -872,6 +889,8 @@ def main():
     run.add_argument("--workdir", help="keep logs here (emptied first)")
     run.add_argument("--keep", action="store_true")
     run.add_argument("--warmup", type=float, default=2.0)
+    run.add_argument("--shim-env", action="append", metavar="VAR=VALUE",
+                     help="one more setting for every program under the shim (repeatable)")
     run.add_argument("--log-level", default="info")
     run.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     rep = sub.add_parser("report", help="write docs/compatibility.md from a results directory")

@@ -61,7 +61,10 @@ def cell(r):
     if "moved" in r:
         parts.append("moved" if r["moved"] else "stays")
         if r.get("last_old_s") is not None and r["moved"]:
-            parts.append("%.1f s" % r["last_old_s"])
+            # Negative: the last request on the old address was sent before the change (the
+            # slow scenario's slow request), and none after it.
+            parts.append("%.1f s" % r["last_old_s"] if r["last_old_s"] >= 0
+                         else "none sent after the change")
     elif r.get("reconnects", 0) and r["verdict"] == "pass" and "recycled" in r["reason"]:
         parts.append("recycled %d×" % r["reconnects"])
     else:
@@ -118,8 +121,9 @@ def main(opts):
             row.append(cell(r) if r else "")
         out.append("| %s | %s |" % (c, " | ".join(row)))
     out.append("")
-    out.append("Control runs (no shim) in the scenarios that move the name: every client "
-               "stayed on the old address with no failed request, unless marked here: %s.\n"
+    out.append("Control runs (the same clients without the shim, beside them, in every "
+               "scenario that moves the name, and in max-age): every control stayed on the old "
+               "address (kept its connection) with no failed request, unless marked here: %s.\n"
                % (", ".join("%s in %s" % (r["client"], s) for s in scen_order
                             for r in runs[s]["results"]
                             if not r["shim"] and r["verdict"] != "pass") or "none"))
@@ -163,13 +167,18 @@ def main(opts):
             for f in r.get("failures", [])[:2] if r["shim"] else []:
                 extra.append("- %s failed a request at change %+.2f s: `%s`"
                              % (r["client"], f["t"], f["error"].replace("|", "/")[:160]))
-            if "move_spread_s" in r:
-                extra.append("- %s: %d of %d connections moved; first reconnect %.2f s and "
-                             "last %.2f s after the change (spread %.2f s); the new backend "
-                             "accepted %s connections over %s s"
+            if "move_spread_s" in r and r["shim"]:
+                extra.append("- %s: %d of %d connections moved. The old backend saw %s "
+                             "connections shut down from %s s after the change, over %s s "
+                             "(the shim's spread); the client's first requests on new "
+                             "connections came %.2f s to %.2f s after the change (each "
+                             "connection is used every %.0f s); the new backend accepted %s "
+                             "connections over %s s."
                              % (r["client"], r.get("conns_moved", 0), r.get("conns_total", 0),
-                                r["move_first_s"], r["move_last_s"], r["move_spread_s"],
-                                r.get("new_accepts"), r.get("accept_spread_s")))
+                                r.get("old_closes"), r.get("old_closes_first_s"),
+                                r.get("old_closes_spread_s"), r["move_first_s"],
+                                r["move_last_s"], r.get("conns_total", 0) / run["rate"],
+                                r.get("new_accepts"), r.get("new_accepts_spread_s")))
             if r.get("shim_query_gaps_after_change"):
                 extra.append("- %s: the shim's queries after the change were %s s apart"
                              % (r["client"], r["shim_query_gaps_after_change"]))
