@@ -22,7 +22,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import types
 
@@ -478,42 +477,18 @@ def outside(opts):
             else "never"
 
     keep = opts.workdir is not None
-    if opts.workdir:
-        wd = os.path.abspath(opts.workdir)
-        if os.path.isdir(wd) and os.listdir(wd):
-            if not os.path.exists(os.path.join(wd, ".demo-workdir")):
-                log("tools/demo: --workdir %s exists and was not made by this script; refusing "
-                    "to empty it" % wd)
-                return EXIT_FAIL
-            shutil.rmtree(wd)
-        os.makedirs(wd, exist_ok=True)
-    else:
-        wd = tempfile.mkdtemp(prefix="dnsaware-demo-")
-    os.chmod(wd, 0o755)
-    open(os.path.join(wd, ".demo-workdir"), "w").close()
-
-    argv = ["unshare", "--mount", "--net", "--", PYTHON, os.path.abspath(__file__),
-            "--inside", "--workdir", wd, "--dnsmasq", opts.dnsmasq, "--lib", opts.lib,
-            "--seconds", str(opts.seconds), "--color", opts.color]
-    p = subprocess.Popen(argv, env=dnsmove.clean_env(),
-                         preexec_fn=lambda: dnsmove._pdeathsig(signal.SIGTERM))
-
-    def forward(signum, frame):
-        try:
-            p.send_signal(signum)
-        except ProcessLookupError:
-            pass
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
-    rc = p.wait()
+    wd = dnsmove.prepare_workdir(opts.workdir, "dnsaware-demo-", marker=".demo-workdir")
+    if wd is None:
+        return EXIT_FAIL
+    rc = dnsmove.run_in_namespaces(__file__, [
+        "--inside", "--workdir", wd, "--dnsmasq", opts.dnsmasq, "--lib", opts.lib,
+        "--seconds", str(opts.seconds), "--color", opts.color])
     if rc not in (EXIT_OK, EXIT_FAIL):
         log("tools/demo: unshare/driver exited with status %d (can this host create mount and "
             "network namespaces?)" % rc)
         rc = EXIT_FAIL
-    if rc == EXIT_OK and not keep:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        log("logs (shim.log, client-*.jsonl, dnsmasq.*.log) in %s" % wd)
+    dnsmove.keep_or_remove(wd, rc == EXIT_OK, keep,
+                           "logs (shim.log, client-*.jsonl, dnsmasq.*.log) in %s")
     return rc
 
 

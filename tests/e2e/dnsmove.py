@@ -801,34 +801,42 @@ SCENARIOS = {
 }
 
 
-def inside(opts):
-    fn, shim = SCENARIOS[opts.scenario]
-    scene = Scene(opts, opts.workdir)
-
+def guarded(label, scene, body, harness_status=EXIT_HARNESS):
+    """Runs body() inside the namespaces and returns its status: EXIT_FAIL when an assertion
+    fails, harness_status for anything else that goes wrong; the scene is always cleaned up."""
     def on_signal(signum, frame):
         raise KeyboardInterrupt("signal %d" % signum)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGHUP, on_signal)
     try:
-        scene.setup_namespace()
-        fn(scene, shim)
-        return 0
+        return body()
     except Failure as e:
-        log("FAIL (%s): %s" % (opts.scenario, e))
+        log("FAIL (%s): %s" % (label, e))
         return EXIT_FAIL
     except HarnessError as e:
-        log("ERROR (%s): harness: %s" % (opts.scenario, e))
-        return EXIT_HARNESS
+        log("ERROR (%s): harness: %s" % (label, e))
+        return harness_status
     except KeyboardInterrupt as e:
-        log("ERROR (%s): interrupted (%s)" % (opts.scenario, e))
-        return EXIT_HARNESS
+        log("ERROR (%s): interrupted (%s)" % (label, e))
+        return harness_status
     except Exception:
         import traceback
         traceback.print_exc()
-        log("ERROR (%s): harness bug (traceback above)" % opts.scenario)
-        return EXIT_HARNESS
+        log("ERROR (%s): harness bug (traceback above)" % label)
+        return harness_status
     finally:
         scene.cleanup()
+
+
+def inside(opts):
+    fn, shim = SCENARIOS[opts.scenario]
+    scene = Scene(opts, opts.workdir)
+
+    def body():
+        scene.setup_namespace()
+        fn(scene, shim)
+        return 0
+    return guarded(opts.scenario, scene, body)
 
 
 # --------------------------------------------------------------------------------------------
@@ -862,36 +870,37 @@ def prerequisites(opts, shim):
     return missing
 
 
-def outside(opts):
-    fn, shim = SCENARIOS[opts.scenario]
-    missing = prerequisites(opts, shim)
-    if missing:
-        for m in missing:
-            log("FAIL (%s): prerequisite missing: %s" % (opts.scenario, m))
-        return EXIT_HARNESS
-
-    keep = opts.keep or opts.workdir is not None
-    if opts.workdir:
-        wd = os.path.abspath(opts.workdir)
+def prepare_workdir(workdir, prefix, marker=".dnsmove-workdir"):
+    """The run's log directory: workdir (emptied first, only if one of these scripts made it)
+    or a new temporary one. Returns its path, or None when workdir is someone else's."""
+    if workdir:
+        wd = os.path.abspath(workdir)
         if os.path.isdir(wd) and os.listdir(wd):
-            if not os.path.exists(os.path.join(wd, ".dnsmove-workdir")):
-                log("FAIL (%s): --workdir %s exists and was not made by this script; "
-                    "refusing to empty it" % (opts.scenario, wd))
-                return EXIT_HARNESS
+            if not os.path.exists(os.path.join(wd, marker)):
+                log("--workdir %s exists and was not made by this script; refusing to empty it"
+                    % wd)
+                return None
             shutil.rmtree(wd)
         os.makedirs(wd, exist_ok=True)
     else:
-        wd = tempfile.mkdtemp(prefix="dnsaware-e2e-%s-" % opts.scenario)
+        wd = tempfile.mkdtemp(prefix=prefix)
     os.chmod(wd, 0o755)
-    open(os.path.join(wd, ".dnsmove-workdir"), "w").close()
+    open(os.path.join(wd, marker), "w").close()
+    return wd
 
-    argv = ["unshare", "--mount", "--net", "--", PYTHON, os.path.abspath(__file__),
-            opts.scenario, "--inside", "--workdir", wd, "--dnsmasq", opts.dnsmasq,
-            "--warmup", str(opts.warmup), "--after", str(opts.after),
-            "--outage", str(opts.outage), "--log-level", opts.log_level]
-    if opts.lib:
-        argv += ["--lib", opts.lib]
-    # The namespaced driver gets SIGTERM (and cleans up) if this process dies.
+
+def keep_or_remove(wd, passed, keep, what="logs kept in %s"):
+    """A passing run's temporary logs go; a failing or kept run's stay, and their place is said."""
+    if passed and not keep:
+        shutil.rmtree(wd, ignore_errors=True)
+    else:
+        log(what % wd)
+
+
+def run_in_namespaces(script, args):
+    """Runs `script args` under `unshare --mount --net` and returns its exit status; signals
+    reach the namespaced driver, which also gets SIGTERM if this process dies."""
+    argv = ["unshare", "--mount", "--net", "--", PYTHON, os.path.abspath(script)] + args
     p = subprocess.Popen(argv, env=clean_env(), preexec_fn=lambda: _pdeathsig(signal.SIGTERM))
 
     def forward(signum, frame):
@@ -903,10 +912,29 @@ def outside(opts):
         signal.signal(s, forward)
     while True:
         try:
-            rc = p.wait()
-            break
+            return p.wait()
         except InterruptedError:
             continue
+
+
+def outside(opts):
+    fn, shim = SCENARIOS[opts.scenario]
+    missing = prerequisites(opts, shim)
+    if missing:
+        for m in missing:
+            log("FAIL (%s): prerequisite missing: %s" % (opts.scenario, m))
+        return EXIT_HARNESS
+
+    keep = opts.keep or opts.workdir is not None
+    wd = prepare_workdir(opts.workdir, "dnsaware-e2e-%s-" % opts.scenario)
+    if wd is None:
+        return EXIT_HARNESS
+    args = [opts.scenario, "--inside", "--workdir", wd, "--dnsmasq", opts.dnsmasq,
+            "--warmup", str(opts.warmup), "--after", str(opts.after),
+            "--outage", str(opts.outage), "--log-level", opts.log_level]
+    if opts.lib:
+        args += ["--lib", opts.lib]
+    rc = run_in_namespaces(__file__, args)
     if rc < 0:
         log("FAIL (%s): the namespaced driver died of signal %d" % (opts.scenario, -rc))
         rc = EXIT_HARNESS
@@ -914,10 +942,7 @@ def outside(opts):
         log("FAIL (%s): unshare/driver exited with status %d (can this host create mount and "
             "network namespaces?)" % (opts.scenario, rc))
         rc = EXIT_HARNESS
-    if rc == 0 and not keep:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        log("logs kept in %s" % wd)
+    keep_or_remove(wd, rc == 0, keep)
     return rc
 
 

@@ -31,11 +31,9 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,7 +41,9 @@ REPO = os.path.dirname(os.path.dirname(HERE))
 CLIENT_DIR = os.path.join(HERE, "clients")
 sys.path.insert(0, HERE)
 import dnsmove  # noqa: E402  (namespace, process handling, HTTP backend)
-from dnsmove import PYTHON, Failure, HarnessError, log, tail  # noqa: E402
+import dnsresponder  # noqa: E402  (the programmable DNS server and its client helpers)
+import services  # noqa: E402  (redis-server, PostgreSQL, nginx)
+from dnsmove import PYTHON, HarnessError, log, tail  # noqa: E402
 
 PROGRAM_DNS = "127.0.0.1"  # /etc/resolv.conf inside the namespace
 SHIM_DNS = "127.0.0.3"     # DNSAWARE_NAMESERVERS of every shim
@@ -199,7 +199,6 @@ class MatrixScene(dnsmove.Scene):
 
     # ---- DNS ----
     def zone_names(self, addrs, ttl, mode="answer"):
-        import dnsresponder
         names = {}
         for c in self.clients:
             for shim in self.shim_modes():
@@ -228,7 +227,6 @@ class MatrixScene(dnsmove.Scene):
         return instance_name(self.clients[0], True)
 
     def wait_dns(self, ok, what, timeout=8.0):
-        import dnsresponder
         end = time.monotonic() + timeout
         last = None
         while time.monotonic() < end:
@@ -251,7 +249,6 @@ class MatrixScene(dnsmove.Scene):
 
     # ---- servers ----
     def start_servers(self):
-        import services
         addrs = sorted(set(self.sc.initial) | set(self.sc.final or []))
         protos = {c.proto for c in self.clients}
         if protos & {"http", "nginx"}:
@@ -432,7 +429,6 @@ def run_scenario(scene, opts):
             continue
         facts[(cid, shim)] = {"preloaded": scene.preloaded(p.pid)}
     if "nginx" in [c.cid for c in scene.clients]:
-        import services
         for shim, master in scene.nginx.items():
             m, workers = services.nginx_pids(master.pid)
             facts[("nginx", shim)].update(
@@ -452,7 +448,6 @@ def run_scenario(scene, opts):
         scene.sleep_until(time.time() + 0.5)
 
     if sc.final is not None:
-        import dnsresponder
         scene.zone_names(sc.final, sc.ttl_after or TTL)
         want = sorted(sc.final)
         t_change = scene.wait_dns(
@@ -491,7 +486,6 @@ def run_scenario(scene, opts):
 # --------------------------------------------------------------------------------------------
 
 def dns_counts(scene):
-    import dnsresponder
     counts = {}
     for q in dnsresponder.read_log(scene.dns_log):
         key = (q.get("qname"), q.get("listen"), q.get("qtype"))
@@ -532,6 +526,7 @@ def analyse(scene, client, shim, facts, events, dns):
         "version": program_version(client, meta), "requests": len(reqs), "failed": len(failed),
         "failures": [{"t": round(r["t"] - t_ref, 3), "error": (r.get("error") or "")[:200]}
                      for r in failed[:5]],
+        "ended_failed": 1 if reqs and not reqs[-1].get("ok") else 0,
         "connections": len(conns), "connections_before": opened_before,
         "reconnects": len(conns) - opened_before,
         "by_backend": count_by(reqs, lambda r: r.get("backend") or "failed"),
@@ -639,9 +634,10 @@ def judge(sc, client, res, strict_steering):
                         % ("under" if shim else "without", res["preloaded"]))
     allowed = 0
     if shim and client.cid in FAILS_PER_RECONNECT:
-        # Every connection after the client's first ones, including any before the event.
-        later = max(res["reconnects"], res["connections"] - client.conns)
-        allowed = FAILS_PER_RECONNECT[client.cid][0] * later
+        # Every connection shut down: those replaced (including any before the event), and
+        # the last one when the run stopped between its failed request and the reconnect.
+        shut = max(res["reconnects"], res["connections"] - client.conns) + res["ended_failed"]
+        allowed = FAILS_PER_RECONNECT[client.cid][0] * shut
     if sc.failures_reported:
         allowed = None
     if client.cid == "nginx" and shim:
@@ -720,11 +716,7 @@ def inside(opts):
     scene = MatrixScene(opts, opts.workdir, sc, clients)
     t_begin = time.time()
 
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    try:
+    def body():
         scene.setup_namespace()
         for a in ADDRS + list(NGINX_LISTEN.values()) + [SHIM_DNS]:
             with socket.socket() as s:
@@ -738,22 +730,7 @@ def inside(opts):
                 res["verdict"], res["reason"] = judge(sc, c, res, opts.strict_steering)
                 results.append(res)
         return report_run(sc, events, results, opts, time.time() - t_begin)
-    except Failure as e:
-        log("FAIL (%s): %s" % (sc.name, e))
-        return EXIT_FAIL
-    except HarnessError as e:
-        log("ERROR (%s): harness: %s" % (sc.name, e))
-        return EXIT_HARNESS
-    except KeyboardInterrupt as e:
-        log("ERROR (%s): interrupted (%s)" % (sc.name, e))
-        return EXIT_HARNESS
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        log("ERROR (%s): harness bug (traceback above)" % sc.name)
-        return EXIT_HARNESS
-    finally:
-        scene.cleanup()
+    return dnsmove.guarded(sc.name, scene, body, harness_status=EXIT_HARNESS)
 
 
 def report_run(sc, events, results, opts, duration):
@@ -829,47 +806,24 @@ def outside(opts):
         for m in missing:
             log("FAIL (%s): prerequisite missing: %s" % (sc.name, m))
         return EXIT_HARNESS
-    if opts.workdir:
-        wd = os.path.abspath(opts.workdir)
-        if os.path.isdir(wd) and os.listdir(wd):
-            if not os.path.exists(os.path.join(wd, ".dnsmove-workdir")):
-                log("FAIL: --workdir %s exists and was not made by this script" % wd)
-                return EXIT_HARNESS
-            shutil.rmtree(wd)
-        os.makedirs(wd, exist_ok=True)
-    else:
-        wd = tempfile.mkdtemp(prefix="dnsaware-matrix-%s-" % sc.name)
-    os.chmod(wd, 0o755)
-    open(os.path.join(wd, ".dnsmove-workdir"), "w").close()
-    argv = ["unshare", "--mount", "--net", "--", PYTHON, os.path.abspath(__file__), "run",
-            sc.name, "--inside", "--workdir", wd, "--lib", opts.lib,
+    wd = dnsmove.prepare_workdir(opts.workdir, "dnsaware-matrix-%s-" % sc.name)
+    if wd is None:
+        return EXIT_HARNESS
+    args = ["run", sc.name, "--inside", "--workdir", wd, "--lib", opts.lib,
             "--warmup", str(opts.warmup), "--log-level", opts.log_level]
     for kv in opts.shim_env or []:
-        argv += ["--shim-env", kv]
+        args += ["--shim-env", kv]
     for flag in ("clients", "results", "cache"):
         v = getattr(opts, flag)
         if v:
-            argv += ["--" + flag, os.path.abspath(v) if flag != "clients" else v]
+            args += ["--" + flag, os.path.abspath(v) if flag != "clients" else v]
     if opts.strict_steering:
-        argv.append("--strict-steering")
-    p = subprocess.Popen(argv, env=dnsmove.clean_env(),
-                         preexec_fn=lambda: dnsmove._pdeathsig(signal.SIGTERM))
-
-    def forward(signum, frame):
-        try:
-            p.send_signal(signum)
-        except ProcessLookupError:
-            pass
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, forward)
-    rc = p.wait()
+        args.append("--strict-steering")
+    rc = dnsmove.run_in_namespaces(__file__, args)
     if rc not in (0, EXIT_FAIL, EXIT_HARNESS):
         log("FAIL (%s): the namespaced driver exited with %d" % (sc.name, rc))
         rc = EXIT_HARNESS
-    if rc == 0 and not opts.workdir and not opts.keep:
-        shutil.rmtree(wd, ignore_errors=True)
-    else:
-        log("logs kept in %s" % wd)
+    dnsmove.keep_or_remove(wd, rc == 0, opts.workdir or opts.keep)
     return rc
 
 

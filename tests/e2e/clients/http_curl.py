@@ -2,7 +2,7 @@
 """HTTP adapter: the real curl binary, run once with many URLs, so it reuses one connection.
 
     /usr/bin/python3 http_curl.py --target NAME:PORT --rate R --out FILE --stop-file FILE
-        [--max-duration S] [--slow-file FILE] [--conns 1]
+        [--max-duration S]
 
 curl gets http://NAME:PORT/curl?n=[1-M] (a URL glob, M = enough for the whole run) and paces
 the transfers itself with --rate. After each transfer it writes the body (the backend's JSON)
@@ -10,7 +10,6 @@ and then a marker line (-w). This wrapper reads that output as it arrives: t_end
 of the marker line, t = t_end - time_total. See README.md.
 """
 
-import argparse
 import ctypes
 import json
 import math
@@ -19,6 +18,8 @@ import select
 import signal
 import subprocess
 import time
+
+import loop
 
 CLIENT = "curl"
 MARK = "@@dnsaware-curl@@"
@@ -43,18 +44,7 @@ def die_with_parent():
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--target", required=True)
-    ap.add_argument("--rate", type=float, required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--stop-file", required=True)
-    ap.add_argument("--max-duration", type=float, default=120.0)
-    ap.add_argument("--slow-file")      # HTTP: the backend makes slow answers; ignored
-    ap.add_argument("--conns", type=int, default=1)    # only 1 is supported
-    args = ap.parse_args()
-    if args.rate <= 0 or args.conns != 1:
-        ap.error("--rate must be > 0 and --conns 1")
-
+    args = loop.parse_args(__doc__.splitlines()[0])
     version = subprocess.run(["curl", "--version"], capture_output=True, text=True,
                              check=True).stdout.splitlines()[0]
     # Enough URLs for the whole run (curl does not wait after the last one of the glob).
@@ -63,13 +53,9 @@ def main():
            "--max-time", "5", "--rate", curl_rate(args.rate), "-w", WRITE_OUT,
            "http://%s/%s?n=[1-%d]" % (args.target, CLIENT, count)]
 
-    out = open(args.out, "a", buffering=1)
-
-    def emit(rec):
-        out.write(json.dumps(rec) + "\n")
-
+    emit = loop.Records(args.out).emit
     emit({"type": "meta", "t": time.time(), "pid": os.getpid(), "client": CLIENT,
-          "version": version})
+          "version": version, "target": args.target})
 
     stop = []
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))

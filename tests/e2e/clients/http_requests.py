@@ -2,97 +2,37 @@
 """HTTP adapter: python requests, one requests.Session per keep-alive connection.
 
     /usr/bin/python3 http_requests.py --target NAME:PORT --rate R --out FILE --stop-file FILE
-        [--max-duration S] [--slow-file FILE] [--conns N]
+        [--max-duration S] [--conns N]
 
 GET http://NAME:PORT/requests on a fixed schedule; with --conns N, N sessions are used
-round-robin (request i goes to session i % N; the rate is the total). See README.md.
+round-robin (request i goes to session i % N; the rate is the total). Defaults kept (no
+retries: requests' max_retries=0). See README.md.
 """
 
-import argparse
-import json
-import os
-import time
-
-import requests
-
-CLIENT = "requests"
+import loop
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--target", required=True)
-    ap.add_argument("--rate", type=float, required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--stop-file", required=True)
-    ap.add_argument("--max-duration", type=float, default=120.0)
-    ap.add_argument("--slow-file")      # HTTP: the backend makes slow answers; ignored
-    ap.add_argument("--conns", type=int, default=1)
-    args = ap.parse_args()
-    if args.rate <= 0 or args.conns < 1:
-        ap.error("--rate must be > 0 and --conns >= 1")
+    args = loop.parse_args(__doc__.splitlines()[0], many_connections=True)
+    import requests                   # a missing module exits non-zero before any record
 
-    url = "http://%s/%s" % (args.target, CLIENT)
-    out = open(args.out, "a", buffering=1)
-
-    def emit(rec):
-        out.write(json.dumps(rec) + "\n")
-
-    emit({"type": "meta", "t": time.time(), "pid": os.getpid(), "client": CLIENT,
-          "version": requests.__version__})
-
+    url = "http://%s/requests" % args.target
     sessions = []
     for _ in range(args.conns):
         s = requests.Session()
         s.trust_env = False             # no proxies or netrc from the environment
         sessions.append(s)
 
-    interval = 1.0 / args.rate
-    deadline = time.monotonic() + args.max_duration
-
-    def wait_until(when):
-        """Sleep until `when` (monotonic); False as soon as we must stop instead."""
-        while True:
-            now = time.monotonic()
-            if os.path.exists(args.stop_file) or now >= deadline:
-                return False
-            if now >= when:
-                return True
-            time.sleep(min(0.05, when - now))
-
-    seq = 0
-    nxt = time.monotonic()
-    while wait_until(nxt):
+    def request(seq, slow):
         conn = seq % args.conns
-        rec = {"type": "req", "seq": seq, "t": time.time()}
-        backend = port = error = None
-        try:
-            r = sessions[conn].get(url, timeout=(2, 5))
-            try:
-                body = r.json()
-                backend, port = body.get("backend"), body.get("client_port")
-            except ValueError:
-                error = "bad body: %r" % r.text[:200]
-            if r.status_code != 200:
-                error = "HTTP %d" % r.status_code
-        except Exception as e:
-            error = "%s: %s" % (type(e).__name__, e)
-        rec["t_end"] = time.time()
-        rec["ok"] = error is None and backend is not None
-        rec.update(backend=backend, client_port=port, conn=conn, slow=False)
-        if not rec["ok"]:
-            rec["error"] = error or "no backend in body"
-        emit(rec)
-        seq += 1
-        # Fixed schedule; after a late request the next one waits a full interval (no
-        # catch-up burst, and never a request right on the heels of a slow answer).
-        nxt += interval
-        if nxt < time.monotonic():
-            nxt = time.monotonic() + interval
+        r = sessions[conn].get(url, timeout=(2, 5))
+        return dict(loop.http_answer(r.status_code, r.content), conn=conn)
 
-    for s in sessions:
-        s.close()
-    emit({"type": "end", "t": time.time()})
-    return 0
+    def close():
+        for s in sessions:
+            s.close()
+
+    return loop.run(args, "requests", requests.__version__, request, close)
 
 
 if __name__ == "__main__":

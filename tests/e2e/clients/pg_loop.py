@@ -5,37 +5,13 @@ One autocommit connection. Each request is SELECT host(inet_server_addr()), inet
 When a request fails with OperationalError or InterfaceError the failure is recorded, the
 connection is closed and a new one is made before the next request (as a plain libpq
 application does; the failed statement is not retried). A slow request (after the --slow-file
-appeared) runs pg_sleep(1.5) in the same statement. Contract: tests/e2e/clients/README.md.
+appeared) runs pg_sleep(1.5) in the same statement. Contract: README.md.
 """
 
-import argparse
-import json
-import os
-import signal
-import sys
-import time
+import loop
 
 QUERY = "SELECT host(inet_server_addr()), inet_client_port()"
 SLOW_QUERY = "SELECT pg_sleep(1.5), host(inet_server_addr()), inet_client_port()"
-
-
-def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--target", required=True, help="NAME:PORT")
-    ap.add_argument("--rate", type=float, required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--stop-file", required=True)
-    ap.add_argument("--max-duration", type=float, default=120.0)
-    ap.add_argument("--slow-file")
-    ap.add_argument("--conns", type=int, default=1, help="ignored (one connection)")
-    args = ap.parse_args()
-    host, sep, port = args.target.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        ap.error("--target must be NAME:PORT")
-    args.host, args.port = host.strip("[]"), int(port)
-    if args.rate <= 0:
-        ap.error("--rate must be positive")
-    return args
 
 
 def pg_version(v):
@@ -46,87 +22,41 @@ def pg_version(v):
 
 
 def main():
-    args = parse_args()
+    args = loop.parse_args(__doc__.splitlines()[0])
     import psycopg2                   # a missing module exits non-zero before any record
     import psycopg2.extensions
 
-    out = open(args.out, "a", buffering=1)
-
-    def emit(obj):
-        out.write(json.dumps(obj) + "\n")
-
     built = psycopg2.__libpq_version__
     runtime = psycopg2.extensions.libpq_version()
-    emit({"type": "meta", "t": time.time(), "pid": os.getpid(), "client": "psycopg2",
-          "version": "psycopg2 %s, libpq %s (built against %s)"
-                     % (psycopg2.__version__, pg_version(runtime), pg_version(built)),
-          "libpq_version": runtime, "libpq_build_version": built, "target": args.target})
+    version = "psycopg2 %s, libpq %s (built against %s)" % (
+        psycopg2.__version__, pg_version(runtime), pg_version(built))
+    session = {"conn": None}
 
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
-    signal.signal(signal.SIGINT, lambda *a: stop.update(now=True))
+    def close():
+        if session["conn"] is not None:
+            session["conn"].close()
+        session["conn"] = None
 
-    def stopping():
-        return stop["now"] or os.path.exists(args.stop_file)
-
-    conn = None
-    interval = 1.0 / args.rate
-    start = time.monotonic()
-    deadline = start + args.max_duration
-    nxt = start
-    seq = 0
-    while not stopping() and time.monotonic() < deadline:
-        now = time.monotonic()
-        if now < nxt:
-            time.sleep(min(nxt - now, 0.05))
-            continue
-        nxt += interval
-        slow = False
-        if args.slow_file:
-            try:
-                os.unlink(args.slow_file)
-                slow = True
-            except FileNotFoundError:
-                pass
-        rec = {"type": "req", "seq": seq, "t": time.time(), "conn": 0, "slow": slow}
-        seq += 1
+    def request(seq, slow):
         try:
-            if conn is None:
-                conn = psycopg2.connect(host=args.host, port=args.port, user="postgres",
-                                        dbname="postgres", connect_timeout=2)
-                conn.autocommit = True
-            with conn.cursor() as cur:
+            if session["conn"] is None:
+                session["conn"] = psycopg2.connect(host=args.host, port=args.port,
+                                                   user="postgres", dbname="postgres",
+                                                   connect_timeout=2)
+                session["conn"].autocommit = True
+            with session["conn"].cursor() as cur:
                 cur.execute(SLOW_QUERY if slow else QUERY)
                 row = cur.fetchone()
-            rec["backend"], rec["client_port"] = row[-2], row[-1]
-            rec["ok"] = True
-        except Exception as e:
-            rec["ok"] = False
-            rec["backend"] = None
-            rec["client_port"] = None
-            rec["error"] = "%s: %s" % (type(e).__name__, " ".join(str(e).split()))
-            if isinstance(e, (psycopg2.OperationalError, psycopg2.InterfaceError)) \
-                    and conn is not None:
-                try:
-                    conn.close()
-                except Exception:
-                    pass
-                conn = None
-        rec["t_end"] = time.time()
-        emit(rec)
-        # After a late request the next one waits a full interval (no catch-up burst, and
-        # never a request right on the heels of a slow answer).
-        if nxt < time.monotonic():
-            nxt = time.monotonic() + interval
-    if conn is not None:
-        try:
-            conn.close()
-        except Exception:
-            pass
-    emit({"type": "end", "t": time.time()})
-    out.close()
-    return 0
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            try:
+                close()                 # reconnect before the next request, not now
+            except Exception:
+                session["conn"] = None
+            raise
+        return {"backend": row[-2], "client_port": row[-1]}
+
+    return loop.run(args, "psycopg2", version, request, close)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

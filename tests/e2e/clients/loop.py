@@ -1,0 +1,108 @@
+"""What the python client adapters share: the contract's options, the records, and the pacing
+loop (contract: README.md). An adapter supplies only its library's request; nothing here
+retries, checks or resolves anything the library would not."""
+
+import argparse
+import json
+import os
+import signal
+import time
+
+
+def parse_args(description, many_connections=False):
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--target", required=True, help="NAME:PORT")
+    ap.add_argument("--rate", type=float, required=True, help="requests per second in total")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--stop-file", required=True)
+    ap.add_argument("--max-duration", type=float, default=120.0)
+    ap.add_argument("--slow-file", help="make the next request slow when this file appears")
+    ap.add_argument("--conns", type=int, default=1,
+                    help="keep-alive connections" + ("" if many_connections else " (only 1)"))
+    args = ap.parse_args()
+    host, sep, port = args.target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        ap.error("--target must be NAME:PORT")
+    args.host, args.port = host.strip("[]"), int(port)
+    if args.rate <= 0:
+        ap.error("--rate must be positive")
+    if args.conns < 1 or (args.conns != 1 and not many_connections):
+        ap.error("--conns must be %s" % (">= 1" if many_connections else "1"))
+    return args
+
+
+class Records:
+    def __init__(self, path):
+        self.out = open(path, "a", buffering=1)
+
+    def emit(self, rec):
+        self.out.write(json.dumps(rec) + "\n")
+
+
+def take_slow_file(args):
+    if not args.slow_file:
+        return False
+    try:
+        os.unlink(args.slow_file)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def run(args, client, version, request, close=None):
+    """Calls request(seq, slow) on a fixed schedule until told to stop. request returns a dict
+    with backend and client_port (and conn, when there are several), or raises; an exception
+    is a failed request and the loop goes on. After a late (slow) request the next one waits a
+    full interval: no catch-up burst, and no request right on the heels of an answer."""
+    records = Records(args.out)
+    records.emit({"type": "meta", "t": time.time(), "pid": os.getpid(), "client": client,
+                  "version": version, "target": args.target})
+    stop = {"now": False}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *a: stop.update(now=True))
+    interval = 1.0 / args.rate
+    deadline = time.monotonic() + args.max_duration
+    nxt = time.monotonic()
+    seq = 0
+    while True:
+        now = time.monotonic()
+        if stop["now"] or now >= deadline or os.path.exists(args.stop_file):
+            break
+        if now < nxt:
+            time.sleep(min(0.05, nxt - now))
+            continue
+        nxt += interval
+        slow = take_slow_file(args)
+        rec = {"type": "req", "seq": seq, "t": time.time(), "conn": 0, "slow": slow}
+        try:
+            rec.update(request(seq, slow))
+            rec["ok"] = rec.get("backend") is not None and not rec.get("error")
+            if not rec["ok"]:
+                rec["error"] = rec.get("error") or "no backend in the answer"
+        except Exception as e:
+            rec.update(ok=False, backend=None, client_port=None,
+                       error="%s: %s" % (type(e).__name__, " ".join(str(e).split())))
+        rec["t_end"] = time.time()
+        records.emit(rec)
+        seq += 1
+        if nxt < time.monotonic():
+            nxt = time.monotonic() + interval
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            pass
+    records.emit({"type": "end", "t": time.time()})
+    return 0
+
+
+def http_answer(status, body):
+    """The backend's JSON answer: {"backend", "client_port"} or an error."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {"backend": None, "client_port": None, "error": "bad body: %r" % body[:200]}
+    out = {"backend": data.get("backend"), "client_port": data.get("client_port")}
+    if status != 200:
+        out["error"] = "HTTP %d" % status
+    return out
