@@ -27,6 +27,7 @@
 #define DEFAULT_MAX_AGE_MS 0ULL
 #define DEFAULT_IDLE_MS 100ULL
 #define DEFAULT_DRAIN_TIMEOUT_MS 300000ULL
+#define DEFAULT_COOLDOWN_MS 30000ULL
 #define DEFAULT_STALE_AFTER 2U
 #define DEFAULT_STATS_INTERVAL_MS 10000ULL
 
@@ -54,6 +55,8 @@ static const struct duration_rule max_age_rule = { ENV_MAX_AGE, 0, "0", "0 (off)
 /* An idle time of 0 would call a socket idle the instant its last byte arrived. */
 static const struct duration_rule idle_rule = { ENV_IDLE, 1, "1ms", "100ms" };
 static const struct duration_rule drain_timeout_rule = { ENV_DRAIN_TIMEOUT, 0, "0", "5m" };
+/* 0 turns the memory of failed addresses off; failover still tries every address. */
+static const struct duration_rule cooldown_rule = { ENV_COOLDOWN, 0, "0", "30s" };
 /* Rewriting the stats file faster than this is load for no reader's benefit. */
 static const struct duration_rule stats_interval_rule = { ENV_STATS_INTERVAL, 100, "100ms", "10s" };
 
@@ -145,6 +148,7 @@ void config_set_defaults(struct config *cfg)
 	cfg->drain_timeout_ms = DEFAULT_DRAIN_TIMEOUT_MS;
 	cfg->stale_after = DEFAULT_STALE_AFTER;
 	cfg->redirect = true;
+	cfg->cooldown_ms = DEFAULT_COOLDOWN_MS;
 	cfg->log_level = LOG_WARN;
 	cfg->stats_interval_ms = DEFAULT_STATS_INTERVAL_MS;
 	cfg->disable = false;
@@ -337,6 +341,7 @@ void config_load(struct config *cfg, config_getenv_fn getenv_fn, config_warn_fn 
 	load_duration(&env, &drain_timeout_rule, &cfg->drain_timeout_ms);
 	load_stale_after(&env, &cfg->stale_after);
 	load_switch(&env, ENV_REDIRECT, "1", &cfg->redirect);
+	load_duration(&env, &cooldown_rule, &cfg->cooldown_ms);
 	load_string(&env, ENV_HOSTS, "all names", cfg->hosts, sizeof cfg->hosts);
 	load_string(&env, ENV_EXCLUDE, "none", cfg->exclude, sizeof cfg->exclude);
 	load_log_level(&env, &cfg->log_level);

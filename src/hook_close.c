@@ -4,10 +4,27 @@
 #include <stdarg.h>
 #include <unistd.h>
 #include <linux/close_range.h>
+#include <netinet/tcp.h>
 
 #include "real.h"
+#include "resolver_thread.h"
 #include "runtime.h"
+#include "sockview.h"
 #include "tracked.h"
+
+/* A socket closed while its connect was in progress: did the connect fail? (TCP_INFO does not
+ * consume the error that SO_ERROR would.) The thread remembers the address for the cooldown. */
+static void note_connect_outcome(int fd, struct tracked_socket *s)
+{
+	if (!atomic_load_explicit(&s->connecting, memory_order_relaxed))
+		return;
+	struct socket_view view;
+	if (sockview_identity(fd, s) != IDENTITY_DIFFERENT && sockview_read(fd, &view) &&
+	    view.tcp_state == TCP_CLOSE && view.bytes_sent == 0 && view.bytes_received == 0) {
+		atomic_store(&s->connect_failed, true);
+		resolver_thread_nudge();
+	}
+}
 
 /* The fd is about to stop meaning what it meant: drop the program's socket or our own fd. */
 static void forget_fd(int fd)
@@ -15,10 +32,12 @@ static void forget_fd(int fd)
 	uintptr_t slot = fdtable_load(fd);
 	if (slot == 0)
 		return;
-	if (slot == FDTABLE_SHIM)
+	if (slot == FDTABLE_SHIM) {
 		shimfd_lost(fd);
-	else
-		tracked_detach(fd);
+		return;
+	}
+	note_connect_outcome(fd, (struct tracked_socket *)slot);
+	tracked_detach(fd);
 }
 
 static void note_duplicate(int oldfd, int newfd)

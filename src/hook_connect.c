@@ -1,7 +1,14 @@
-/* connect: a TCP client socket whose destination came from a name becomes tracked. */
+/* connect: a TCP client socket whose destination came from a name becomes tracked; one whose
+ * destination has left its name's record set is steered to a current address, and a blocking
+ * connect that fails tries the name's other addresses (design.md, "Connect steering"). */
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "log.h"
 #include "names.h"
@@ -9,6 +16,7 @@
 #include "resolver_thread.h"
 #include "runtime.h"
 #include "sockview.h"
+#include "steer.h"
 #include "tracked.h"
 
 static struct tracked_socket *new_tracked(int fd, const struct ip_addr *peer, uint16_t port)
@@ -27,7 +35,7 @@ static struct tracked_socket *new_tracked(int fd, const struct ip_addr *peer, ui
 	return s;
 }
 
-static void track(int fd, const struct ip_addr *peer, uint16_t port)
+static void track(int fd, const struct ip_addr *peer, uint16_t port, bool connecting)
 {
 	/* Whatever this fd number meant before (a socket closed behind our back) is over. */
 	tracked_detach(fd);
@@ -36,6 +44,9 @@ static void track(int fd, const struct ip_addr *peer, uint16_t port)
 	struct tracked_socket *s = new_tracked(fd, peer, port);
 	if (s == NULL)
 		return;
+	/* Still connecting: the thread watches how it ends, since a failure here is the program's
+	 * to see (SO_ERROR) and the shim's only to remember. */
+	s->connecting = connecting;
 	sigset_t saved;
 	names_lock(&saved);
 	s->name_count = names_claim_for_address(peer, s->names, TRACKED_MAX_NAMES);
@@ -52,6 +63,157 @@ static void track(int fd, const struct ip_addr *peer, uint16_t port)
 	resolver_thread_adopt(s);
 }
 
+/* Where a connect goes, and what it tries next if that fails. */
+struct connect_route {
+	struct ip_addr first;
+	bool redirected;
+	bool departed;              /* redirected because first's name no longer resolves to peer */
+	char host[NAME_MAX_LEN + 1];
+	struct ip_addr others[STEER_MAX_CANDIDATES + 1];
+	unsigned other_count;
+};
+
+static bool failover_error(int e)
+{
+	return e == ECONNREFUSED || e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH;
+}
+
+/* The route of a connect to peer:port. False when no name produced peer, or when it left its
+ * name's set and the name has no current address of its family: the connect goes as asked. */
+static bool plan_route(const struct ip_addr *peer, uint16_t port, struct connect_route *route)
+{
+	struct steer_plan plan;
+	sigset_t saved;
+	bool routed = false;
+	names_lock(&saved);
+	if (!names_steer_plan(peer, &plan))
+		goto done;
+	uint64_t now = runtime_now_ms();
+	struct ip_addr order[STEER_MAX_CANDIDATES];
+	unsigned healthy = 0;
+	unsigned n = steer_order(plan.current, plan.count, peer->family, port, &names_failed_connects, now,
+				 plan.turn, peer, 1, order, STEER_MAX_CANDIDATES, &healthy);
+	strcpy(route->host, plan.host);
+	route->departed = plan.departed;
+	route->redirected = plan.departed || (healthy > 0 && steer_cooling(&names_failed_connects, peer, port, now));
+	if (plan.departed && n == 0)
+		goto done;
+	unsigned next = 0;
+	route->first = *peer;
+	if (route->redirected)
+		route->first = order[next++];
+	route->other_count = 0;
+	for (; next < n; next++)
+		route->others[route->other_count++] = order[next];
+	/* A peer avoided for its cooldown is still the name's: the last one to try. */
+	if (route->redirected && !plan.departed)
+		route->others[route->other_count++] = *peer;
+	routed = true;
+done:
+	names_unlock(&saved);
+	return routed;
+}
+
+static void note_result(const struct ip_addr *addr, uint16_t port, bool failed)
+{
+	sigset_t saved;
+	names_lock(&saved);
+	if (failed)
+		steer_mark_failed(&names_failed_connects, addr, port, runtime_now_ms(), runtime_config.cooldown_ms);
+	else
+		steer_mark_healthy(&names_failed_connects, addr, port);
+	names_unlock(&saved);
+}
+
+/* The program's sockaddr, same family and port, aimed at `to` (v4-mapped for an IPv6 socket). */
+static bool aim(const struct sockaddr *addr, socklen_t len, const struct ip_addr *to, struct sockaddr_storage *out)
+{
+	if (len > sizeof *out)
+		return false;
+	memcpy(out, addr, len);
+	if (addr->sa_family == AF_INET && to->family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+		memcpy(&((struct sockaddr_in *)out)->sin_addr, to->bytes, 4);
+		return true;
+	}
+	if (addr->sa_family == AF_INET6 && len >= offsetof(struct sockaddr_in6, sin6_addr) + 16) {
+		struct in6_addr *a6 = &((struct sockaddr_in6 *)out)->sin6_addr;
+		if (to->family == AF_INET6) {
+			memcpy(a6->s6_addr, to->bytes, 16);
+		} else {
+			memset(a6->s6_addr, 0, 10);
+			a6->s6_addr[10] = 0xff;
+			a6->s6_addr[11] = 0xff;
+			memcpy(a6->s6_addr + 12, to->bytes, 4);
+		}
+		return true;
+	}
+	return false;
+}
+
+static int connect_to(int fd, const struct sockaddr *addr, socklen_t len, const struct ip_addr *to)
+{
+	struct sockaddr_storage aimed;
+	if (!aim(addr, len, to, &aimed)) {
+		errno = EAFNOSUPPORT;
+		return -1;
+	}
+	return REAL(connect)(fd, (const struct sockaddr *)&aimed, len);
+}
+
+static uint64_t timeval_ms(const struct timeval *tv)
+{
+	return (uint64_t)tv->tv_sec * 1000 + (uint64_t)tv->tv_usec / 1000;
+}
+
+/* A blocking connect to route->first failed with first_errno: tries the name's other addresses,
+ * all within the socket's send timeout if it has one (it bounds a blocking connect). Returns 0
+ * with *reached set, or -1 with errno: the first error when every address failed. */
+static int fail_over(int fd, const struct sockaddr *addr, socklen_t len, uint16_t port,
+		     const struct connect_route *route, int first_errno, struct ip_addr *reached)
+{
+	struct timeval timeout = {0};
+	socklen_t tlen = sizeof timeout;
+	bool bounded = getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, &tlen) == 0 && timeval_ms(&timeout) > 0;
+	uint64_t deadline = runtime_now_ms() + (bounded ? timeval_ms(&timeout) : 0);
+	int result = -1, result_errno = first_errno;
+	char from[IP_ADDR_STRLEN], to[IP_ADDR_STRLEN];
+
+	for (unsigned i = 0; i < route->other_count; i++) {
+		const struct ip_addr *next = &route->others[i];
+		if (bounded) {
+			uint64_t now = runtime_now_ms();
+			if (now >= deadline)
+				break;
+			/* This attempt gets what is left of the program's timeout, then it is put back. */
+			uint64_t left = deadline - now;
+			struct timeval rest = { .tv_sec = (time_t)(left / 1000), .tv_usec = (suseconds_t)(left % 1000) * 1000 };
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &rest, sizeof rest);
+		}
+		int rc = connect_to(fd, addr, len, next);
+		int e = errno;
+		if (bounded)
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+		if (rc == 0 || e == EINTR || e == EINPROGRESS) {
+			/* Connected, or going on in the kernel (interrupted, or the timeout ran out). */
+			*reached = *next;
+			result = rc;
+			result_errno = e;
+			log_msg(LOG_INFO, "connect fd %d to %s:%u failed (%s); failed over to %s:%u of %s", fd,
+				ip_addr_format(&route->first, from), port, strerror(first_errno), ip_addr_format(next, to),
+				port, route->host);
+			if (rc == 0)
+				note_result(next, port, false);
+			break;
+		}
+		if (!failover_error(e))
+			break;
+		note_result(next, port, true);
+	}
+	if (result != 0)
+		errno = result_errno;
+	return result;
+}
+
 __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct ip_addr peer;
@@ -63,15 +225,47 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 		return REAL(connect)(fd, addr, len);
 
 	int saved_errno = errno;
-	int rc = REAL(connect)(fd, addr, len);
+	runtime_inside = true;
+	struct connect_route route;
+	struct sockaddr_storage probe;
+	bool routed = plan_route(&peer, port, &route) && sockview_is_tcp(fd);
+	if (routed && route.redirected && !aim(addr, len, &route.first, &probe))
+		routed = false; /* cannot be expressed in the program's sockaddr: as asked */
+	if (routed && route.redirected && !runtime_config.redirect) {
+		/* Steering is off: a departed peer is connected as asked and not tracked, as before. */
+		routed = !route.departed;
+		route.redirected = false;
+		route.first = peer;
+	}
+	struct ip_addr reached = routed ? route.first : peer;
+	int rc = routed && route.redirected ? connect_to(fd, addr, len, &route.first) : REAL(connect)(fd, addr, len);
 	int connect_errno = rc == 0 ? saved_errno : errno;
+	if (routed && route.redirected) {
+		char from[IP_ADDR_STRLEN], to[IP_ADDR_STRLEN];
+		log_msg(LOG_INFO, "redirected connect fd %d from %s:%u to %s:%u (%s)", fd, ip_addr_format(&peer, from), port,
+			ip_addr_format(&route.first, to), port,
+			route.departed ? "the name no longer resolves to it" : "it refused a connection lately");
+	}
+	if (routed && rc != 0 && failover_error(connect_errno)) {
+		note_result(&route.first, port, true);
+		int flags = REAL(fcntl)(fd, F_GETFL);
+		if (runtime_config.redirect && flags >= 0 && !(flags & O_NONBLOCK) && route.other_count > 0) {
+			rc = fail_over(fd, addr, len, port, &route, connect_errno, &reached);
+			connect_errno = rc == 0 ? saved_errno : errno;
+		} else {
+			char text[IP_ADDR_STRLEN];
+			log_msg(LOG_INFO, "a connect to %s:%u failed; avoiding it for %llums while %s has other addresses",
+				ip_addr_format(&route.first, text), port, (unsigned long long)runtime_config.cooldown_ms,
+				route.host);
+		}
+	} else if (routed && rc == 0) {
+		note_result(&reached, port, false);
+	}
 	/* EINPROGRESS and EINTR: the connection goes on in the kernel, so it is the program's socket
 	 * to that peer from now on. */
-	if (rc == 0 || connect_errno == EINPROGRESS || connect_errno == EINTR) {
-		runtime_inside = true;
-		track(fd, &peer, port);
-		runtime_inside = false;
-	}
+	if (rc == 0 || connect_errno == EINPROGRESS || connect_errno == EINTR)
+		track(fd, &reached, port, rc != 0);
+	runtime_inside = false;
 	errno = connect_errno;
 	return rc;
 }

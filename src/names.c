@@ -102,6 +102,35 @@ unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry *
 	return found;
 }
 
+struct steer_cooldowns names_failed_connects;
+
+static void fill_plan(struct name_entry *e, bool departed, struct steer_plan *plan)
+{
+	plan->departed = departed;
+	strcpy(plan->host, e->host);
+	plan->turn = e->steer_turn++;
+	plan->count = 0;
+	for (unsigned i = 0; i < e->records.count && plan->count < STEER_MAX_CANDIDATES; i++)
+		plan->current[plan->count++] = e->records.records[i].addr;
+}
+
+bool names_steer_plan(const struct ip_addr *addr, struct steer_plan *plan)
+{
+	for (struct name_entry *e = entries; e != NULL; e = e->next) {
+		if (recordset_contains(&e->records, addr)) {
+			fill_plan(e, false, plan);
+			return true;
+		}
+	}
+	for (struct name_entry *e = entries; e != NULL; e = e->next) {
+		if (e->records.count > 0 && recordset_was_member(&e->records, addr)) {
+			fill_plan(e, true, plan);
+			return true;
+		}
+	}
+	return false;
+}
+
 void names_release(struct name_entry *entry)
 {
 	if (entry->live_sockets > 0 && --entry->live_sockets == 0) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "recordset.h"
+#include "steer.h"
 
 #define NAME_MAX_LEN 255
 /* Names kept with no socket: the least recently learned go first. */
@@ -25,6 +26,7 @@ struct name_entry {
 	uint64_t interval_ms;      /* the clamped TTL of the last good answer, or the floor */
 	unsigned live_sockets;     /* tracked sockets that hold this entry */
 	bool refresh_in_flight;
+	unsigned steer_turn;       /* spreads steered connects over the current addresses */
 	struct name_entry *next;
 };
 
@@ -40,6 +42,22 @@ struct name_entry *names_learn(const char *host, const struct ip_addr *addrs, un
 unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry **out, unsigned max);
 /* Lock held. */
 void names_release(struct name_entry *entry);
+
+/* Addresses whose connect failed lately (blocking connects in the hook, non-blocking ones seen
+ * failing by the background thread). Lock held. */
+extern struct steer_cooldowns names_failed_connects;
+
+/* What connect steering knows of a peer address. */
+struct steer_plan {
+	bool departed;             /* peer left host's set (it is not in any name's set now) */
+	char host[NAME_MAX_LEN + 1];
+	unsigned turn;             /* this connect's turn among host's steered connects */
+	struct ip_addr current[STEER_MAX_CANDIDATES]; /* host's current addresses */
+	unsigned count;
+};
+/* Lock held. The first name whose set holds addr, else the first that lost it (and still has
+ * addresses): false when no name produced addr. */
+bool names_steer_plan(const struct ip_addr *addr, struct steer_plan *plan);
 /* Lock held. Frees entries with no socket, no refresh in flight, unused for NAMES_UNUSED_KEEP_MS. */
 void names_forget_unused(uint64_t now_ms);
 struct name_entry *names_first(void);

@@ -70,6 +70,36 @@ static bool add_record(struct recordset *rs, const struct ip_addr *addr)
 	return true;
 }
 
+static bool forget_former(struct recordset *rs, const struct ip_addr *addr)
+{
+	for (unsigned i = 0; i < rs->former_count; i++) {
+		if (same_address(&rs->former[i], addr)) {
+			memmove(&rs->former[i], &rs->former[i + 1], (rs->former_count - i - 1) * sizeof rs->former[0]);
+			rs->former_count--;
+			return true;
+		}
+	}
+	return false;
+}
+
+static void remember_former(struct recordset *rs, const struct ip_addr *addr)
+{
+	forget_former(rs, addr);
+	if (rs->former_count == RECORDSET_FORMER_MAX) {
+		memmove(&rs->former[0], &rs->former[1], (RECORDSET_FORMER_MAX - 1) * sizeof rs->former[0]);
+		rs->former_count--;
+	}
+	rs->former[rs->former_count++] = normalized(addr);
+}
+
+bool recordset_was_member(const struct recordset *rs, const struct ip_addr *addr)
+{
+	for (unsigned i = 0; i < rs->former_count; i++)
+		if (same_address(&rs->former[i], addr))
+			return true;
+	return false;
+}
+
 static void remember_departed(struct recordset *rs, const struct ip_addr *addr)
 {
 	struct departed *slot = &rs->departed[rs->departed_next];
@@ -85,6 +115,7 @@ unsigned recordset_learn(struct recordset *rs, const struct ip_addr *addrs, unsi
 	for (unsigned i = 0; i < n; i++) {
 		if (!is_valid(&addrs[i]))
 			continue;
+		forget_former(rs, &addrs[i]);
 		struct record *record = find_record(rs, &addrs[i]);
 		if (record != NULL) {
 			/* The program is using it right now: whatever absence we counted is moot. */
@@ -164,6 +195,7 @@ void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, u
 			if (!rs->rotating && record.absent_count >= stale_after) {
 				change->removed[change->removed_count++] = record.addr;
 				remember_departed(rs, &record.addr);
+				remember_former(rs, &record.addr);
 				continue;
 			}
 		}
@@ -173,7 +205,10 @@ void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, u
 
 	/* Added after removal so the slots freed by departed addresses are available. */
 	for (unsigned i = 0; i < n; i++) {
-		if (!is_valid(&addrs[i]) || find_record(rs, &addrs[i]) != NULL)
+		if (!is_valid(&addrs[i]))
+			continue;
+		forget_former(rs, &addrs[i]);
+		if (find_record(rs, &addrs[i]) != NULL)
 			continue;
 		if (add_record(rs, &addrs[i]))
 			change->added_count++;

@@ -8,6 +8,8 @@
 
 #define RECORDSET_MAX 64
 #define RECORDSET_DEPARTED_MAX 16
+/* Addresses that left the set, kept (the newest) for connect steering until they come back. */
+#define RECORDSET_FORMER_MAX 16
 /* A removed address seen again within this many answers reveals a rotating name. */
 #define RECORDSET_DEPARTED_ANSWERS 4
 
@@ -29,12 +31,17 @@ struct recordset {
 	 * leave one out for stale_after answers in a row brings it back soon after. */
 	struct departed departed[RECORDSET_DEPARTED_MAX];
 	unsigned departed_next;
+	/* Addresses removed from the set and not seen since, newest last: a program that kept one
+	 * (a DNS cache of its own) and connects to it is steered to a current address. */
+	struct ip_addr former[RECORDSET_FORMER_MAX];
+	unsigned former_count;
 	bool rotating;          /* an absent address came back: absence alone no longer removes */
 	unsigned failures;      /* consecutive failed refreshes (for backoff) */
 };
 
 /* Adds addresses the program was given (getaddrinfo & co). Present ones get absent_count = 0.
- * Never removes, never counts absence, never sets rotating. Returns how many were new. */
+ * Never removes, never counts absence, never sets rotating. Returns how many were new. A former
+ * address among them is current again. */
 unsigned recordset_learn(struct recordset *rs, const struct ip_addr *addrs, unsigned n);
 
 struct recordset_change {
@@ -56,5 +63,8 @@ void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, u
 void recordset_apply_failure(struct recordset *rs);
 
 bool recordset_contains(const struct recordset *rs, const struct ip_addr *addr);
+
+/* True when addr was in the set, was removed, and has not been seen since (answer or program). */
+bool recordset_was_member(const struct recordset *rs, const struct ip_addr *addr);
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +23,9 @@
 
 /* How often draining sockets are looked at while they wait for an idle boundary. */
 #define DRAIN_CHECK_MS 25
+/* How often a connect in progress is looked at, and for how long at most. */
+#define CONNECT_CHECK_MS 10
+#define CONNECT_WATCH_MS 30000
 /* Step between the shutdowns of sockets that went stale together (spread over up to one TTL). */
 #define DRAIN_SPREAD_STEP_MS 20
 /* A closed socket's object is freed this long after its last fd closed: a send hook that loaded
@@ -99,6 +103,11 @@ void resolver_thread_adopt(struct tracked_socket *s)
 		s->next_incoming = head;
 	while (!atomic_compare_exchange_weak(&incoming, &head, s));
 	start_thread();
+	wake_thread();
+}
+
+void resolver_thread_nudge(void)
+{
 	wake_thread();
 }
 
@@ -461,6 +470,18 @@ static void adopt_incoming(uint64_t now)
 	names_unlock(&saved);
 }
 
+static void remember_failed_connect(struct tracked_socket *s, uint64_t now)
+{
+	sigset_t saved;
+	names_lock(&saved);
+	steer_mark_failed(&names_failed_connects, &s->peer, s->port, now, runtime_config.cooldown_ms);
+	names_unlock(&saved);
+	char text[IP_ADDR_STRLEN];
+	log_msg(LOG_INFO, "a connect to %s:%u failed; avoiding it for %llums while %s has other addresses",
+		ip_addr_format(&s->peer, text), s->port, (unsigned long long)runtime_config.cooldown_ms,
+		s->name_count > 0 ? s->names[0]->host : "its name");
+}
+
 /* Frees sockets whose last fd closed a grace period ago; returns the earliest time to look again. */
 static void reap_closed(uint64_t now, uint64_t *wake_at)
 {
@@ -473,6 +494,8 @@ static void reap_closed(uint64_t now, uint64_t *wake_at)
 		}
 		if (s->released_at_ms == 0) {
 			s->released_at_ms = now;
+			if (atomic_load(&s->connect_failed) && atomic_exchange(&s->connecting, false))
+				remember_failed_connect(s, now);
 			/* The program closed it right after the send path shut it down (and failed its
 			 * send with EPIPE): say so before forgetting it. */
 			if ((atomic_load(&s->state) & STATE_SHUT_BY_SEND) && s->drain_reason != DRAIN_NONE) {
@@ -496,11 +519,39 @@ static void reap_closed(uint64_t now, uint64_t *wake_at)
 	}
 }
 
+/* A non-blocking connect ends without the shim seeing it: a failure goes to the program through
+ * SO_ERROR, which the shim must not read (reading clears it). TCP_INFO shows the outcome without
+ * touching it: a socket back in CLOSE that never established did not connect, and its address
+ * is avoided for DNSAWARE_COOLDOWN by later connects, blocking or not. */
+static void check_connecting(struct tracked_socket *s, uint64_t now)
+{
+	int fd = tracked_any_fd(s);
+	struct socket_view view;
+	if (fd < 0)
+		return; /* closed: close recorded the outcome for reap_closed */
+	if (sockview_identity(fd, s) == IDENTITY_DIFFERENT || !sockview_read(fd, &view) ||
+	    now - s->connected_at_ms >= CONNECT_WATCH_MS) {
+		atomic_store(&s->connecting, false);
+		return;
+	}
+	if (view.tcp_state == TCP_SYN_SENT)
+		return;
+	/* Whoever clears the flag first (this look, or reap_closed after close) remembers it. */
+	if (atomic_exchange(&s->connecting, false) && view.tcp_state == TCP_CLOSE && view.bytes_sent == 0 &&
+	    view.bytes_received == 0)
+		remember_failed_connect(s, now);
+}
+
 static void watch_sockets(uint64_t now, uint64_t *wake_at)
 {
 	for (struct tracked_socket *s = sockets; s != NULL; s = s->next) {
 		if (atomic_load(&s->refs) == 0)
 			continue;
+		if (atomic_load(&s->connecting)) {
+			check_connecting(s, now);
+			if (atomic_load(&s->connecting) && now + CONNECT_CHECK_MS < *wake_at)
+				*wake_at = now + CONNECT_CHECK_MS;
+		}
 		if (!drain_marked(s) && s->max_age_deadline_ms != 0) {
 			if (now >= s->max_age_deadline_ms)
 				mark_draining(s, DRAIN_MAX_AGE, now, now);

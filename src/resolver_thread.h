@@ -11,6 +11,10 @@
  * Lock-free; the socket already holds its names (live_sockets counted). */
 void resolver_thread_adopt(struct tracked_socket *s);
 
+/* From close: a socket whose connect failed was closed; the thread should remember its address
+ * now rather than at its next wake-up. Async-signal-safe (one eventfd write). */
+void resolver_thread_nudge(void);
+
 /* The thread could not start or could not set up its resolver: nothing would watch new sockets. */
 bool resolver_thread_failed(void);
 

@@ -8,6 +8,8 @@ void tracked_init(struct tracked_socket *s)
 		atomic_init(&s->fds[i], -1);
 	atomic_init(&s->send_recorded, false);
 	atomic_init(&s->bytes_received_at_send, 0);
+	atomic_init(&s->connecting, false);
+	atomic_init(&s->connect_failed, false);
 }
 
 static void remember_fd(struct tracked_socket *s, int fd)

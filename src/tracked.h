@@ -41,6 +41,11 @@ struct tracked_socket {
 	_Atomic bool send_recorded;
 	_Atomic uint64_t bytes_received_at_send;
 
+	/* A connect in progress: the thread watches how it ends, and so does close (the program may
+	 * close a failed socket before the thread looks). */
+	_Atomic bool connecting;
+	_Atomic bool connect_failed;        /* close saw it end without connecting */
+
 	/* Owned by the background thread. */
 	uint64_t max_age_deadline_ms;       /* 0: no max age */
 	enum drain_reason drain_reason;

@@ -26,10 +26,9 @@ program's own.
 
 Legend: **moved** = every request sent from the deadline on (change + TTL + 3 s, plus the new
 TTL or the slow request where the scenario has one) landed on a current address;
-**stays** = no reconnect and no failed request through a DNS fault;
-**needs #4** = the client keeps the address it resolved and reconnects to it, so it follows
-only with connect steering (issue #4); its run is recorded but not asserted, and the
-`matrix-move-*-steering` tests, marked expected-to-fail, assert it;
+**stays** = no reconnect and no failed request through a DNS fault (in move-no-redirect:
+stayed on the old address, as it must with steering off); **recycled N×** = reconnects caused
+by DNSAWARE_MAX_AGE; failover cells give failed requests and the slowest request;
 **FAIL** = an assertion failed.
 """
 
@@ -51,12 +50,12 @@ One scenario, keeping every log (client records, shim log, DNS query log, backen
 """
 
 
-def cell(r):
+def cell(r, expect="follow"):
     v = r["verdict"]
     if v == "fail":
         return "**FAIL**"
-    if v == "steering":
-        return "needs #4"
+    if expect == "failover":
+        return "%d of %d failed, slowest %.2f s" % (r["failed"], r["requests"], r["slowest_s"])
     parts = []
     if "moved" in r:
         parts.append("moved" if r["moved"] else "stays")
@@ -118,12 +117,14 @@ def main(opts):
         row = []
         for s in scen_order:
             r = next((x for x in runs[s]["results"] if x["client"] == c and x["shim"]), None)
-            row.append(cell(r) if r else "")
+            row.append(cell(r, matrix.SCENARIOS[s].expect) if r else "")
         out.append("| %s | %s |" % (c, " | ".join(row)))
     out.append("")
     out.append("Control runs (the same clients without the shim, beside them, in every "
                "scenario that moves the name, and in max-age): every control stayed on the old "
-               "address (kept its connection) with no failed request, unless marked here: %s.\n"
+               "address (kept its connection) with no failed request, unless marked here: %s. "
+               "In failover the controls show what each client does on its own (see that "
+               "section).\n"
                % (", ".join("%s in %s" % (r["client"], s) for s in scen_order
                             for r in runs[s]["results"]
                             if not r["shim"] and r["verdict"] != "pass") or "none"))
@@ -151,7 +152,8 @@ def main(opts):
         out.append("| " + " | ".join(cols) + " |")
         out.append("|---" * len(cols) + "|")
         for r in run["results"]:
-            row = [r["client"], "shim" if r["shim"] else "control", cell(r)]
+            row = [r["client"], "shim" if r["shim"] else "control",
+                   cell(r, matrix.SCENARIOS[s].expect)]
             if has_move:
                 row.append(fmt(r.get("last_old_s")))
             row += [fmt(r["requests"]), fmt(r["failed"]), fmt(r["reconnects"]),
@@ -165,7 +167,7 @@ def main(opts):
                 extra.append("- %s (%s): %s" % (r["client"], "shim" if r["shim"] else
                                                "control", r["reason"]))
             for f in r.get("failures", [])[:2] if r["shim"] else []:
-                extra.append("- %s failed a request at change %+.2f s: `%s`"
+                extra.append("- %s failed a request at %+.2f s: `%s`"
                              % (r["client"], f["t"], f["error"].replace("|", "/")[:160]))
             if "move_spread_s" in r and r["shim"]:
                 extra.append("- %s: %d of %d connections moved. The old backend saw %s "
@@ -179,6 +181,10 @@ def main(opts):
                                 r.get("old_closes_spread_s"), r["move_first_s"],
                                 r["move_last_s"], r.get("conns_total", 0) / run["rate"],
                                 r.get("new_accepts"), r.get("new_accepts_spread_s")))
+            if matrix.SCENARIOS[s].expect == "failover":
+                extra.append("- %s (%s): answered by %s" % (
+                    r["client"], "shim" if r["shim"] else "control",
+                    ", ".join("%s %d" % kv for kv in sorted(r["by_backend"].items()))))
             if r.get("shim_query_gaps_after_change"):
                 extra.append("- %s: the shim's queries after the change were %s s apart"
                              % (r["client"], r["shim_query_gaps_after_change"]))

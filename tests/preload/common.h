@@ -202,18 +202,26 @@ static UNUSED_FN void make_addr(const char *ip, uint16_t port, struct sockaddr_s
 }
 
 /* A listening TCP socket on a loopback literal and an ephemeral port. */
-static UNUSED_FN int make_listener(const char *ip, uint16_t *port, int backlog)
+/* A listener on ip:port (port 0: any; the same port on several addresses works). */
+static UNUSED_FN int listen_on(const char *ip, uint16_t port, int backlog)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	make_addr(ip, 0, &ss, &len);
+	make_addr(ip, port, &ss, &len);
 	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	CHECK(fd >= 0);
 	int one = 1;
 	CHECK(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0);
-	CHECKF(bind(fd, (struct sockaddr *)&ss, len) == 0, "bind %s", ip);
+	CHECKF(bind(fd, (struct sockaddr *)&ss, len) == 0, "bind %s:%u", ip, port);
 	CHECK(listen(fd, backlog) == 0);
-	len = sizeof ss;
+	return fd;
+}
+
+static UNUSED_FN int make_listener(const char *ip, uint16_t *port, int backlog)
+{
+	int fd = listen_on(ip, 0, backlog);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
 	CHECK(getsockname(fd, (struct sockaddr *)&ss, &len) == 0);
 	*port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
 					      : ((struct sockaddr_in6 *)&ss)->sin6_port);
@@ -232,6 +240,7 @@ static UNUSED_FN int accept_one(int lfd)
 
 /* Resolves name (IPv4) with getaddrinfo and connects a new TCP socket to its first address: a
  * tracked connect when the shim is active. */
+
 static UNUSED_FN int connect_named(const char *name, uint16_t port)
 {
 	struct addrinfo hints, *res = NULL;
@@ -367,10 +376,15 @@ static UNUSED_FN void exchange(int c, int s, const char *req, const char *resp)
 
 static char hosts_path[] = "/tmp/dnsaware-test-hosts-XXXXXX";
 
-static UNUSED_FN void write_hosts(const char *name, const char *address)
+/* addresses: one or more, separated by spaces; one hosts line each, in that order. */
+static UNUSED_FN void write_hosts(const char *name, const char *addresses)
 {
-	char text[256];
-	int n = snprintf(text, sizeof text, "127.0.0.1 localhost\n%s %s\n", address, name);
+	char text[1024], list[256];
+	int n = snprintf(text, sizeof text, "127.0.0.1 localhost\n");
+	snprintf(list, sizeof list, "%s", addresses);
+	for (char *save = NULL, *a = strtok_r(list, " ", &save); a != NULL; a = strtok_r(NULL, " ", &save))
+		n += snprintf(text + n, sizeof text - (size_t)n, "%s %s\n", a, name);
+	CHECK(n < (int)sizeof text);
 	/* Same inode: the bind mount over /etc/hosts follows it. */
 	int fd = open(hosts_path, O_WRONLY | O_TRUNC);
 	CHECK(fd >= 0);

@@ -79,6 +79,7 @@ static void expect_defaults(const struct config *cfg)
 	cr_assert_eq(cfg->drain_timeout_ms, 300000);
 	cr_assert_eq(cfg->stale_after, 2);
 	cr_assert(cfg->redirect);
+	cr_assert_eq(cfg->cooldown_ms, 30000);
 	cr_assert_str_eq(cfg->hosts, "");
 	cr_assert_str_eq(cfg->exclude, "");
 	cr_assert_eq(cfg->log_level, LOG_WARN);
@@ -320,6 +321,23 @@ Test(config, drain_timeout)
 	cr_assert_eq(cfg.drain_timeout_ms, 300000);
 	expect_single_warning("DNSAWARE_DRAIN_TIMEOUT=1.5m is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
 			      "bare number of seconds); using 5m");
+}
+
+Test(config, cooldown)
+{
+	struct config cfg = load_one(ENV_COOLDOWN, "5s");
+	cr_assert_eq(cfg.cooldown_ms, 5000);
+	expect_no_warning();
+
+	/* 0: no memory of failed addresses, and valid. */
+	cfg = load_one(ENV_COOLDOWN, "0");
+	cr_assert_eq(cfg.cooldown_ms, 0);
+	expect_no_warning();
+
+	cfg = load_one(ENV_COOLDOWN, "-1s");
+	cr_assert_eq(cfg.cooldown_ms, 30000);
+	expect_single_warning("DNSAWARE_COOLDOWN=-1s is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+			      "bare number of seconds); using 30s");
 }
 
 Test(config, stats_interval)
@@ -634,6 +652,7 @@ Test(config, everything_valid_at_once)
 	set_env(ENV_DRAIN_TIMEOUT, "0");
 	set_env(ENV_STALE_AFTER, "3");
 	set_env(ENV_REDIRECT, "0");
+	set_env(ENV_COOLDOWN, "2m");
 	set_env(ENV_HOSTS, "*.svc");
 	set_env(ENV_EXCLUDE, "kube-dns.*");
 	set_env(ENV_LOG, "debug");
@@ -651,6 +670,7 @@ Test(config, everything_valid_at_once)
 	cr_assert_eq(cfg.drain_timeout_ms, 0);
 	cr_assert_eq(cfg.stale_after, 3);
 	cr_assert_not(cfg.redirect);
+	cr_assert_eq(cfg.cooldown_ms, 120000);
 	cr_assert_str_eq(cfg.hosts, "*.svc");
 	cr_assert_str_eq(cfg.exclude, "kube-dns.*");
 	cr_assert_eq(cfg.log_level, LOG_DEBUG);

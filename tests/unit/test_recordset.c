@@ -7,22 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "ip_literal.h"
 #include "recordset.h"
-
-/* Built with inet_pton rather than addr.c so this test stands on recordset.c alone. */
-static struct ip_addr ip(const char *text)
-{
-	struct ip_addr addr;
-
-	memset(&addr, 0, sizeof(addr));
-	if (inet_pton(AF_INET, text, addr.bytes) == 1)
-		addr.family = AF_INET;
-	else if (inet_pton(AF_INET6, text, addr.bytes) == 1)
-		addr.family = AF_INET6;
-	else
-		cr_assert_fail("bad address literal %s", text);
-	return addr;
-}
 
 /* 10.0.x.y for i < 65536: many distinct addresses for capacity tests. */
 static struct ip_addr numbered(unsigned i)
@@ -567,4 +553,43 @@ Test(families, ipv4_padding_is_ignored)
 	/* Stored copies are clean, so a whole-struct comparison elsewhere agrees with ours. */
 	for (unsigned i = 4; i < 16; i++)
 		cr_assert_eq(rs.records[1].addr.bytes[i], 0);
+}
+
+/* ---- former addresses (connect steering) ---- */
+
+Test(former, removed_addresses_are_former_until_seen_again)
+{
+	struct recordset rs = learned((const char *[]){A, B}, 2);
+	struct ip_addr a = ip(A), b = ip(B);
+
+	answer(&rs, (const char *[]){B}, 1, 1);
+	cr_assert(recordset_was_member(&rs, &a));
+	cr_assert_not(recordset_was_member(&rs, &b), "a current address is not former");
+
+	/* Back in an answer: current again (and, this soon, a sign of rotation). */
+	struct recordset back = rs;
+	answer(&back, (const char *[]){A, B}, 2, 1);
+	cr_assert_not(recordset_was_member(&back, &a));
+
+	/* Handed to the program again: current again too. */
+	struct ip_addr again[] = {a};
+	recordset_learn(&rs, again, 1);
+	cr_assert_not(recordset_was_member(&rs, &a));
+}
+
+Test(former, only_the_newest_are_kept)
+{
+	struct recordset rs = empty_set();
+	struct ip_addr keep = ip(A);
+	struct ip_addr addrs[1];
+
+	for (unsigned i = 0; i < RECORDSET_FORMER_MAX + 5; i++) {
+		addrs[0] = numbered(i);
+		recordset_learn(&rs, addrs, 1);
+		recordset_apply_answer(&rs, &keep, 1, 1, NULL);
+	}
+	cr_assert_eq(rs.former_count, RECORDSET_FORMER_MAX);
+	struct ip_addr oldest = numbered(0), newest = numbered(RECORDSET_FORMER_MAX + 4);
+	cr_assert_not(recordset_was_member(&rs, &oldest));
+	cr_assert(recordset_was_member(&rs, &newest));
 }

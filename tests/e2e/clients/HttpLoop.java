@@ -49,7 +49,7 @@ public class HttpLoop {
     static void usage(String msg) {
         System.err.println("HttpLoop: " + msg + "\nusage: java HttpLoop.java --target NAME:PORT"
             + " --rate R --out FILE --stop-file FILE [--max-duration S] [--slow-file FILE]"
-            + " [--conns 1]");
+            + " [--conns 1] [--connection keep-alive|close]");
         System.exit(2);
     }
 
@@ -64,8 +64,9 @@ public class HttpLoop {
         Map<String, String> a = new HashMap<>();
         a.put("--max-duration", "120");
         a.put("--conns", "1");
+        a.put("--connection", "keep-alive");
         for (int i = 0; i < argv.length; i += 2) {
-            if (!argv[i].matches("--(target|rate|out|stop-file|max-duration|slow-file|conns)")
+            if (!argv[i].matches("--(target|rate|out|stop-file|max-duration|slow-file|conns|connection)")
                     || i + 1 >= argv.length)
                 usage("bad argument " + argv[i]);
             a.put(argv[i], argv[i + 1]);
@@ -81,6 +82,10 @@ public class HttpLoop {
         }
         if (!(rate > 0) || !a.get("--conns").equals("1"))
             usage("--rate must be > 0 and --conns 1");
+        if (!a.get("--connection").matches("keep-alive|close"))
+            usage("--connection must be keep-alive or close");
+        // close: a fresh connection for every request (the failover scenario).
+        boolean fresh = a.get("--connection").equals("close");
         // --slow-file is ignored: HTTP slow answers come from the backend.
 
         URL url = new URL("http://" + a.get("--target") + "/" + CLIENT);
@@ -112,6 +117,8 @@ public class HttpLoop {
             try {
                 c = (HttpURLConnection) url.openConnection();
                 c.setConnectTimeout(2000);
+                if (fresh)
+                    c.setRequestProperty("Connection", "close");
                 c.setReadTimeout(5000);
                 int code = c.getResponseCode();
                 String body = readAll(code >= 400 ? c.getErrorStream() : c.getInputStream());

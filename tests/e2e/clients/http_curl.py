@@ -2,7 +2,7 @@
 """HTTP adapter: the real curl binary, run once with many URLs, so it reuses one connection.
 
     /usr/bin/python3 http_curl.py --target NAME:PORT --rate R --out FILE --stop-file FILE
-        [--max-duration S]
+        [--max-duration S] [--connection keep-alive|close]
 
 curl gets http://NAME:PORT/curl?n=[1-M] (a URL glob, M = enough for the whole run) and paces
 the transfers itself with --rate. After each transfer it writes the body (the backend's JSON)
@@ -50,8 +50,10 @@ def main():
     # Enough URLs for the whole run (curl does not wait after the last one of the glob).
     count = math.ceil(args.rate * args.max_duration) + 10
     cmd = ["curl", "-q", "-s", "-N", "--noproxy", "*", "--connect-timeout", "2",
-           "--max-time", "5", "--rate", curl_rate(args.rate), "-w", WRITE_OUT,
-           "http://%s/%s?n=[1-%d]" % (args.target, CLIENT, count)]
+           "--max-time", "5", "--rate", curl_rate(args.rate), "-w", WRITE_OUT]
+    if args.connection == "close":
+        cmd += ["-H", "Connection: close"]
+    cmd.append("http://%s/%s?n=[1-%d]" % (args.target, CLIENT, count))
 
     emit = loop.Records(args.out).emit
     emit({"type": "meta", "t": time.time(), "pid": os.getpid(), "client": CLIENT,

@@ -14,14 +14,15 @@ const CLIENT = 'node';
 
 function usage(msg) {
   process.stderr.write(`http_node.js: ${msg}\nusage: node http_node.js --target NAME:PORT ` +
-    '--rate R --out FILE --stop-file FILE [--max-duration S] [--slow-file FILE] [--conns 1]\n');
+    '--rate R --out FILE --stop-file FILE [--max-duration S] [--slow-file FILE] [--conns 1] ' +
+    '[--connection keep-alive|close]\n');
   process.exit(2);
 }
 
-const args = {'max-duration': '120', conns: '1'};
+const args = {'max-duration': '120', conns: '1', connection: 'keep-alive'};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
-  const m = /^--(target|rate|out|stop-file|max-duration|slow-file|conns)$/.exec(argv[i]);
+  const m = /^--(target|rate|out|stop-file|max-duration|slow-file|conns|connection)$/.exec(argv[i]);
   if (!m || i + 1 >= argv.length) usage(`bad argument ${argv[i]}`);
   args[m[1]] = argv[i + 1];
 }
@@ -31,6 +32,9 @@ const maxDuration = Number(args['max-duration']);
 if (!(rate > 0) || !(maxDuration >= 0) || args.conns !== '1') {
   usage('--rate must be > 0, --max-duration >= 0 and --conns 1');
 }
+if (!['keep-alive', 'close'].includes(args.connection)) usage('--connection must be keep-alive or close');
+// close: a fresh connection for every request (the failover scenario).
+const headers = args.connection === 'close' ? {Connection: 'close'} : {};
 // --slow-file is ignored: HTTP slow answers come from the backend.
 
 const url = `http://${args.target}/${CLIENT}`;
@@ -45,7 +49,7 @@ const agent = new http.Agent({keepAlive: true, maxSockets: 1});
 // One GET; resolves to {status, body} or rejects with the error.
 function get() {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, {agent, timeout: 5000}, (res) => {
+    const req = http.get(url, {agent, headers, timeout: 5000}, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({status: res.statusCode, body: Buffer.concat(chunks).toString()}));

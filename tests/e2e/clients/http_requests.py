@@ -2,7 +2,7 @@
 """HTTP adapter: python requests, one requests.Session per keep-alive connection.
 
     /usr/bin/python3 http_requests.py --target NAME:PORT --rate R --out FILE --stop-file FILE
-        [--max-duration S] [--conns N]
+        [--max-duration S] [--conns N] [--connection keep-alive|close]
 
 GET http://NAME:PORT/requests on a fixed schedule; with --conns N, N sessions are used
 round-robin (request i goes to session i % N; the rate is the total). Defaults kept (no
@@ -17,6 +17,7 @@ def main():
     import requests                   # a missing module exits non-zero before any record
 
     url = "http://%s/requests" % args.target
+    headers = {"Connection": "close"} if args.connection == "close" else {}
     sessions = []
     for _ in range(args.conns):
         s = requests.Session()
@@ -25,7 +26,7 @@ def main():
 
     def request(seq, slow):
         conn = seq % args.conns
-        r = sessions[conn].get(url, timeout=(2, 5))
+        r = sessions[conn].get(url, timeout=(2, 5), headers=headers)
         return dict(loop.http_answer(r.status_code, r.content), conn=conn)
 
     def close():

@@ -17,6 +17,8 @@ def parse_args(description, many_connections=False):
     ap.add_argument("--stop-file", required=True)
     ap.add_argument("--max-duration", type=float, default=120.0)
     ap.add_argument("--slow-file", help="make the next request slow when this file appears")
+    ap.add_argument("--connection", choices=("keep-alive", "close"), default="keep-alive",
+                    help="close: a fresh connection for every request")
     ap.add_argument("--conns", type=int, default=1,
                     help="keep-alive connections" + ("" if many_connections else " (only 1)"))
     args = ap.parse_args()
