@@ -252,7 +252,7 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 		if (runtime_config.redirect && flags >= 0 && !(flags & O_NONBLOCK) && route.other_count > 0) {
 			rc = fail_over(fd, addr, len, port, &route, connect_errno, &reached);
 			connect_errno = rc == 0 ? saved_errno : errno;
-		} else {
+		} else if (runtime_config.redirect && runtime_config.cooldown_ms > 0) {
 			char text[IP_ADDR_STRLEN];
 			log_msg(LOG_INFO, "a connect to %s:%u failed; avoiding it for %llums while %s has other addresses",
 				ip_addr_format(&route.first, text), port, (unsigned long long)runtime_config.cooldown_ms,

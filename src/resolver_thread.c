@@ -472,6 +472,8 @@ static void adopt_incoming(uint64_t now)
 
 static void remember_failed_connect(struct tracked_socket *s, uint64_t now)
 {
+	if (!runtime_config.redirect || runtime_config.cooldown_ms == 0)
+		return; /* nothing would avoid it */
 	sigset_t saved;
 	names_lock(&saved);
 	steer_mark_failed(&names_failed_connects, &s->peer, s->port, now, runtime_config.cooldown_ms);
