@@ -16,6 +16,7 @@
 #include "resolver_thread.h"
 #include "runtime.h"
 #include "sockview.h"
+#include "stats.h"
 #include "steer.h"
 #include "tracked.h"
 
@@ -196,6 +197,7 @@ static int fail_over(int fd, const struct sockaddr *addr, socklen_t len, uint16_
 		if (rc == 0 || e == EINTR || e == EINPROGRESS) {
 			/* Connected, or going on in the kernel (interrupted, or the timeout ran out). */
 			*reached = *next;
+			stats_count(&stats.connect_failovers, 1);
 			result = rc;
 			result_errno = e;
 			log_msg(LOG_INFO, "connect fd %d to %s:%u failed (%s); failed over to %s:%u of %s", fd,
@@ -241,6 +243,7 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	int rc = routed && route.redirected ? connect_to(fd, addr, len, &route.first) : REAL(connect)(fd, addr, len);
 	int connect_errno = rc == 0 ? saved_errno : errno;
 	if (routed && route.redirected) {
+		stats_count(&stats.connects_redirected, 1);
 		char from[IP_ADDR_STRLEN], to[IP_ADDR_STRLEN];
 		log_msg(LOG_INFO, "redirected connect fd %d from %s:%u to %s:%u (%s)", fd, ip_addr_format(&peer, from), port,
 			ip_addr_format(&route.first, to), port,

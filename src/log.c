@@ -8,10 +8,15 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ratelimit.h"
 #include "real.h"
 #include "runtime.h"
 
 #define LOG_LINE_MAX 512
+/* At most this many lines a second, with bursts of LOG_BURST: a storm of events (thousands of
+ * redirects, say) cannot flood a disk. The next line let through says how many were dropped. */
+#define LOG_RATE_PER_S 100
+#define LOG_BURST 500
 
 static const char *const level_names[] = {"off", "error", "warn", "info", "debug"};
 
@@ -19,6 +24,7 @@ static const char *const level_names[] = {"off", "error", "warn", "info", "debug
  * Opening and writing hold log_mutex (signals blocked): no line goes to an fd being replaced. */
 static int log_fd = -1;
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct rate_limit log_rate; /* log_mutex */
 
 static void open_locked(void)
 {
@@ -72,8 +78,19 @@ void log_line(enum log_level level, const char *message)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &saved);
 	pthread_mutex_lock(&log_mutex);
-	open_locked();
-	REAL(write)(log_fd, line, (size_t)n);
+	uint64_t suppressed = 0;
+	if (rate_limit_take(&log_rate, runtime_now_ms(), LOG_RATE_PER_S, LOG_BURST, &suppressed)) {
+		open_locked();
+		if (suppressed > 0) {
+			char note[160];
+			int k = snprintf(note, sizeof note,
+					 "dnsaware[%d]: warn %llu log lines dropped (more than %d a second)\n",
+					 (int)getpid(), (unsigned long long)suppressed, LOG_RATE_PER_S);
+			if (k > 0 && (size_t)k < sizeof note)
+				REAL(write)(log_fd, note, (size_t)k);
+		}
+		REAL(write)(log_fd, line, (size_t)n);
+	}
 	pthread_mutex_unlock(&log_mutex);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 done:

@@ -20,6 +20,8 @@
 #include "runtime.h"
 #include "schedule.h"
 #include "sockview.h"
+#include "stats.h"
+#include "stats_file.h"
 
 /* How often draining sockets are looked at while they wait for an idle boundary. */
 #define DRAIN_CHECK_MS 25
@@ -63,6 +65,7 @@ static void wake_thread(void)
 }
 
 static void *thread_main(void *unused);
+static bool thread_running(void);
 
 static void start_thread(void)
 {
@@ -89,6 +92,12 @@ static void start_thread(void)
 		return;
 	}
 	atomic_store(&thread_state, THREAD_RUNNING);
+	stats_file_at_exit(thread_running);
+}
+
+static bool thread_running(void)
+{
+	return atomic_load(&thread_state) == THREAD_RUNNING;
 }
 
 bool resolver_thread_failed(void)
@@ -236,6 +245,11 @@ static bool drain_marked(const struct tracked_socket *s)
 
 static void log_shutdown(struct tracked_socket *s, int fd, const char *path)
 {
+	enum stats_path where = strcmp(path, "idle") == 0 ? STATS_PATH_IDLE
+				: strcmp(path, "send") == 0 ? STATS_PATH_SEND
+							    : STATS_PATH_DEADLINE;
+	stats_count(&stats.shutdowns[s->drain_reason == DRAIN_MAX_AGE ? STATS_REASON_MAX_AGE : STATS_REASON_DNS][where],
+		    1);
 	if (!log_enabled(LOG_INFO))
 		return;
 	char text[IP_ADDR_STRLEN];
@@ -363,19 +377,27 @@ static uint32_t answer_ttl(const struct ares_addrinfo *result)
 	return ttl < 0 ? 0 : (uint32_t)ttl;
 }
 
-static void log_answer(const struct name_entry *entry, const struct ip_addr *addrs, unsigned n, uint32_t ttl,
-		       const struct recordset_change *change)
+static void format_list(const struct ip_addr *addrs, unsigned n, char *list, size_t size)
 {
-	if (!log_enabled(change->removed_count > 0 || change->became_rotating ? LOG_INFO : LOG_DEBUG))
-		return;
-	char list[256] = "";
 	size_t used = 0;
-	for (unsigned i = 0; i < n && used < sizeof list - IP_ADDR_STRLEN - 2; i++) {
+	list[0] = '\0';
+	for (unsigned i = 0; i < n && used < size - IP_ADDR_STRLEN - 2; i++) {
 		char text[IP_ADDR_STRLEN];
-		used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? "," : "", ip_addr_format(&addrs[i], text));
+		used += (size_t)snprintf(list + used, size - used, "%s%s", i ? "," : "", ip_addr_format(&addrs[i], text));
 	}
+}
+
+/* "re-resolved H: OLD -> NEW (ttl N s)": the set before the answer and the answer. */
+static void log_answer(const struct name_entry *entry, const struct ip_addr *before, unsigned before_count,
+		       const struct ip_addr *addrs, unsigned n, uint32_t ttl, const struct recordset_change *change)
+{
 	enum log_level level = change->removed_count > 0 || change->became_rotating ? LOG_INFO : LOG_DEBUG;
-	log_msg(level, "re-resolved %s: %s (ttl %us)", entry->host, list, ttl);
+	if (!log_enabled(level))
+		return;
+	char old_list[160], new_list[160];
+	format_list(before, before_count, old_list, sizeof old_list);
+	format_list(addrs, n, new_list, sizeof new_list);
+	log_msg(level, "re-resolved %s: %s -> %s (ttl %us)", entry->host, old_list, new_list, ttl);
 	for (unsigned i = 0; i < change->removed_count; i++) {
 		char text[IP_ADDR_STRLEN];
 		log_msg(LOG_INFO, "removed %s from %s", ip_addr_format(&change->removed[i], text), entry->host);
@@ -411,11 +433,18 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	}
 	struct recordset_change change = {0};
 	unsigned failures_before = entry->records.failures;
+	struct ip_addr before[16];
+	unsigned before_count = 0;
+	for (unsigned i = 0; i < entry->records.count && before_count < 16; i++)
+		before[before_count++] = entry->records.records[i].addr;
 	if (n > 0) {
+		stats_count(&stats.resolutions_ok, 1);
 		recordset_apply_answer(&entry->records, addrs, n, runtime_config.stale_after, &change);
+		stats_count(&stats.addresses_removed, change.removed_count);
 		entry->interval_ms = schedule_ttl_ms(ttl, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
 		entry->next_refresh_ms = now + schedule_jitter(entry->interval_ms, runtime_random());
 	} else {
+		stats_count(&stats.resolutions_error, 1);
 		recordset_apply_failure(&entry->records);
 		uint64_t delay = schedule_backoff_ms(entry->records.failures, runtime_config.ttl_floor_ms,
 						     runtime_config.ttl_ceiling_ms);
@@ -431,7 +460,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		return;
 	if (failures_before > 0)
 		log_msg(LOG_INFO, "re-resolving %s works again after %u failures", entry->host, failures_before);
-	log_answer(entry, addrs, n, ttl, &change);
+	log_answer(entry, before, before_count, addrs, n, ttl, &change);
 	if (change.removed_count > 0) {
 		names_lock(&saved);
 		drain_removed(entry, now);
@@ -679,6 +708,21 @@ static void renew_wake_fd(void)
 	atomic_store(&wake_fd, shimfd_adopt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), false));
 }
 
+/* The gauges of the stats file, from the thread's own view. */
+static void update_gauges(void)
+{
+	uint64_t live = 0, watched = 0;
+	for (struct tracked_socket *s = sockets; s != NULL; s = s->next)
+		live += atomic_load(&s->refs) > 0;
+	sigset_t saved;
+	names_lock(&saved);
+	for (struct name_entry *e = names_first(); e != NULL; e = e->next)
+		watched += e->live_sockets > 0;
+	names_unlock(&saved);
+	atomic_store_explicit(&stats.tracked_sockets, live, memory_order_relaxed);
+	atomic_store_explicit(&stats.watched_names, watched, memory_order_relaxed);
+}
+
 static void *thread_main(void *unused)
 {
 	(void)unused;
@@ -690,6 +734,7 @@ static void *thread_main(void *unused)
 		return NULL;
 	}
 	log_msg(LOG_DEBUG, "background thread started");
+	uint64_t next_stats_ms = runtime_now_ms();
 	for (;;) {
 		uint64_t now = runtime_now_ms();
 		uint64_t wake_at = now + runtime_config.ttl_ceiling_ms;
@@ -698,6 +743,15 @@ static void *thread_main(void *unused)
 		reap_closed(now, &wake_at);
 		watch_sockets(now, &wake_at);
 		start_refreshes(now, &wake_at);
+		update_gauges();
+		if (stats_file_wanted()) {
+			if (now >= next_stats_ms) {
+				stats_file_write();
+				next_stats_ms = now + runtime_config.stats_interval_ms;
+			}
+			if (next_stats_ms < wake_at)
+				wake_at = next_stats_ms;
+		}
 		wait_for_work(runtime_now_ms(), wake_at);
 	}
 	return NULL;

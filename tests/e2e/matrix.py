@@ -42,6 +42,7 @@ CLIENT_DIR = os.path.join(HERE, "clients")
 sys.path.insert(0, HERE)
 import dnsmove  # noqa: E402  (namespace, process handling, HTTP backend)
 import dnsresponder  # noqa: E402  (the programmable DNS server and its client helpers)
+import promtext  # noqa: E402  (a strict Prometheus text-format parser)
 import services  # noqa: E402  (redis-server, PostgreSQL, nginx)
 from dnsmove import PYTHON, HarnessError, log, tail  # noqa: E402
 
@@ -297,9 +298,17 @@ class MatrixScene(dnsmove.Scene):
             env["DNSAWARE_NAMESERVERS"] = SHIM_DNS
             env["DNSAWARE_LOG"] = self.opts.log_level
             env["DNSAWARE_LOG_FILE"] = self.path("shim-%s.log" % client.cid)
+            # One file per process (nginx has a master and workers), as an operator's
+            # node_exporter directory would have them.
+            os.makedirs(self.stats_dir(client), exist_ok=True)
+            env["DNSAWARE_STATS_FILE"] = os.path.join(self.stats_dir(client), "%p.prom")
+            env["DNSAWARE_STATS_INTERVAL"] = "1s"
             env.update(self.sc.env)
             env.update(kv.split("=", 1) for kv in self.opts.shim_env or [])
         return env
+
+    def stats_dir(self, client):
+        return self.path("stats-%s" % client.cid)
 
     def out_file(self, client, shim):
         return self.path("client-%s-%s.jsonl" % (client.cid, "shim" if shim else "control"))
@@ -569,6 +578,9 @@ def analyse(scene, client, shim, facts, events, dns):
         "preloaded": facts.get((client.cid, shim), {}).get("preloaded"),
     }
     res.update({k: v for k, v in facts.get((client.cid, shim), {}).items() if k != "preloaded"})
+    if shim:
+        res.update(read_stats(scene.stats_dir(client)))
+        res["log_story"] = log_story(scene.path("shim-%s.log" % client.cid))
     if removed:
         res["last_old_s"] = round(on_old[-1]["t"] - t_ref, 3) if on_old else None
         after = [r for r in reqs if r["t"] >= events["deadline"]]
@@ -597,6 +609,62 @@ def program_version(client, meta):
                            text=True)
         return r.stdout.strip().replace("nginx version: ", "")
     return (meta.get("version") or "").split(" (")[0] or None
+
+
+STATS_KEYS = ("shutdown_dns", "shutdown_max_age", "removed", "resolutions_ok", "resolutions_error",
+              "redirected", "failovers")
+
+
+def read_stats(directory):
+    """Every stats file the client's processes wrote, each checked strictly against the
+    exposition format and the metrics contract; the counters summed over the processes."""
+    out = {"stats_files": 0, "stats_error": None}
+    total = dict.fromkeys(STATS_KEYS, 0)
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.endswith(".prom"))
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            with open(path) as f:
+                parsed = promtext.parse(f.read())
+            promtext.check_dnsaware(parsed)
+        except ValueError as e:
+            out["stats_error"] = "%s: %s" % (name, e)
+            continue
+        out["stats_files"] += 1
+        c = lambda metric, **labels: promtext.counter(parsed, metric, **labels)  # noqa: E731
+        total["shutdown_dns"] += c("dnsaware_sockets_shutdown_total", reason="dns")
+        total["shutdown_max_age"] += c("dnsaware_sockets_shutdown_total", reason="max_age")
+        total["removed"] += c("dnsaware_addresses_removed_total")
+        total["resolutions_ok"] += c("dnsaware_resolutions_total", result="ok")
+        total["resolutions_error"] += c("dnsaware_resolutions_total", result="error")
+        total["redirected"] += c("dnsaware_connects_redirected_total")
+        total["failovers"] += c("dnsaware_connect_failovers_total")
+    out["stats"] = {k: int(v) for k, v in total.items()}
+    return out
+
+
+def log_story(path):
+    """Where in the shim's log a move's story is told: the first answer without the address,
+    its removal, the drain, the shutdown (line numbers; None when missing)."""
+    steps = [("re-resolved", " -> "), ("removed", ""), ("draining", "address left"),
+             ("shut down", "no longer resolves")]
+    found = {}
+    try:
+        with open(path, errors="replace") as f:
+            lines = f.readlines()
+    except OSError:
+        lines = []
+    at = 0
+    for word, detail in steps:
+        for i in range(at, len(lines)):
+            if (" info %s " % word) in lines[i] and detail in lines[i]:
+                found[word] = i + 1
+                at = i + 1
+                break
+    return found
 
 
 def many_connections(scene, client, shim, reqs, removed, events):
@@ -671,6 +739,10 @@ def judge(sc, client, res):
             return "fail", ("expected the shim's thread in an nginx worker and not in the "
                             "master; master %s, workers %s"
                             % (res.get("master_threads"), res.get("worker_threads")))
+    if shim:
+        why = judge_metrics(sc, client, res)
+        if why:
+            return "fail", why
     if sc.expect == "failover":
         return judge_failover(sc, res)
     if not shim:
@@ -713,6 +785,39 @@ def judge(sc, client, res):
                         "address" % (res.get("after_deadline_on_old", 0),
                                      res.get("after_deadline", 0)))
     return "pass", "moved"
+
+
+def judge_metrics(sc, client, res):
+    """The stats file (strictly valid, per the contract) and the log must tell what the scenario
+    did. Returns why not, or None."""
+    if res["stats_error"]:
+        return "invalid stats file: %s" % res["stats_error"]
+    if res["stats_files"] == 0:
+        return "no stats file was written (DNSAWARE_STATS_FILE)"
+    st = res["stats"]
+    shutdowns = st["shutdown_dns"] + st["shutdown_max_age"]
+    if sc.expect == "follow" and res.get("moved"):
+        if st["removed"] < 1 or st["shutdown_dns"] < 1:
+            return "moved, but the stats file counts %d addresses removed, %d DNS shutdowns" % (
+                st["removed"], st["shutdown_dns"])
+        if client.steering and st["redirected"] < 1:
+            return "moved by connect steering, but no redirect was counted"
+        if len(res["log_story"]) < 4:
+            return ("the log does not tell the move in order (re-resolved, removed, draining, "
+                    "shut down): found %s" % res["log_story"])
+    if sc.expect == "pinned" and st["redirected"]:
+        return "%d redirects counted with DNSAWARE_REDIRECT=0" % st["redirected"]
+    if sc.expect == "stay" and sc.fault:
+        # Silence ends in a timeout only if it outlasts c-ares' retries; the others fail at once.
+        if sc.fault[0] != "silent" and st["resolutions_error"] < 1:
+            return "DNS %s, but no failed resolution was counted" % sc.fault[0]
+        if shutdowns:
+            return "%d shutdowns counted during a DNS fault" % shutdowns
+    if sc.expect == "recycle" and st["shutdown_max_age"] < 2:
+        return "recycled, but %d max-age shutdowns counted" % st["shutdown_max_age"]
+    if sc.expect == "failover" and st["redirected"] < 1:
+        return "no connect was steered away from the refusing address"
+    return None
 
 
 def judge_control(sc, res):

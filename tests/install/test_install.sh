@@ -27,6 +27,7 @@ wrapper=$dest$prefix/$bindir/dnsaware
 check "library installed as $lib" test -f "$dest$lib"
 check "wrapper installed as $prefix/$bindir/dnsaware" test -x "$wrapper"
 check "wrapper has the installed library path baked in" grep -qF "installed_lib='$lib'" "$wrapper"
+check "dnsaware-stats installed as $prefix/$bindir/dnsaware-stats" test -x "$dest$prefix/$bindir/dnsaware-stats"
 out=$("$wrapper" --version)
 check "installed wrapper --version says dnsaware $version (said: $out)" test "$out" = "dnsaware $version"
 # DESTDIR is not the real root: the installed wrapper looks for the library where it will be

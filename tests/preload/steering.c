@@ -3,7 +3,7 @@
  * avoided for DNSAWARE_COOLDOWN. Each subtest runs in a network and mount namespace of its own
  * (root), with a private /etc/hosts, so 127.0.0.x and the ports are the test's alone.
  * Usage: preload_steering SUBTEST (redirect, spread, failover, nonblocking-failure, all-refuse,
- * timeout, off). */
+ * timeout, log-storm, off). */
 #include <netinet/in.h>
 #include <sys/time.h>
 
@@ -231,6 +231,39 @@ static void t_timeout(void)
 	drop_private_hosts();
 }
 
+/* A storm of decisions (2000 redirects in a moment) is rate-limited in the log: the burst goes
+ * out, the rest is dropped and counted, and the next line let through says how many. */
+static void t_log_storm(void)
+{
+	private_hosts("steer.test", "127.0.0.10");
+	int old = listen_on("127.0.0.10", PORT, 64), fresh = listen_on("127.0.0.11", PORT, 4096);
+	move_under_a_connection("127.0.0.11");
+	int before = count_log_lines("");
+	for (int i = 0; i < 2000; i++) {
+		int err;
+		int fd = try_connect("127.0.0.10", false, &err);
+		CHECK(fd >= 0);
+		close(fd);
+		int a = accept(fresh, NULL, NULL);
+		if (a >= 0)
+			close(a);
+	}
+	sleep_ms(100);
+	int err;
+	int fd = try_connect("127.0.0.10", false, &err); /* one more line: it reports the dropped */
+	CHECK(fd >= 0);
+	close(fd);
+	int lines = count_log_lines("") - before;
+	int redirects = count_log_lines("redirected connect");
+	printf("2001 redirects: %d log lines written, %d of them redirects\n", lines, redirects);
+	CHECKF(redirects < 1000, "the log was not rate-limited: %d redirect lines", redirects);
+	CHECKF(redirects >= 400, "the burst should go out whole: %d redirect lines", redirects);
+	CHECKF(count_log_lines("log lines dropped (more than 100 a second)") >= 1, "no line says lines were dropped");
+	close(old);
+	close(fresh);
+	drop_private_hosts();
+}
+
 /* DNSAWARE_REDIRECT=0: the old address is connected as asked, and no failover. */
 static void t_off(void)
 {
@@ -276,6 +309,8 @@ int main(int argc, char **argv)
 		t_all_refuse();
 	else if (strcmp(t_name, "timeout") == 0)
 		t_timeout();
+	else if (strcmp(t_name, "log-storm") == 0)
+		t_log_storm();
 	else if (strcmp(t_name, "off") == 0)
 		t_off();
 	else

@@ -1,0 +1,106 @@
+/* Metrics: the counters and their Prometheus text exposition (format 0.0.4). */
+#include "stats.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct stats stats;
+
+static const char *const reason_names[STATS_REASONS] = {"dns", "max_age"};
+static const char *const path_names[STATS_PATHS] = {"idle", "send", "deadline"};
+
+struct text {
+	char *buf;
+	size_t size, used;
+	bool overflow;
+};
+
+static void put(struct text *t, const char *format, ...) __attribute__((format(printf, 2, 3)));
+static void put(struct text *t, const char *format, ...)
+{
+	if (t->overflow)
+		return;
+	va_list args;
+	va_start(args, format);
+	int n = vsnprintf(t->buf + t->used, t->size - t->used, format, args);
+	va_end(args);
+	if (n < 0 || (size_t)n >= t->size - t->used)
+		t->overflow = true;
+	else
+		t->used += (size_t)n;
+}
+
+static void family(struct text *t, const char *name, const char *type, const char *help)
+{
+	put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static uint64_t get(const _Atomic uint64_t *v)
+{
+	return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+int stats_format(const struct stats *s, long pid, char *buf, size_t size)
+{
+	struct text t = {buf, size, 0, size == 0};
+
+	family(&t, "dnsaware_tracked_sockets", "gauge", "TCP connections to resolved names being watched.");
+	put(&t, "dnsaware_tracked_sockets{pid=\"%ld\"} %llu\n", pid, (unsigned long long)get(&s->tracked_sockets));
+	family(&t, "dnsaware_watched_names", "gauge", "Names re-resolved because connections to them are watched.");
+	put(&t, "dnsaware_watched_names{pid=\"%ld\"} %llu\n", pid, (unsigned long long)get(&s->watched_names));
+	family(&t, "dnsaware_resolutions_total", "counter", "Background re-resolutions, by result.");
+	put(&t, "dnsaware_resolutions_total{pid=\"%ld\",result=\"ok\"} %llu\n", pid,
+	    (unsigned long long)get(&s->resolutions_ok));
+	put(&t, "dnsaware_resolutions_total{pid=\"%ld\",result=\"error\"} %llu\n", pid,
+	    (unsigned long long)get(&s->resolutions_error));
+	family(&t, "dnsaware_addresses_removed_total", "counter",
+	       "Addresses that left a name's record set (absent from DNSAWARE_STALE_AFTER answers).");
+	put(&t, "dnsaware_addresses_removed_total{pid=\"%ld\"} %llu\n", pid,
+	    (unsigned long long)get(&s->addresses_removed));
+	family(&t, "dnsaware_sockets_shutdown_total", "counter",
+	       "Connections shut down, by reason (dns, max_age) and path (idle, send, deadline).");
+	for (int r = 0; r < STATS_REASONS; r++)
+		for (int p = 0; p < STATS_PATHS; p++)
+			put(&t, "dnsaware_sockets_shutdown_total{pid=\"%ld\",reason=\"%s\",path=\"%s\"} %llu\n", pid,
+			    reason_names[r], path_names[p], (unsigned long long)get(&s->shutdowns[r][p]));
+	family(&t, "dnsaware_connects_redirected_total", "counter",
+	       "Connects steered from an address that left its name's set, or one cooling down, to a current one.");
+	put(&t, "dnsaware_connects_redirected_total{pid=\"%ld\"} %llu\n", pid,
+	    (unsigned long long)get(&s->connects_redirected));
+	family(&t, "dnsaware_connect_failovers_total", "counter",
+	       "Blocking connects that failed and reached another address of the name.");
+	put(&t, "dnsaware_connect_failovers_total{pid=\"%ld\"} %llu\n", pid,
+	    (unsigned long long)get(&s->connect_failovers));
+	return t.overflow ? -1 : (int)t.used;
+}
+
+bool stats_expand_path(const char *pattern, long pid, char *out, size_t size)
+{
+	size_t used = 0;
+	for (const char *p = pattern; *p != '\0'; p++) {
+		char number[24];
+		const char *piece = number;
+		size_t length;
+		if (p[0] == '%' && p[1] == 'p') {
+			snprintf(number, sizeof number, "%ld", pid);
+			length = strlen(number);
+			p++;
+		} else if (p[0] == '%' && p[1] == '%') {
+			piece = "%";
+			length = 1;
+			p++;
+		} else {
+			piece = p;
+			length = 1;
+		}
+		if (used + length >= size)
+			return false;
+		memcpy(out + used, piece, length);
+		used += length;
+	}
+	if (used >= size)
+		return false;
+	out[used] = '\0';
+	return true;
+}

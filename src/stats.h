@@ -1,0 +1,42 @@
+/* The metrics of design.md ("Metrics contract"): counters kept with atomics (never a lock on the
+ * fast path), and their Prometheus text form. Pure, unit-testable; the file is written by
+ * stats_file.c. */
+#ifndef DNSAWARE_STATS_H
+#define DNSAWARE_STATS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum stats_reason { STATS_REASON_DNS, STATS_REASON_MAX_AGE, STATS_REASONS };
+enum stats_path { STATS_PATH_IDLE, STATS_PATH_SEND, STATS_PATH_DEADLINE, STATS_PATHS };
+
+struct stats {
+	_Atomic uint64_t tracked_sockets; /* gauges, set by the background thread */
+	_Atomic uint64_t watched_names;
+	_Atomic uint64_t resolutions_ok;
+	_Atomic uint64_t resolutions_error;
+	_Atomic uint64_t addresses_removed;
+	_Atomic uint64_t shutdowns[STATS_REASONS][STATS_PATHS];
+	_Atomic uint64_t connects_redirected;
+	_Atomic uint64_t connect_failovers;
+};
+
+extern struct stats stats;
+
+static inline void stats_count(_Atomic uint64_t *counter, uint64_t n)
+{
+	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+/* The exposition text (every family with # HELP and # TYPE). Every sample carries pid="PID":
+ * node_exporter's textfile collector merges a directory of files, one per process, and
+ * samples with the same name and labels from two files would collide. Returns its length, or
+ * -1 when it does not fit in size bytes. */
+int stats_format(const struct stats *s, long pid, char *buf, size_t size);
+
+/* The stats file's path: "%p" becomes pid, "%%" a single "%". False when it does not fit. */
+bool stats_expand_path(const char *pattern, long pid, char *out, size_t size);
+
+#endif

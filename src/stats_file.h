@@ -1,0 +1,15 @@
+/* Writing DNSAWARE_STATS_FILE: by the background thread every DNSAWARE_STATS_INTERVAL, and at
+ * exit, atomically (a temporary file renamed over the old one). */
+#ifndef DNSAWARE_STATS_FILE_H
+#define DNSAWARE_STATS_FILE_H
+
+#include <stdbool.h>
+
+bool stats_file_wanted(void);
+/* Writes the file now; one warning line per failure streak. Serialised (thread vs exit). */
+void stats_file_write(void);
+/* Registers the write at exit, once per process; called when the thread starts, so a process
+ * that never makes a tracked connection writes no file. */
+void stats_file_at_exit(bool (*still_running)(void));
+
+#endif

@@ -1,0 +1,285 @@
+#!/usr/bin/python3
+"""Self-test of promtext.py (the strict exposition-format parser and the dnsaware contract).
+
+    /usr/bin/python3 tests/e2e/test_promtext.py
+
+Feeds valid documents, one invalid document per rule (each must be rejected naming the right
+line), a hand-written dnsaware stats file and breakages of it, and runs the command line.
+Exit status: 0 pass, 1 fail.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import promtext  # noqa: E402
+
+# Written by hand from the contract (design.md, "Metrics contract").
+DNSAWARE = """\
+# HELP dnsaware_tracked_sockets TCP connections to resolved addresses currently tracked.
+# TYPE dnsaware_tracked_sockets gauge
+dnsaware_tracked_sockets 12
+# HELP dnsaware_watched_names Names being re-resolved in the background.
+# TYPE dnsaware_watched_names gauge
+dnsaware_watched_names 3
+# HELP dnsaware_resolutions_total Background resolutions, by result.
+# TYPE dnsaware_resolutions_total counter
+dnsaware_resolutions_total{result="ok"} 340
+dnsaware_resolutions_total{result="error"} 2
+# HELP dnsaware_addresses_removed_total Addresses removed from a name's record set.
+# TYPE dnsaware_addresses_removed_total counter
+dnsaware_addresses_removed_total 1
+# HELP dnsaware_sockets_shutdown_total Tracked connections shut down, by reason and path.
+# TYPE dnsaware_sockets_shutdown_total counter
+dnsaware_sockets_shutdown_total{reason="dns",path="idle"} 4
+dnsaware_sockets_shutdown_total{reason="dns",path="send"} 0
+dnsaware_sockets_shutdown_total{reason="dns",path="deadline"} 1
+dnsaware_sockets_shutdown_total{reason="max_age",path="idle"} 7
+dnsaware_sockets_shutdown_total{reason="max_age",path="send"} 0
+dnsaware_sockets_shutdown_total{reason="max_age",path="deadline"} 0
+# HELP dnsaware_connects_redirected_total Connects to a stale address steered to a current one.
+# TYPE dnsaware_connects_redirected_total counter
+dnsaware_connects_redirected_total 2
+# HELP dnsaware_connect_failovers_total Failed connects retried on another address of the name.
+# TYPE dnsaware_connect_failovers_total counter
+dnsaware_connect_failovers_total 1
+"""
+
+GOOD = {
+    "empty document": "",
+    "escapes, comments, special values, timestamps": (
+        "# a plain comment\n"
+        "# HELP x_total Help with a backslash \\\\ and a newline \\n.\n"
+        "# TYPE x_total counter\n"
+        'x_total{a="q\\"uote",b="back\\\\slash",c="new\\nline",d="{},= #"} 1 1700000000000\n'
+        'x_total{a="2"} 2.5e3\n'
+        "# TYPE g gauge\n"
+        "g NaN\n"
+        'g{s="1"} +Inf\n'
+        'g{s="2"} -Inf\n'
+        'g{s="3"} -0.5\n'
+        'g{s="4",} .5\n'
+        "untyped_metric:with_colon 7 -3\n"),
+    "histogram and summary": (
+        "# TYPE h histogram\n"
+        'h_bucket{le="1"} 1\n'
+        'h_bucket{le="+Inf"} 2\n'
+        "h_sum 3\n"
+        "h_count 2\n"
+        "# TYPE s summary\n"
+        's{quantile="0.5"} 1\n'
+        "s_sum 3\n"
+        "s_count 2\n"),
+    "HELP without text, TYPE before HELP": "# TYPE a gauge\n# HELP a\na 1\n",
+}
+
+# (rule, document, line the error must name)
+BAD = [
+    ("no newline at end of file", "# TYPE a gauge\na 1", 2),
+    ("CRLF line ending", "# TYPE a gauge\r\na 1\r\n", 1),
+    ("blank line", "# TYPE a gauge\n\na 1\n", 2),
+    ("leading whitespace", "# TYPE a gauge\n a 1\n", 2),
+    ("trailing whitespace", "a 1 \n", 1),
+    ("two spaces before the value", "a  1\n", 1),
+    ("HELP twice", "# HELP a one\n# HELP a two\na 1\n", 2),
+    ("TYPE twice", "# TYPE a gauge\n# TYPE a gauge\na 1\n", 2),
+    ("TYPE after samples", "a 1\n# TYPE a gauge\n", 2),
+    ("HELP after samples", "# TYPE a gauge\na 1\n# HELP a late\n", 3),
+    ("unknown type", "# TYPE a meter\na 1\n", 1),
+    ("type in capitals", "# TYPE a Gauge\na 1\n", 1),
+    ("TYPE without a type", "# TYPE a\na 1\n", 1),
+    ("TYPE with extra words", "# TYPE a gauge x\na 1\n", 1),
+    ("HELP without a name", "# HELP\n", 1),
+    ("HELP with an invalid name", "# HELP 1a text\n", 1),
+    ("HELP with a bad escape", '# HELP a say \\"hi\\"\na 1\n', 1),
+    ("HELP ending in a backslash", "# HELP a text\\\na 1\n", 1),
+    ("invalid metric name", "1a 1\n", 1),
+    ("invalid character in metric name", "a-b 1\n", 1),
+    ("invalid label name", 'a{1b="x"} 1\n', 1),
+    ("reserved label name", 'a{__name__="x"} 1\n', 1),
+    ("unquoted label value", "a{b=x} 1\n", 1),
+    ("single-quoted label value", "a{b='x'} 1\n", 1),
+    ("bad escape in label value", 'a{b="x\\t"} 1\n', 1),
+    ("unterminated label value", 'a{b="x} 1\n', 1),
+    ("unclosed label set", 'a{b="x" 1\n', 1),
+    ("space inside the label set", 'a{b="x", c="y"} 1\n', 1),
+    ("duplicate label name", 'a{b="x",b="y"} 1\n', 1),
+    ("duplicate sample", "# TYPE a gauge\na 1\na 2\n", 3),
+    ("duplicate sample, labels reordered", 'a{x="1",y="2"} 1\na{y="2",x="1"} 1\n', 2),
+    ("interleaved families", "a 1\nb 1\na{x=\"1\"} 2\n", 3),
+    ("TYPE of a family seen before", "a 1\nb 1\n# TYPE a gauge\n", 3),
+    ("counter family foo with sample foo_total",
+     "# TYPE foo counter\nfoo_total 1\n", 2),
+    ("missing value", "a\n", 1),
+    ("non-numeric value", "a one\n", 1),
+    ("Inf without a sign", "a Inf\n", 1),
+    ("lower-case nan", "a nan\n", 1),
+    ("hex value", "a 0x10\n", 1),
+    ("fractional timestamp", "a 1 1.5\n", 1),
+    ("extra field", "a 1 2 3\n", 1),
+    ("histogram sample named as the family", "# TYPE h histogram\nh 1\n", 2),
+    ("histogram bucket without le", "# TYPE h histogram\nh_bucket 1\n", 2),
+    ("summary sample without quantile", "# TYPE s summary\ns 1\n", 2),
+]
+
+
+def with_pid(doc, pid="4242"):
+    """The library labels every sample with its process: add pid to each dnsaware sample."""
+    out = []
+    for line in doc.splitlines(keepends=True):
+        if line.startswith("dnsaware_"):
+            name, _, rest = line.partition("{") if "{" in line.split(" ")[0] else (
+                line.split(" ")[0], "", line[len(line.split(" ")[0]):])
+            if _:
+                line = '%s{pid="%s",%s' % (name, pid, rest)
+            else:
+                line = '%s{pid="%s"}%s' % (name, pid, rest)
+        out.append(line)
+    return "".join(out)
+
+
+def replace(doc, old, new):
+    assert old in doc, old
+    return doc.replace(old, new, 1)
+
+
+# Breakages of the dnsaware document: (what, document, line the error must name or None).
+BAD_DNSAWARE = [
+    ("unknown family", DNSAWARE + "# HELP dnsaware_x X.\n# TYPE dnsaware_x gauge\ndnsaware_x 1\n",
+     28),
+    ("missing family", replace(DNSAWARE, "# HELP dnsaware_connect_failovers_total Failed"
+                               " connects retried on another address of the name.\n"
+                               "# TYPE dnsaware_connect_failovers_total counter\n"
+                               "dnsaware_connect_failovers_total 1\n", ""), None),
+    ("no HELP", replace(DNSAWARE, "# HELP dnsaware_watched_names Names being re-resolved in"
+                        " the background.\n", ""), 4),
+    ("no TYPE", replace(DNSAWARE, "# TYPE dnsaware_watched_names gauge\n", ""), 4),
+    ("wrong type", replace(DNSAWARE, "TYPE dnsaware_tracked_sockets gauge",
+                           "TYPE dnsaware_tracked_sockets counter"), 1),
+    ("missing label combination", replace(DNSAWARE, 'dnsaware_sockets_shutdown_total{reason='
+                                          '"max_age",path="send"} 0\n', ""), 14),
+    ("missing result=error", replace(DNSAWARE, 'dnsaware_resolutions_total{result="error"} 2\n',
+                                     ""), 7),
+    ("unknown label value", replace(DNSAWARE, 'path="deadline"} 1', 'path="close"} 1'), 18),
+    ("extra label", replace(DNSAWARE, "dnsaware_tracked_sockets 12",
+                            'dnsaware_tracked_sockets{fd="3"} 12'), 3),
+    ("missing label", replace(DNSAWARE, 'dnsaware_resolutions_total{result="ok"} 340',
+                              "dnsaware_resolutions_total 340"), 9),
+    ("negative value", replace(DNSAWARE, "dnsaware_watched_names 3", "dnsaware_watched_names -3"),
+     6),
+    ("fractional value", replace(DNSAWARE, "dnsaware_watched_names 3",
+                                 "dnsaware_watched_names 3.0"), 6),
+    ("NaN value", replace(DNSAWARE, "dnsaware_addresses_removed_total 1",
+                          "dnsaware_addresses_removed_total NaN"), 13),
+    ("timestamp", replace(DNSAWARE, "dnsaware_watched_names 3", "dnsaware_watched_names 3 1000"),
+     6),
+    ("empty family", replace(DNSAWARE, "dnsaware_connects_redirected_total 2\n", ""), 22),
+    ("empty file", "", None),
+]
+
+failures = []
+
+
+def check(ok, what):
+    print(("ok    " if ok else "FAIL  ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def rejected(fn, doc, line):
+    try:
+        fn(doc)
+    except ValueError as e:
+        msg = str(e)
+        want = f"line {line}: " if line else ""
+        return (msg.startswith(want) if line else not msg.startswith("line ")), msg
+    return False, "accepted"
+
+
+def main():
+    for what, doc in GOOD.items():
+        try:
+            promtext.parse(doc)
+            check(True, f"valid: {what}")
+        except ValueError as e:
+            check(False, f"valid: {what}: {e}")
+
+    parsed = promtext.parse(GOOD["escapes, comments, special values, timestamps"])
+    s = parsed["x_total"]["samples"][0]
+    check(parsed["x_total"]["help"] == "Help with a backslash \\ and a newline \n.", "HELP unescaped")
+    check(s["labels"] == {"a": 'q"uote', "b": "back\\slash", "c": "new\nline", "d": "{},= #"},
+          "label values unescaped")
+    check(s["value"] == 1 and isinstance(s["value"], int) and s["timestamp"] == 1700000000000,
+          "integer value and timestamp")
+    g = {tuple(x["labels"].values()): x["value"] for x in parsed["g"]["samples"]}
+    check(g[()] != g[()] and g[("1",)] == float("inf") and g[("2",)] == float("-inf")
+          and g[("3",)] == -0.5 and g[("4",)] == 0.5, "NaN, +Inf, -Inf, floats")
+    check(parsed["untyped_metric:with_colon"]["type"] is None
+          and parsed["untyped_metric:with_colon"]["samples"][0]["timestamp"] == -3,
+          "untyped family, negative timestamp")
+    check(list(promtext.parse(GOOD["histogram and summary"])) == ["h", "s"],
+          "histogram and summary series grouped into their families")
+
+    for what, doc, line in BAD:
+        ok, msg = rejected(promtext.parse, doc, line)
+        check(ok, f"rejected at line {line}: {what} ({msg})")
+
+    parsed = promtext.parse(with_pid(DNSAWARE))
+    try:
+        promtext.check_dnsaware(parsed)
+        check(True, "dnsaware document meets the contract")
+    except ValueError as e:
+        check(False, f"dnsaware document meets the contract: {e}")
+    vals = promtext.values(parsed)
+    check(len(vals) == 13 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
+          and vals[("dnsaware_sockets_shutdown_total",
+                    frozenset({"pid": "4242", "reason": "dns", "path": "deadline"}.items()))] == 1,
+          "values()")
+    check(promtext.counter(parsed, "dnsaware_sockets_shutdown_total") == 12
+          and promtext.counter(parsed, "dnsaware_sockets_shutdown_total", reason="dns") == 5
+          and promtext.counter(parsed, "dnsaware_sockets_shutdown_total", path="idle") == 11
+          and promtext.counter(parsed, "dnsaware_resolutions_total", result="ok") == 340,
+          "counter() sums matching samples")
+    try:
+        promtext.counter(parsed, "dnsaware_resolutions_total", result="okay")
+        check(False, "counter() with no matching sample raises KeyError")
+    except KeyError:
+        check(True, "counter() with no matching sample raises KeyError")
+
+    for what, doc, line in BAD_DNSAWARE:
+        ok, msg = rejected(lambda d: promtext.check_dnsaware(promtext.parse(d)), with_pid(doc), line)
+        check(ok, f"dnsaware contract rejects at line {line}: {what} ({msg})")
+    for what, doc in [("no pid label", DNSAWARE),
+                      ("two pids in one file", with_pid(DNSAWARE).replace(
+                          'dnsaware_watched_names{pid="4242"}', 'dnsaware_watched_names{pid="7"}'))]:
+        ok, msg = rejected(lambda d: promtext.check_dnsaware(promtext.parse(d)), doc, None)
+        check(ok or "pid" in msg, f"dnsaware contract rejects {what} ({msg})")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        good, bad, latin1 = (os.path.join(tmp, n) for n in ("good.prom", "bad.prom", "l1.prom"))
+        with open(good, "w") as f:
+            f.write(with_pid(DNSAWARE))
+        with open(bad, "w") as f:
+            f.write(with_pid(DNSAWARE).replace('dnsaware_watched_names{pid="4242"} 3',
+                                               'dnsaware_watched_names{pid="4242"} three'))
+        with open(latin1, "wb") as f:
+            f.write(b'a 1\nb{c="\xe9"} 1\n')
+        cli = [sys.executable, os.path.join(HERE, "promtext.py")]
+        r = subprocess.run(cli + ["--dnsaware", good], capture_output=True, text=True)
+        check(r.returncode == 0 and r.stdout == f"{good}: OK\n", "cli: valid file -> OK, exit 0")
+        r = subprocess.run(cli + [good, bad, latin1], capture_output=True, text=True)
+        check(r.returncode == 1 and r.stdout.splitlines() == [
+            f"{good}: OK", f"{bad}: line 6: invalid value 'three'",
+            f"{latin1}: line 2: invalid UTF-8"], f"cli: bad files -> errors, exit 1 ({r.stdout!r})")
+        r = subprocess.run(cli, capture_output=True, text=True)
+        check(r.returncode == 2, "cli: no file -> exit 2")
+
+    print(f"{len(failures)} failed" if failures else "all passed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

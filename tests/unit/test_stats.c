@@ -1,0 +1,83 @@
+/* The metrics text and the stats file's path. (The strict exposition-format check of a written
+ * file is tests/e2e/promtext.py, run on the files of the end-to-end matrix.) */
+#include <criterion/criterion.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "stats.h"
+
+static struct stats sample(void)
+{
+	struct stats s;
+	memset(&s, 0, sizeof s);
+	atomic_store(&s.tracked_sockets, 3);
+	atomic_store(&s.watched_names, 1);
+	atomic_store(&s.resolutions_ok, 10);
+	atomic_store(&s.resolutions_error, 2);
+	atomic_store(&s.addresses_removed, 1);
+	atomic_store(&s.shutdowns[STATS_REASON_DNS][STATS_PATH_IDLE], 4);
+	atomic_store(&s.shutdowns[STATS_REASON_MAX_AGE][STATS_PATH_DEADLINE], 5);
+	atomic_store(&s.connects_redirected, 6);
+	atomic_store(&s.connect_failovers, 7);
+	return s;
+}
+
+Test(format, every_family_with_help_type_and_its_samples)
+{
+	struct stats s = sample();
+	char buf[4096];
+	int n = stats_format(&s, 42, buf, sizeof buf);
+	cr_assert_gt(n, 0);
+	cr_assert_eq((size_t)n, strlen(buf));
+	cr_assert_eq(buf[n - 1], '\n');
+	const char *families[] = {"dnsaware_tracked_sockets gauge", "dnsaware_watched_names gauge",
+				  "dnsaware_resolutions_total counter", "dnsaware_addresses_removed_total counter",
+				  "dnsaware_sockets_shutdown_total counter", "dnsaware_connects_redirected_total counter",
+				  "dnsaware_connect_failovers_total counter"};
+	for (unsigned i = 0; i < sizeof families / sizeof families[0]; i++) {
+		char type[128], help[128];
+		snprintf(type, sizeof type, "# TYPE %s\n", families[i]);
+		snprintf(help, sizeof help, "# HELP %.*s ", (int)strcspn(families[i], " "), families[i]);
+		cr_assert(strstr(buf, type) != NULL, "missing %s", type);
+		cr_assert(strstr(buf, help) != NULL && strstr(buf, help) < strstr(buf, type), "HELP before TYPE: %s", help);
+	}
+	const char *samples[] = {
+		"\ndnsaware_tracked_sockets{pid=\"42\"} 3\n",
+		"\ndnsaware_watched_names{pid=\"42\"} 1\n",
+		"\ndnsaware_resolutions_total{pid=\"42\",result=\"ok\"} 10\n",
+		"\ndnsaware_resolutions_total{pid=\"42\",result=\"error\"} 2\n",
+		"\ndnsaware_addresses_removed_total{pid=\"42\"} 1\n",
+		"\ndnsaware_sockets_shutdown_total{pid=\"42\",reason=\"dns\",path=\"idle\"} 4\n",
+		"\ndnsaware_sockets_shutdown_total{pid=\"42\",reason=\"dns\",path=\"send\"} 0\n",
+		"\ndnsaware_sockets_shutdown_total{pid=\"42\",reason=\"max_age\",path=\"deadline\"} 5\n",
+		"\ndnsaware_connects_redirected_total{pid=\"42\"} 6\n",
+		"\ndnsaware_connect_failovers_total{pid=\"42\"} 7\n",
+	};
+	for (unsigned i = 0; i < sizeof samples / sizeof samples[0]; i++)
+		cr_assert(strstr(buf, samples[i]) != NULL, "missing sample%s", samples[i]);
+	cr_assert_null(strstr(buf, "\n\n"), "no blank lines");
+}
+
+Test(format, too_small_a_buffer_says_so)
+{
+	struct stats s = sample();
+	char buf[100];
+	cr_assert_eq(stats_format(&s, 42, buf, sizeof buf), -1);
+	cr_assert_eq(stats_format(&s, 42, buf, 0), -1);
+}
+
+Test(path, pid_and_percent)
+{
+	char out[64];
+	cr_assert(stats_expand_path("/var/lib/ne/dnsaware-%p.prom", 4242, out, sizeof out));
+	cr_assert_str_eq(out, "/var/lib/ne/dnsaware-4242.prom");
+	cr_assert(stats_expand_path("/tmp/a%%b-%p-%p", 7, out, sizeof out));
+	cr_assert_str_eq(out, "/tmp/a%b-7-7");
+	cr_assert(stats_expand_path("/tmp/plain.prom", 7, out, sizeof out));
+	cr_assert_str_eq(out, "/tmp/plain.prom");
+	cr_assert(stats_expand_path("/tmp/x%", 7, out, sizeof out), "a lone % stays as it is");
+	cr_assert_str_eq(out, "/tmp/x%");
+	char tiny[8];
+	cr_assert_not(stats_expand_path("/tmp/%p.prom", 123456, tiny, sizeof tiny));
+}
