@@ -41,37 +41,41 @@ static uint64_t get(const _Atomic uint64_t *v)
 	return atomic_load_explicit(v, memory_order_relaxed);
 }
 
+/* A family with one sample, labelled with the pid only. */
+static void single(struct text *t, const char *name, const char *type, const char *help, long pid,
+		   const _Atomic uint64_t *value)
+{
+	family(t, name, type, help);
+	put(t, "%s{pid=\"%ld\"} %llu\n", name, pid, (unsigned long long)get(value));
+}
+
 int stats_format(const struct stats *s, long pid, char *buf, size_t size)
 {
 	struct text t = {buf, size, 0, size == 0};
 
-	family(&t, "dnsaware_tracked_sockets", "gauge", "TCP connections to resolved names being watched.");
-	put(&t, "dnsaware_tracked_sockets{pid=\"%ld\"} %llu\n", pid, (unsigned long long)get(&s->tracked_sockets));
-	family(&t, "dnsaware_watched_names", "gauge", "Names re-resolved because connections to them are watched.");
-	put(&t, "dnsaware_watched_names{pid=\"%ld\"} %llu\n", pid, (unsigned long long)get(&s->watched_names));
+	single(&t, "dnsaware_tracked_sockets", "gauge", "TCP connections to resolved names being watched.", pid,
+	       &s->tracked_sockets);
+	single(&t, "dnsaware_watched_names", "gauge", "Names re-resolved because connections to them are watched.",
+	       pid, &s->watched_names);
 	family(&t, "dnsaware_resolutions_total", "counter", "Background re-resolutions, by result.");
 	put(&t, "dnsaware_resolutions_total{pid=\"%ld\",result=\"ok\"} %llu\n", pid,
 	    (unsigned long long)get(&s->resolutions_ok));
 	put(&t, "dnsaware_resolutions_total{pid=\"%ld\",result=\"error\"} %llu\n", pid,
 	    (unsigned long long)get(&s->resolutions_error));
-	family(&t, "dnsaware_addresses_removed_total", "counter",
-	       "Addresses that left a name's record set (absent from DNSAWARE_STALE_AFTER answers).");
-	put(&t, "dnsaware_addresses_removed_total{pid=\"%ld\"} %llu\n", pid,
-	    (unsigned long long)get(&s->addresses_removed));
+	single(&t, "dnsaware_addresses_removed_total", "counter",
+	       "Addresses that left a name's record set (absent from DNSAWARE_STALE_AFTER answers).", pid,
+	       &s->addresses_removed);
 	family(&t, "dnsaware_sockets_shutdown_total", "counter",
 	       "Connections shut down, by reason (dns, max_age) and path (idle, send, deadline).");
 	for (int r = 0; r < STATS_REASONS; r++)
 		for (int p = 0; p < STATS_PATHS; p++)
 			put(&t, "dnsaware_sockets_shutdown_total{pid=\"%ld\",reason=\"%s\",path=\"%s\"} %llu\n", pid,
 			    reason_names[r], path_names[p], (unsigned long long)get(&s->shutdowns[r][p]));
-	family(&t, "dnsaware_connects_redirected_total", "counter",
-	       "Connects steered from an address that left its name's set, or one cooling down, to a current one.");
-	put(&t, "dnsaware_connects_redirected_total{pid=\"%ld\"} %llu\n", pid,
-	    (unsigned long long)get(&s->connects_redirected));
-	family(&t, "dnsaware_connect_failovers_total", "counter",
-	       "Blocking connects that failed and reached another address of the name.");
-	put(&t, "dnsaware_connect_failovers_total{pid=\"%ld\"} %llu\n", pid,
-	    (unsigned long long)get(&s->connect_failovers));
+	single(&t, "dnsaware_connects_redirected_total", "counter",
+	       "Connects steered from an address that left its name's set, or one cooling down, to a current one.",
+	       pid, &s->connects_redirected);
+	single(&t, "dnsaware_connect_failovers_total", "counter",
+	       "Blocking connects that failed and reached another address of the name.", pid, &s->connect_failovers);
 	return t.overflow ? -1 : (int)t.used;
 }
 
