@@ -50,6 +50,31 @@ static uint64_t next_forget_ms;
 /* An answer came in (c-ares answers /etc/hosts names from within ares_getaddrinfo itself): the
  * wake-up time computed before it is out of date. */
 static bool schedule_changed;
+/* The sockets that need the thread's looks (connecting, draining): only these are looked at
+ * every few ms, so a wake-up costs the same with ten or fifty thousand healthy sockets. */
+static struct tracked_socket *attention;
+/* The earliest max-age deadline of a socket not yet draining. */
+static uint64_t next_max_age_ms = UINT64_MAX;
+
+static void want_attention(struct tracked_socket *s)
+{
+	if (s->on_attention)
+		return;
+	s->on_attention = true;
+	s->next_attention = attention;
+	attention = s;
+}
+
+static void drop_attention(struct tracked_socket *s)
+{
+	for (struct tracked_socket **link = &attention; *link != NULL; link = &(*link)->next_attention) {
+		if (*link == s) {
+			*link = s->next_attention;
+			s->on_attention = false;
+			return;
+		}
+	}
+}
 
 /* ---- the hand-over from connect ---- */
 
@@ -124,6 +149,9 @@ void resolver_thread_after_fork_child(void)
 {
 	/* The parent's thread, channel and sockets do not exist here; their memory is left as is. */
 	fdtable_clear_all();
+	atomic_store(&tracked_live_count, 0); /* the child tracks nothing yet */
+	attention = NULL;
+	next_max_age_ms = UINT64_MAX;
 	shimfd_close_all();
 	atomic_store(&wake_fd, -1);
 	atomic_store(&incoming, NULL);
@@ -228,6 +256,7 @@ static void mark_draining(struct tracked_socket *s, enum drain_reason reason, ui
 	s->drain_reason = reason;
 	s->drain_started_ms = now;
 	s->drain_not_before_ms = not_before;
+	want_attention(s);
 	if (log_enabled(LOG_INFO)) {
 		char text[IP_ADDR_STRLEN];
 		log_msg(LOG_INFO, "draining fd %d to %s:%u (%s) from +%llums", tracked_any_fd(s),
@@ -470,16 +499,23 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 
 /* ---- the loop ---- */
 
-static void adopt_incoming(uint64_t now)
+/* Returns whether it adopted any socket. */
+static bool adopt_incoming(uint64_t now)
 {
 	struct tracked_socket *list = atomic_exchange(&incoming, NULL);
+	bool adopted = list != NULL;
 	sigset_t saved;
 	names_lock(&saved);
 	while (list != NULL) {
 		struct tracked_socket *s = list;
 		list = s->next_incoming;
-		if (runtime_config.max_age_ms != 0)
+		if (runtime_config.max_age_ms != 0) {
 			s->max_age_deadline_ms = s->connected_at_ms + schedule_jitter(runtime_config.max_age_ms, runtime_random());
+			if (s->max_age_deadline_ms < next_max_age_ms)
+				next_max_age_ms = s->max_age_deadline_ms;
+		}
+		if (atomic_load(&s->connecting))
+			want_attention(s);
 		for (unsigned i = 0; i < s->name_count; i++) {
 			struct name_entry *entry = s->names[i];
 			if (entry->next_refresh_ms == 0 && !entry->refresh_in_flight) {
@@ -497,6 +533,7 @@ static void adopt_incoming(uint64_t now)
 		}
 	}
 	names_unlock(&saved);
+	return adopted;
 }
 
 static void remember_failed_connect(struct tracked_socket *s, uint64_t now)
@@ -514,8 +551,10 @@ static void remember_failed_connect(struct tracked_socket *s, uint64_t now)
 }
 
 /* Frees sockets whose last fd closed a grace period ago; returns the earliest time to look again. */
-static void reap_closed(uint64_t now, uint64_t *wake_at)
+/* Returns whether closed sockets are still waiting out their grace period. */
+static bool reap_closed(uint64_t now, uint64_t *wake_at)
 {
+	bool waiting = false;
 	struct tracked_socket **link = &sockets;
 	while (*link != NULL) {
 		struct tracked_socket *s = *link;
@@ -537,10 +576,13 @@ static void reap_closed(uint64_t now, uint64_t *wake_at)
 		if (now - s->released_at_ms < RELEASE_GRACE_MS) {
 			if (s->released_at_ms + RELEASE_GRACE_MS < *wake_at)
 				*wake_at = s->released_at_ms + RELEASE_GRACE_MS;
+			waiting = true;
 			link = &s->next;
 			continue;
 		}
 		*link = s->next;
+		if (s->on_attention)
+			drop_attention(s);
 		sigset_t saved;
 		names_lock(&saved);
 		for (unsigned i = 0; i < s->name_count; i++)
@@ -548,6 +590,7 @@ static void reap_closed(uint64_t now, uint64_t *wake_at)
 		names_unlock(&saved);
 		free(s);
 	}
+	return waiting;
 }
 
 /* A non-blocking connect ends without the shim seeing it: a failure goes to the program through
@@ -573,32 +616,50 @@ static void check_connecting(struct tracked_socket *s, uint64_t now)
 		remember_failed_connect(s, now);
 }
 
-static void watch_sockets(uint64_t now, uint64_t *wake_at)
+/* Marks the sockets past their max age as draining; returns the earliest deadline still ahead.
+ * A walk of every socket, but only when a deadline has come. */
+static uint64_t mark_max_age(uint64_t now)
 {
+	uint64_t next = UINT64_MAX;
 	for (struct tracked_socket *s = sockets; s != NULL; s = s->next) {
-		if (atomic_load(&s->refs) == 0)
+		if (atomic_load(&s->refs) == 0 || drain_marked(s) || s->max_age_deadline_ms == 0)
 			continue;
-		if (atomic_load(&s->connecting)) {
-			check_connecting(s, now);
-			if (atomic_load(&s->connecting) && now + CONNECT_CHECK_MS < *wake_at)
-				*wake_at = now + CONNECT_CHECK_MS;
+		if (now >= s->max_age_deadline_ms)
+			mark_draining(s, DRAIN_MAX_AGE, now, now);
+		else if (s->max_age_deadline_ms < next)
+			next = s->max_age_deadline_ms;
+	}
+	return next;
+}
+
+/* Looks at the sockets on the attention list (connecting, draining) and drops the ones done. */
+static void watch_attention(uint64_t now, uint64_t *wake_at)
+{
+	struct tracked_socket **link = &attention;
+	while (*link != NULL) {
+		struct tracked_socket *s = *link;
+		if (atomic_load(&s->refs) > 0) {
+			if (atomic_load(&s->connecting)) {
+				check_connecting(s, now);
+				if (atomic_load(&s->connecting) && now + CONNECT_CHECK_MS < *wake_at)
+					*wake_at = now + CONNECT_CHECK_MS;
+			}
+			if (s->drain_reason != DRAIN_NONE) {
+				check_draining(s, now);
+				/* Waiting for its turn in the spread, or looked at again shortly. */
+				uint64_t next = (atomic_load(&s->state) & STATE_DRAINING) ? now + DRAIN_CHECK_MS
+											    : s->drain_not_before_ms;
+				if (s->drain_reason != DRAIN_NONE && next < *wake_at)
+					*wake_at = next;
+			}
 		}
-		if (!drain_marked(s) && s->max_age_deadline_ms != 0) {
-			if (now >= s->max_age_deadline_ms)
-				mark_draining(s, DRAIN_MAX_AGE, now, now);
-			else if (s->max_age_deadline_ms < *wake_at)
-				*wake_at = s->max_age_deadline_ms;
+		/* A closed socket stays until reap_closed, which needs nothing from this list. */
+		if (atomic_load(&s->refs) > 0 && (atomic_load(&s->connecting) || s->drain_reason != DRAIN_NONE)) {
+			link = &s->next_attention;
+			continue;
 		}
-		if (s->drain_reason != DRAIN_NONE) {
-			check_draining(s, now);
-			if (s->drain_reason == DRAIN_NONE)
-				continue;
-			/* Waiting for its turn in the spread, or looked at again shortly. */
-			uint64_t next = (atomic_load(&s->state) & STATE_DRAINING) ? now + DRAIN_CHECK_MS
-										    : s->drain_not_before_ms;
-			if (next < *wake_at)
-				*wake_at = next;
-		}
+		*link = s->next_attention;
+		s->on_attention = false;
 	}
 }
 
@@ -711,15 +772,13 @@ static void renew_wake_fd(void)
 /* The gauges of the stats file, from the thread's own view. */
 static void update_gauges(void)
 {
-	uint64_t live = 0, watched = 0;
-	for (struct tracked_socket *s = sockets; s != NULL; s = s->next)
-		live += atomic_load(&s->refs) > 0;
+	uint64_t watched = 0;
 	sigset_t saved;
 	names_lock(&saved);
 	for (struct name_entry *e = names_first(); e != NULL; e = e->next)
 		watched += e->live_sockets > 0;
 	names_unlock(&saved);
-	atomic_store_explicit(&stats.tracked_sockets, live, memory_order_relaxed);
+	atomic_store_explicit(&stats.tracked_sockets, atomic_load(&tracked_live_count), memory_order_relaxed);
 	atomic_store_explicit(&stats.watched_names, watched, memory_order_relaxed);
 }
 
@@ -735,13 +794,25 @@ static void *thread_main(void *unused)
 	}
 	log_msg(LOG_DEBUG, "background thread started");
 	uint64_t next_stats_ms = runtime_now_ms();
+	/* The socket list is walked only when something may need it, so a wake-up for a refresh
+	 * costs the same with ten or fifty thousand healthy sockets. */
+	uint64_t released_seen = 0;
+	bool reap_waiting = false;
 	for (;;) {
 		uint64_t now = runtime_now_ms();
 		uint64_t wake_at = now + runtime_config.ttl_ceiling_ms;
 		renew_wake_fd();
 		adopt_incoming(now);
-		reap_closed(now, &wake_at);
-		watch_sockets(now, &wake_at);
+		uint64_t released = atomic_load_explicit(&tracked_released_count, memory_order_acquire);
+		if (released != released_seen || reap_waiting) {
+			released_seen = released;
+			reap_waiting = reap_closed(now, &wake_at);
+		}
+		if (now >= next_max_age_ms)
+			next_max_age_ms = mark_max_age(now);
+		if (next_max_age_ms < wake_at)
+			wake_at = next_max_age_ms;
+		watch_attention(now, &wake_at);
 		start_refreshes(now, &wake_at);
 		update_gauges();
 		if (stats_file_wanted()) {

@@ -31,16 +31,23 @@ static void forget_fd(struct tracked_socket *s, int fd)
 	}
 }
 
+_Atomic uint64_t tracked_live_count;
+_Atomic uint64_t tracked_released_count;
+
 static void release(struct tracked_socket *s, int fd)
 {
 	forget_fd(s, fd);
-	atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel);
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+		atomic_fetch_sub_explicit(&tracked_live_count, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&tracked_released_count, 1, memory_order_release);
+	}
 }
 
 bool tracked_attach(int fd, struct tracked_socket *s)
 {
 	bool ok;
-	atomic_fetch_add_explicit(&s->refs, 1, memory_order_acq_rel);
+	if (atomic_fetch_add_explicit(&s->refs, 1, memory_order_acq_rel) == 0)
+		atomic_fetch_add_explicit(&tracked_live_count, 1, memory_order_relaxed);
 	remember_fd(s, fd);
 	uintptr_t previous = fdtable_exchange(fd, (uintptr_t)s, &ok);
 	if (!ok) {

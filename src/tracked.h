@@ -54,8 +54,16 @@ struct tracked_socket {
 	uint64_t observed_state;            /* the state word at the thread's last look */
 	uint64_t released_at_ms;            /* when the thread first saw refs == 0 */
 	struct tracked_socket *next;        /* the thread's list */
+	struct tracked_socket *next_attention; /* the thread's list of sockets to look at */
+	bool on_attention;
 	struct tracked_socket *next_incoming; /* lock-free hand-over from connect to the thread */
 };
+
+/* Sockets with at least one fd (the stats gauge), and how many ever lost their last fd: the
+ * thread looks for sockets to free only when that count moved, so its work per wake-up does not
+ * grow with the number of healthy sockets. Atomic adds in attach/release (async-signal-safe). */
+extern _Atomic uint64_t tracked_live_count;
+extern _Atomic uint64_t tracked_released_count;
 
 /* fd table: two levels of atomic slots, chunks mapped on first use (mmap: async-signal-safe). */
 #define FDTABLE_CHUNK_BITS 10

@@ -1,0 +1,153 @@
+/* The send hooks' hot path, for callgrind (instruction counts) and wall-clock runs.
+ *
+ *     hotpath devnull N     write(2) of one byte to /dev/null, N times (an untracked fd)
+ *     hotpath send N        send(2) of one byte on a tracked, healthy loopback TCP socket, N times
+ *     hotpath write N       write(2) of one byte on that tracked socket, N times
+ *     hotpath devnull-tracked N   like devnull, in a process that made a tracked connection first
+ *                           (under the shim its background thread runs: the process is threaded)
+ *
+ * With --thread as a third argument the program also starts one idle thread of its own before the
+ * loop: glibc's cancellable syscall wrappers (write, send, ...) take a longer path in a process
+ * with more than one thread, so this baseline tells the hook's own cost from that of the shim's
+ * thread merely existing.
+ *
+ * The tracked socket: the program resolves "localhost" with getaddrinfo (AF_INET), listens on
+ * 127.0.0.1 (ephemeral port) and connects to the address the name gave; under the shim that
+ * connection is tracked. The receiving end is drained every DRAIN_EVERY sends with a raw
+ * recvfrom syscall (no libc wrapper, no hook), so the sender never blocks and the drain costs the
+ * same with and without the shim. Set-up is identical for every N: callgrind's count for 2N
+ * minus the count for N is N calls of the loop body.
+ *
+ * Prints one line on stderr: "hotpath MODE N threads=T" (T = entries in /proc/self/task after
+ * the connect: 2 under the shim means the connection is tracked and its thread runs). Exit 0 ok,
+ * 1 on any failure. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define DRAIN_EVERY 16
+
+static int task_count(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (d == NULL)
+		return -1;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+/* A connected pair: *client (tracked under the shim) and *server (the accepted end). */
+static void tracked_pair(int *client, int *server)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		die("socket");
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sa;
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 4) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len) < 0)
+		die("listen");
+	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *res = NULL;
+	char port[16];
+	snprintf(port, sizeof port, "%u", ntohs(sa.sin_port));
+	int rc = getaddrinfo("localhost", port, &hints, &res);
+	if (rc != 0) {
+		fprintf(stderr, "getaddrinfo(localhost): %s\n", gai_strerror(rc));
+		exit(1);
+	}
+	struct sockaddr_in *to = (struct sockaddr_in *)res->ai_addr;
+	if (to->sin_addr.s_addr != htonl(INADDR_LOOPBACK)) {
+		fprintf(stderr, "localhost does not resolve to 127.0.0.1 first\n");
+		exit(1);
+	}
+	*client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (*client < 0 || connect(*client, res->ai_addr, res->ai_addrlen) < 0)
+		die("connect");
+	freeaddrinfo(res);
+	*server = accept(lfd, NULL, NULL);
+	if (*server < 0)
+		die("accept");
+}
+
+static char sink[1 << 16];
+
+static void drain(int fd)
+{
+	while (syscall(SYS_recvfrom, fd, sink, sizeof sink, MSG_DONTWAIT, NULL, NULL) > 0)
+		;
+}
+
+static void *idle_thread(void *unused)
+{
+	(void)unused;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "--thread") != 0)) {
+		fprintf(stderr, "usage: hotpath devnull|devnull-tracked|send|write N [--thread]\n");
+		return 2;
+	}
+	const char *mode = argv[1];
+	long count = atol(argv[2]);
+	char byte = 'x';
+	if (argc == 4) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, idle_thread, NULL) != 0)
+			die("pthread_create");
+	}
+	if (strcmp(mode, "devnull") == 0 || strcmp(mode, "devnull-tracked") == 0) {
+		int client = -1, server = -1;
+		if (strcmp(mode, "devnull-tracked") == 0)
+			tracked_pair(&client, &server);
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			die("/dev/null");
+		fprintf(stderr, "hotpath %s %ld threads=%d\n", mode, count, task_count());
+		for (long i = 0; i < count; i++)
+			if (write(fd, &byte, 1) != 1)
+				die("write");
+		return 0;
+	}
+	int use_send = strcmp(mode, "send") == 0;
+	if (!use_send && strcmp(mode, "write") != 0) {
+		fprintf(stderr, "unknown mode %s\n", mode);
+		return 2;
+	}
+	int client, server;
+	tracked_pair(&client, &server);
+	fprintf(stderr, "hotpath %s %ld threads=%d\n", mode, count, task_count());
+	for (long i = 0; i < count; i++) {
+		ssize_t n = use_send ? send(client, &byte, 1, 0) : write(client, &byte, 1);
+		if (n != 1)
+			die(use_send ? "send" : "write");
+		if ((i & (DRAIN_EVERY - 1)) == DRAIN_EVERY - 1)
+			drain(server);
+	}
+	return 0;
+}
