@@ -37,19 +37,7 @@
 
 #define DRAIN_EVERY 16
 
-static int task_count(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	if (d == NULL)
-		return -1;
-	int n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
+#include "task_count.h"
 
 static void die(const char *what)
 {
