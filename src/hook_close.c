@@ -4,7 +4,6 @@
 #include <stdarg.h>
 #include <unistd.h>
 #include <linux/close_range.h>
-#include <netinet/tcp.h>
 
 #include "real.h"
 #include "resolver_thread.h"
@@ -19,8 +18,7 @@ static void note_connect_outcome(int fd, struct tracked_socket *s)
 	if (!atomic_load_explicit(&s->connecting, memory_order_relaxed))
 		return;
 	struct socket_view view;
-	if (sockview_identity(fd, s) != IDENTITY_DIFFERENT && sockview_read(fd, &view) &&
-	    view.tcp_state == TCP_CLOSE && view.bytes_sent == 0 && view.bytes_received == 0) {
+	if (sockview_identity(fd, s) != IDENTITY_DIFFERENT && sockview_read(fd, &view) && idle_connect_failed(&view)) {
 		atomic_store(&s->connect_failed, true);
 		resolver_thread_nudge();
 	}

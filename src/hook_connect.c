@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "hook_connect.h"
 #include "log.h"
 #include "names.h"
 #include "real.h"
@@ -115,14 +116,26 @@ done:
 	return routed;
 }
 
-static void note_result(const struct ip_addr *addr, uint16_t port, bool failed)
+void connect_failure_remember(const struct ip_addr *addr, uint16_t port, const char *host, bool say)
+{
+	if (!runtime_config.redirect || runtime_config.cooldown_ms == 0)
+		return; /* nothing would avoid it */
+	sigset_t saved;
+	names_lock(&saved);
+	steer_mark_failed(&names_failed_connects, addr, port, runtime_now_ms(), runtime_config.cooldown_ms);
+	names_unlock(&saved);
+	if (say) {
+		char text[IP_ADDR_STRLEN];
+		log_msg(LOG_INFO, "a connect to %s:%u failed; avoiding it for %llums while %s has other addresses",
+			ip_addr_format(addr, text), port, (unsigned long long)runtime_config.cooldown_ms, host);
+	}
+}
+
+static void connect_success_remember(const struct ip_addr *addr, uint16_t port)
 {
 	sigset_t saved;
 	names_lock(&saved);
-	if (failed)
-		steer_mark_failed(&names_failed_connects, addr, port, runtime_now_ms(), runtime_config.cooldown_ms);
-	else
-		steer_mark_healthy(&names_failed_connects, addr, port);
+	steer_mark_healthy(&names_failed_connects, addr, port);
 	names_unlock(&saved);
 }
 
@@ -151,6 +164,7 @@ static bool aim(const struct sockaddr *addr, socklen_t len, const struct ip_addr
 	return false;
 }
 
+/* The candidates come from the peer's own family, so every one of them can be aimed at. */
 static int connect_to(int fd, const struct sockaddr *addr, socklen_t len, const struct ip_addr *to)
 {
 	struct sockaddr_storage aimed;
@@ -204,12 +218,12 @@ static int fail_over(int fd, const struct sockaddr *addr, socklen_t len, uint16_
 				ip_addr_format(&route->first, from), port, strerror(first_errno), ip_addr_format(next, to),
 				port, route->host);
 			if (rc == 0)
-				note_result(next, port, false);
+				connect_success_remember(next, port);
 			break;
 		}
 		if (!failover_error(e))
 			break;
-		note_result(next, port, true);
+		connect_failure_remember(next, port, route->host, false);
 	}
 	if (result != 0)
 		errno = result_errno;
@@ -229,9 +243,9 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	int saved_errno = errno;
 	runtime_inside = true;
 	struct connect_route route;
-	struct sockaddr_storage probe;
+	struct sockaddr_storage aimed;
 	bool routed = plan_route(&peer, port, &route) && sockview_is_tcp(fd);
-	if (routed && route.redirected && !aim(addr, len, &route.first, &probe))
+	if (routed && route.redirected && !aim(addr, len, &route.first, &aimed))
 		routed = false; /* cannot be expressed in the program's sockaddr: as asked */
 	if (routed && route.redirected && !runtime_config.redirect) {
 		/* Steering is off: a departed peer is connected as asked and not tracked, as before. */
@@ -240,7 +254,8 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 		route.first = peer;
 	}
 	struct ip_addr reached = routed ? route.first : peer;
-	int rc = routed && route.redirected ? connect_to(fd, addr, len, &route.first) : REAL(connect)(fd, addr, len);
+	int rc = routed && route.redirected ? REAL(connect)(fd, (const struct sockaddr *)&aimed, len)
+					    : REAL(connect)(fd, addr, len);
 	int connect_errno = rc == 0 ? saved_errno : errno;
 	if (routed && route.redirected) {
 		stats_count(&stats.connects_redirected, 1);
@@ -250,19 +265,17 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 			route.departed ? "the name no longer resolves to it" : "it refused a connection lately");
 	}
 	if (routed && rc != 0 && failover_error(connect_errno)) {
-		note_result(&route.first, port, true);
 		int flags = REAL(fcntl)(fd, F_GETFL);
-		if (runtime_config.redirect && flags >= 0 && !(flags & O_NONBLOCK) && route.other_count > 0) {
+		bool failing_over =
+			runtime_config.redirect && flags >= 0 && !(flags & O_NONBLOCK) && route.other_count > 0;
+		/* Failing over logs its own line. */
+		connect_failure_remember(&route.first, port, route.host, !failing_over);
+		if (failing_over) {
 			rc = fail_over(fd, addr, len, port, &route, connect_errno, &reached);
 			connect_errno = rc == 0 ? saved_errno : errno;
-		} else if (runtime_config.redirect && runtime_config.cooldown_ms > 0) {
-			char text[IP_ADDR_STRLEN];
-			log_msg(LOG_INFO, "a connect to %s:%u failed; avoiding it for %llums while %s has other addresses",
-				ip_addr_format(&route.first, text), port, (unsigned long long)runtime_config.cooldown_ms,
-				route.host);
 		}
 	} else if (routed && rc == 0) {
-		note_result(&reached, port, false);
+		connect_success_remember(&reached, port);
 	}
 	/* EINPROGRESS and EINTR: the connection goes on in the kernel, so it is the program's socket
 	 * to that peer from now on. */

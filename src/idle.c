@@ -61,3 +61,8 @@ bool idle_new_exchange(const struct socket_view *v, const struct send_record *r)
 	 * connection and the background path drains it afterwards. */
 	return v->ms_since_recv < v->ms_since_send;
 }
+
+bool idle_connect_failed(const struct socket_view *v)
+{
+	return v->tcp_state == TCP_CLOSE && v->bytes_sent == 0 && v->bytes_received == 0;
+}

@@ -28,6 +28,10 @@ enum idle_verdict {
 	IDLE_GONE = 2,      /* the connection is already closing or closed on the peer side */
 };
 
+/* A connect in progress ended without connecting: back in CLOSE, and not a byte ever sent or
+ * received. (The error itself is in SO_ERROR, which only the program may read.) */
+bool idle_connect_failed(const struct socket_view *v);
+
 /* Background path: quiet for idle_ms, nothing unread, nothing unsent/unacknowledged,
  * and the last data movement was inbound (or nothing was ever sent). */
 enum idle_verdict idle_background(const struct socket_view *v, const struct send_record *r, uint64_t idle_ms);

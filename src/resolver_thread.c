@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "hook_connect.h"
 #include "idle.h"
 #include "log.h"
 #include "names.h"
@@ -536,22 +537,13 @@ static bool adopt_incoming(uint64_t now)
 	return adopted;
 }
 
-static void remember_failed_connect(struct tracked_socket *s, uint64_t now)
+static void remember_failed_connect(const struct tracked_socket *s)
 {
-	if (!runtime_config.redirect || runtime_config.cooldown_ms == 0)
-		return; /* nothing would avoid it */
-	sigset_t saved;
-	names_lock(&saved);
-	steer_mark_failed(&names_failed_connects, &s->peer, s->port, now, runtime_config.cooldown_ms);
-	names_unlock(&saved);
-	char text[IP_ADDR_STRLEN];
-	log_msg(LOG_INFO, "a connect to %s:%u failed; avoiding it for %llums while %s has other addresses",
-		ip_addr_format(&s->peer, text), s->port, (unsigned long long)runtime_config.cooldown_ms,
-		s->name_count > 0 ? s->names[0]->host : "its name");
+	connect_failure_remember(&s->peer, s->port, s->name_count > 0 ? s->names[0]->host : "its name", true);
 }
 
-/* Frees sockets whose last fd closed a grace period ago; returns the earliest time to look again. */
-/* Returns whether closed sockets are still waiting out their grace period. */
+/* Frees sockets whose last fd closed a grace period ago (lowering *wake_at to the next one);
+ * returns whether closed sockets are still waiting out their grace period. */
 static bool reap_closed(uint64_t now, uint64_t *wake_at)
 {
 	bool waiting = false;
@@ -565,7 +557,7 @@ static bool reap_closed(uint64_t now, uint64_t *wake_at)
 		if (s->released_at_ms == 0) {
 			s->released_at_ms = now;
 			if (atomic_load(&s->connect_failed) && atomic_exchange(&s->connecting, false))
-				remember_failed_connect(s, now);
+				remember_failed_connect(s);
 			/* The program closed it right after the send path shut it down (and failed its
 			 * send with EPIPE): say so before forgetting it. */
 			if ((atomic_load(&s->state) & STATE_SHUT_BY_SEND) && s->drain_reason != DRAIN_NONE) {
@@ -611,9 +603,8 @@ static void check_connecting(struct tracked_socket *s, uint64_t now)
 	if (view.tcp_state == TCP_SYN_SENT)
 		return;
 	/* Whoever clears the flag first (this look, or reap_closed after close) remembers it. */
-	if (atomic_exchange(&s->connecting, false) && view.tcp_state == TCP_CLOSE && view.bytes_sent == 0 &&
-	    view.bytes_received == 0)
-		remember_failed_connect(s, now);
+	if (atomic_exchange(&s->connecting, false) && idle_connect_failed(&view))
+		remember_failed_connect(s);
 }
 
 /* Marks the sockets past their max age as draining; returns the earliest deadline still ahead.
