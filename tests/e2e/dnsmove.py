@@ -666,15 +666,20 @@ class Results:
 # scenarios
 # --------------------------------------------------------------------------------------------
 
-def scenario_move(scene, shim):
-    o = scene.opts
+def start_traffic(scene, shim):
+    """svc.test -> OLD in DNS, the backends up, the client sending, past its warm-up."""
     scene.write_answer(OLD)
     scene.start_dnsmasq()
     scene.wait_answer(OLD)
     scene.start_backends()
     scene.start_client(shim)
     t0 = scene.wait_first_request()
-    scene.sleep_until(t0 + o.warmup)
+    scene.sleep_until(t0 + scene.opts.warmup)
+
+
+def scenario_move(scene, shim):
+    o = scene.opts
+    start_traffic(scene, shim)
     t_write, t_change = scene.move_answer(NEW)
     deadline = t_change + TTL + 2.0
     scene.sleep_until(deadline + o.after)
@@ -736,13 +741,7 @@ def scenario_move(scene, shim):
 
 def scenario_outage(scene, shim):
     o = scene.opts
-    scene.write_answer(OLD)
-    scene.start_dnsmasq()
-    scene.wait_answer(OLD)
-    scene.start_backends()
-    scene.start_client(shim)
-    t0 = scene.wait_first_request()
-    scene.sleep_until(t0 + o.warmup)
+    start_traffic(scene, shim)
     t_stop = time.time()
     scene.stop_dnsmasq()
     t_down = scene.wait_dns_down()
