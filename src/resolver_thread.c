@@ -273,13 +273,11 @@ static bool drain_marked(const struct tracked_socket *s)
 	return s->drain_reason != DRAIN_NONE || (atomic_load(&s->state) & STATE_DRAINING);
 }
 
-static void log_shutdown(struct tracked_socket *s, int fd, const char *path)
+static void log_shutdown(struct tracked_socket *s, int fd, enum stats_path where)
 {
-	enum stats_path where = strcmp(path, "idle") == 0 ? STATS_PATH_IDLE
-				: strcmp(path, "send") == 0 ? STATS_PATH_SEND
-							    : STATS_PATH_DEADLINE;
 	stats_count(&stats.shutdowns[s->drain_reason == DRAIN_MAX_AGE ? STATS_REASON_MAX_AGE : STATS_REASON_DNS][where],
 		    1);
+	const char *path = stats_path_name(where);
 	if (!log_enabled(LOG_INFO))
 		return;
 	char text[IP_ADDR_STRLEN];
@@ -296,7 +294,7 @@ static void log_shutdown(struct tracked_socket *s, int fd, const char *path)
 }
 
 /* Claims the socket (no send began since the state was read) and shuts it down. */
-static bool claim_and_shut(struct tracked_socket *s, int fd, uint64_t expected_state, const char *path)
+static bool claim_and_shut(struct tracked_socket *s, int fd, uint64_t expected_state, enum stats_path path)
 {
 	if (!atomic_compare_exchange_strong(&s->state, &expected_state, expected_state | STATE_CLOSING))
 		return false;
@@ -342,7 +340,7 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 	}
 	if (state & STATE_CLOSING) {
 		if (state & STATE_SHUT_BY_SEND)
-			log_shutdown(s, tracked_any_fd(s), "send");
+			log_shutdown(s, tracked_any_fd(s), STATS_PATH_SEND);
 		s->drain_reason = DRAIN_NONE; /* done with it */
 		return;
 	}
@@ -363,7 +361,7 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 		return;
 	}
 	if (runtime_config.drain_timeout_ms != 0 && now - s->drain_started_ms >= runtime_config.drain_timeout_ms) {
-		if (claim_and_shut(s, fd, state, "deadline"))
+		if (claim_and_shut(s, fd, state, STATS_PATH_DEADLINE))
 			s->drain_reason = DRAIN_NONE;
 		return;
 	}
@@ -381,7 +379,7 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 	};
 	switch (idle_background(&view, &record, runtime_config.idle_ms)) {
 	case IDLE_READY:
-		if (claim_and_shut(s, fd, state, "idle"))
+		if (claim_and_shut(s, fd, state, STATS_PATH_IDLE))
 			s->drain_reason = DRAIN_NONE;
 		break;
 	case IDLE_GONE:
@@ -561,7 +559,7 @@ static bool reap_closed(uint64_t now, uint64_t *wake_at)
 			/* The program closed it right after the send path shut it down (and failed its
 			 * send with EPIPE): say so before forgetting it. */
 			if ((atomic_load(&s->state) & STATE_SHUT_BY_SEND) && s->drain_reason != DRAIN_NONE) {
-				log_shutdown(s, -1, "send");
+				log_shutdown(s, -1, STATS_PATH_SEND);
 				s->drain_reason = DRAIN_NONE;
 			}
 		}

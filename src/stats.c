@@ -10,6 +10,11 @@ struct stats stats;
 static const char *const reason_names[STATS_REASONS] = {"dns", "max_age"};
 static const char *const path_names[STATS_PATHS] = {"idle", "send", "deadline"};
 
+const char *stats_path_name(enum stats_path path)
+{
+	return path_names[path];
+}
+
 struct text {
 	char *buf;
 	size_t size, used;

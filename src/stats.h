@@ -36,6 +36,9 @@ static inline void stats_count(_Atomic uint64_t *counter, uint64_t n)
  * -1 when it does not fit in size bytes. */
 int stats_format(const struct stats *s, long pid, char *buf, size_t size);
 
+/* "idle", "send", "deadline": the path label, also the log's word for it. */
+const char *stats_path_name(enum stats_path path);
+
 /* The stats file's path: "%p" becomes pid, "%%" a single "%". False when it does not fit. */
 bool stats_expand_path(const char *pattern, long pid, char *out, size_t size);
 
