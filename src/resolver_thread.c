@@ -46,6 +46,8 @@ static _Atomic int wake_fd = -1;
 
 /* Owned by the thread. */
 static struct tracked_socket *sockets;
+/* Sockets whose last fd closed, waiting out RELEASE_GRACE_MS before they are freed. */
+static struct tracked_socket *closed;
 static ares_channel channel;
 static uint64_t next_forget_ms;
 /* An answer came in (c-ares answers /etc/hosts names from within ares_getaddrinfo itself): the
@@ -56,6 +58,11 @@ static bool schedule_changed;
 static struct tracked_socket *attention;
 /* The earliest max-age deadline of a socket not yet draining. */
 static uint64_t next_max_age_ms = UINT64_MAX;
+
+/* Every walk of `sockets` or `attention` counts the sockets it looks at and adds them to
+ * stats.thread_socket_visits once at its end (one atomic add per walk, not per socket): divided by
+ * stats.thread_wakeups, the thread's work per wake-up, which tests/preload/thread_work.c checks does
+ * not grow with healthy sockets. */
 
 static void want_attention(struct tracked_socket *s)
 {
@@ -68,13 +75,16 @@ static void want_attention(struct tracked_socket *s)
 
 static void drop_attention(struct tracked_socket *s)
 {
+	uint64_t visits = 0;
 	for (struct tracked_socket **link = &attention; *link != NULL; link = &(*link)->next_attention) {
+		visits++;
 		if (*link == s) {
 			*link = s->next_attention;
 			s->on_attention = false;
-			return;
+			break;
 		}
 	}
+	stats_count(&stats.thread_socket_visits, visits);
 }
 
 /* ---- the hand-over from connect ---- */
@@ -156,7 +166,9 @@ void resolver_thread_after_fork_child(void)
 	shimfd_close_all();
 	atomic_store(&wake_fd, -1);
 	atomic_store(&incoming, NULL);
+	atomic_store(&tracked_released, NULL);
 	sockets = NULL;
+	closed = NULL;
 	channel = NULL;
 	atomic_store(&thread_state, THREAD_NONE);
 }
@@ -315,16 +327,21 @@ static bool all_names_dropped(const struct tracked_socket *s)
 static void drain_removed(const struct name_entry *entry, uint64_t now)
 {
 	unsigned count = 0;
-	for (struct tracked_socket *s = sockets; s != NULL; s = s->next)
+	uint64_t visits = 0;
+	for (struct tracked_socket *s = sockets; s != NULL; s = s->next) {
+		visits++;
 		if (!drain_marked(s) && atomic_load(&s->refs) > 0 && all_names_dropped(s))
 			count++;
+	}
 	unsigned index = 0;
 	for (struct tracked_socket *s = sockets; s != NULL; s = s->next) {
+		visits++;
 		if (drain_marked(s) || atomic_load(&s->refs) == 0 || !all_names_dropped(s))
 			continue;
 		uint64_t offset = schedule_spread_ms(index++, count, entry->interval_ms, DRAIN_SPREAD_STEP_MS);
 		mark_draining(s, DRAIN_DNS, now, now + offset);
 	}
+	stats_count(&stats.thread_socket_visits, visits);
 }
 
 static void check_draining(struct tracked_socket *s, uint64_t now)
@@ -523,8 +540,12 @@ static bool adopt_incoming(uint64_t now)
 				entry->next_refresh_ms = now + schedule_jitter(runtime_config.ttl_floor_ms, runtime_random());
 			}
 		}
+		s->prev = NULL;
 		s->next = sockets;
+		if (sockets != NULL)
+			sockets->prev = s;
 		sockets = s;
+		s->adopted = true;
 		if (log_enabled(LOG_DEBUG)) {
 			char text[IP_ADDR_STRLEN];
 			log_msg(LOG_DEBUG, "tracking fd %d to %s:%u (%s)", tracked_any_fd(s), ip_addr_format(&s->peer, text),
@@ -540,37 +561,69 @@ static void remember_failed_connect(const struct tracked_socket *s)
 	connect_failure_remember(&s->peer, s->port, s->name_count > 0 ? s->names[0]->host : "its name", true);
 }
 
-/* Frees sockets whose last fd closed a grace period ago (lowering *wake_at to the next one);
- * returns whether closed sockets are still waiting out their grace period. */
-static bool reap_closed(uint64_t now, uint64_t *wake_at)
+/* Moves the sockets that lost their last fd since the last look to the closed list. */
+static void collect_released(uint64_t now)
 {
-	bool waiting = false;
-	struct tracked_socket **link = &sockets;
+	uint64_t visits = 0;
+	struct tracked_socket *list = tracked_take_released();
+	while (list != NULL) {
+		struct tracked_socket *s = list;
+		list = s->next_released;
+		atomic_store(&s->release_pushed, false);
+		visits++;
+		if (s->closed_listed || atomic_load(&s->refs) > 0)
+			continue; /* already waiting, or revived by a dup that raced the close */
+		s->closed_listed = true;
+		s->released_at_ms = now;
+		s->next_closed = closed;
+		closed = s;
+		if (atomic_load(&s->connect_failed) && atomic_exchange(&s->connecting, false))
+			remember_failed_connect(s);
+		/* The program closed it right after the send path shut it down (and failed its send
+		 * with EPIPE): say so before forgetting it. */
+		if ((atomic_load(&s->state) & STATE_SHUT_BY_SEND) && s->drain_reason != DRAIN_NONE) {
+			log_shutdown(s, -1, STATS_PATH_SEND);
+			s->drain_reason = DRAIN_NONE;
+		}
+	}
+	stats_count(&stats.thread_socket_visits, visits);
+}
+
+static void unlink_socket(struct tracked_socket *s)
+{
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		sockets = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+}
+
+/* Frees the closed sockets whose grace period is over (hooks that loaded the pointer before the
+ * close are done with it by then), lowering *wake_at to the next one. */
+static void reap_closed(uint64_t now, uint64_t *wake_at)
+{
+	uint64_t visits = 0;
+	struct tracked_socket **link = &closed;
 	while (*link != NULL) {
 		struct tracked_socket *s = *link;
+		visits++;
 		if (atomic_load(&s->refs) > 0) {
-			link = &s->next;
+			*link = s->next_closed; /* revived by a dup that raced the close */
+			s->closed_listed = false;
+			s->released_at_ms = 0;
 			continue;
 		}
-		if (s->released_at_ms == 0) {
-			s->released_at_ms = now;
-			if (atomic_load(&s->connect_failed) && atomic_exchange(&s->connecting, false))
-				remember_failed_connect(s);
-			/* The program closed it right after the send path shut it down (and failed its
-			 * send with EPIPE): say so before forgetting it. */
-			if ((atomic_load(&s->state) & STATE_SHUT_BY_SEND) && s->drain_reason != DRAIN_NONE) {
-				log_shutdown(s, -1, STATS_PATH_SEND);
-				s->drain_reason = DRAIN_NONE;
-			}
-		}
-		if (now - s->released_at_ms < RELEASE_GRACE_MS) {
+		/* Not adopted yet (closed before the thread took it in), or pushed again after a
+		 * revival: wait for the next look. */
+		if (!s->adopted || atomic_load(&s->release_pushed) || now - s->released_at_ms < RELEASE_GRACE_MS) {
 			if (s->released_at_ms + RELEASE_GRACE_MS < *wake_at)
 				*wake_at = s->released_at_ms + RELEASE_GRACE_MS;
-			waiting = true;
-			link = &s->next;
+			link = &s->next_closed;
 			continue;
 		}
-		*link = s->next;
+		*link = s->next_closed;
+		unlink_socket(s);
 		if (s->on_attention)
 			drop_attention(s);
 		sigset_t saved;
@@ -580,7 +633,7 @@ static bool reap_closed(uint64_t now, uint64_t *wake_at)
 		names_unlock(&saved);
 		free(s);
 	}
-	return waiting;
+	stats_count(&stats.thread_socket_visits, visits);
 }
 
 /* A non-blocking connect ends without the shim seeing it: a failure goes to the program through
@@ -592,7 +645,7 @@ static void check_connecting(struct tracked_socket *s, uint64_t now)
 	int fd = tracked_any_fd(s);
 	struct socket_view view;
 	if (fd < 0)
-		return; /* closed: close recorded the outcome for reap_closed */
+		return; /* closed: close recorded the outcome for collect_released */
 	if (sockview_identity(fd, s) == IDENTITY_DIFFERENT || !sockview_read(fd, &view) ||
 	    now - s->connected_at_ms >= CONNECT_WATCH_MS) {
 		atomic_store(&s->connecting, false);
@@ -600,7 +653,7 @@ static void check_connecting(struct tracked_socket *s, uint64_t now)
 	}
 	if (view.tcp_state == TCP_SYN_SENT)
 		return;
-	/* Whoever clears the flag first (this look, or reap_closed after close) remembers it. */
+	/* Whoever clears the flag first (this look, or collect_released after close) remembers it. */
 	if (atomic_exchange(&s->connecting, false) && idle_connect_failed(&view))
 		remember_failed_connect(s);
 }
@@ -610,7 +663,9 @@ static void check_connecting(struct tracked_socket *s, uint64_t now)
 static uint64_t mark_max_age(uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
+	uint64_t visits = 0;
 	for (struct tracked_socket *s = sockets; s != NULL; s = s->next) {
+		visits++;
 		if (atomic_load(&s->refs) == 0 || drain_marked(s) || s->max_age_deadline_ms == 0)
 			continue;
 		if (now >= s->max_age_deadline_ms)
@@ -618,15 +673,18 @@ static uint64_t mark_max_age(uint64_t now)
 		else if (s->max_age_deadline_ms < next)
 			next = s->max_age_deadline_ms;
 	}
+	stats_count(&stats.thread_socket_visits, visits);
 	return next;
 }
 
 /* Looks at the sockets on the attention list (connecting, draining) and drops the ones done. */
 static void watch_attention(uint64_t now, uint64_t *wake_at)
 {
+	uint64_t visits = 0;
 	struct tracked_socket **link = &attention;
 	while (*link != NULL) {
 		struct tracked_socket *s = *link;
+		visits++;
 		if (atomic_load(&s->refs) > 0) {
 			if (atomic_load(&s->connecting)) {
 				check_connecting(s, now);
@@ -642,7 +700,7 @@ static void watch_attention(uint64_t now, uint64_t *wake_at)
 					*wake_at = next;
 			}
 		}
-		/* A closed socket stays until reap_closed, which needs nothing from this list. */
+		/* A closed socket stays until reap_closed, which drops it from this list. */
 		if (atomic_load(&s->refs) > 0 && (atomic_load(&s->connecting) || s->drain_reason != DRAIN_NONE)) {
 			link = &s->next_attention;
 			continue;
@@ -650,6 +708,7 @@ static void watch_attention(uint64_t now, uint64_t *wake_at)
 		*link = s->next_attention;
 		s->on_attention = false;
 	}
+	stats_count(&stats.thread_socket_visits, visits);
 }
 
 struct due_name {
@@ -785,18 +844,15 @@ static void *thread_main(void *unused)
 	uint64_t next_stats_ms = runtime_now_ms();
 	/* The socket list is walked only when something may need it, so a wake-up for a refresh
 	 * costs the same with ten or fifty thousand healthy sockets. */
-	uint64_t released_seen = 0;
-	bool reap_waiting = false;
 	for (;;) {
+		stats_count(&stats.thread_wakeups, 1);
 		uint64_t now = runtime_now_ms();
 		uint64_t wake_at = now + runtime_config.ttl_ceiling_ms;
 		renew_wake_fd();
 		adopt_incoming(now);
-		uint64_t released = atomic_load_explicit(&tracked_released_count, memory_order_acquire);
-		if (released != released_seen || reap_waiting) {
-			released_seen = released;
-			reap_waiting = reap_closed(now, &wake_at);
-		}
+		collect_released(now);
+		if (closed != NULL)
+			reap_closed(now, &wake_at);
 		if (now >= next_max_age_ms)
 			next_max_age_ms = mark_max_age(now);
 		if (next_max_age_ms < wake_at)

@@ -81,6 +81,12 @@ int stats_format(const struct stats *s, long pid, char *buf, size_t size)
 	       pid, &s->connects_redirected);
 	single(&t, "dnsaware_connect_failovers_total", "counter",
 	       "Blocking connects that failed and reached another address of the name.", pid, &s->connect_failovers);
+	single(&t, "dnsaware_thread_wakeups_total", "counter",
+	       "Times the background thread woke up and looked for work.", pid, &s->thread_wakeups);
+	single(&t, "dnsaware_thread_socket_visits_total", "counter",
+	       "Tracked connections the background thread looked at, summed over its walks (adopting new ones not "
+	       "counted).",
+	       pid, &s->thread_socket_visits);
 	return t.overflow ? -1 : (int)t.used;
 }
 

@@ -21,6 +21,10 @@ struct stats {
 	_Atomic uint64_t shutdowns[STATS_REASONS][STATS_PATHS];
 	_Atomic uint64_t connects_redirected;
 	_Atomic uint64_t connect_failovers;
+	/* The background thread's own work, so its cost per wake-up can be watched (and tested):
+	 * loop iterations, and tracked sockets looked at by its walks (adoption not counted). */
+	_Atomic uint64_t thread_wakeups;
+	_Atomic uint64_t thread_socket_visits;
 };
 
 extern struct stats stats;

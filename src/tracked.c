@@ -10,6 +10,7 @@ void tracked_init(struct tracked_socket *s)
 	atomic_init(&s->bytes_received_at_send, 0);
 	atomic_init(&s->connecting, false);
 	atomic_init(&s->connect_failed, false);
+	atomic_init(&s->release_pushed, false);
 }
 
 static void remember_fd(struct tracked_socket *s, int fd)
@@ -32,14 +33,30 @@ static void forget_fd(struct tracked_socket *s, int fd)
 }
 
 _Atomic uint64_t tracked_live_count;
-_Atomic uint64_t tracked_released_count;
+_Atomic(struct tracked_socket *) tracked_released;
+
+static void push_released(struct tracked_socket *s)
+{
+	if (atomic_exchange_explicit(&s->release_pushed, true, memory_order_acq_rel))
+		return; /* still on the list from an earlier release */
+	struct tracked_socket *head = atomic_load_explicit(&tracked_released, memory_order_relaxed);
+	do
+		s->next_released = head;
+	while (!atomic_compare_exchange_weak_explicit(&tracked_released, &head, s, memory_order_release,
+						      memory_order_relaxed));
+}
+
+struct tracked_socket *tracked_take_released(void)
+{
+	return atomic_exchange_explicit(&tracked_released, NULL, memory_order_acquire);
+}
 
 static void release(struct tracked_socket *s, int fd)
 {
 	forget_fd(s, fd);
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
 		atomic_fetch_sub_explicit(&tracked_live_count, 1, memory_order_relaxed);
-		atomic_fetch_add_explicit(&tracked_released_count, 1, memory_order_release);
+		push_released(s);
 	}
 }
 

@@ -54,16 +54,30 @@ struct tracked_socket {
 	uint64_t observed_state;            /* the state word at the thread's last look */
 	uint64_t released_at_ms;            /* when the thread first saw refs == 0 */
 	struct tracked_socket *next;        /* the thread's list */
+	struct tracked_socket *prev;        /* (doubly linked: a closed socket leaves it in O(1)) */
+	struct tracked_socket *next_closed; /* the thread's list of released sockets in their grace */
+	bool adopted;                       /* on the thread's list */
+	bool closed_listed;                 /* on the thread's list of released sockets */
 	struct tracked_socket *next_attention; /* the thread's list of sockets to look at */
 	bool on_attention;
 	struct tracked_socket *next_incoming; /* lock-free hand-over from connect to the thread */
+	/* Lock-free hand-over from the last close to the thread: set while on that list, so a socket
+	 * revived by a racing dup and closed again is never pushed twice. */
+	_Atomic bool release_pushed;
+	struct tracked_socket *next_released;
 };
 
-/* Sockets with at least one fd (the stats gauge), and how many ever lost their last fd: the
- * thread looks for sockets to free only when that count moved, so its work per wake-up does not
- * grow with the number of healthy sockets. Atomic adds in attach/release (async-signal-safe). */
+/* Sockets with at least one fd (the stats gauge); an atomic add in attach/release. */
 extern _Atomic uint64_t tracked_live_count;
-extern _Atomic uint64_t tracked_released_count;
+
+/* The sockets that lost their last fd, pushed by release (lock-free, async-signal-safe): the
+ * thread frees closed sockets from this list, never by walking every socket, so its work per
+ * wake-up does not grow with the number of healthy sockets. */
+extern _Atomic(struct tracked_socket *) tracked_released;
+
+/* Takes the whole list (linked by next_released); clear each socket's release_pushed after
+ * reading its next_released, before anything else. */
+struct tracked_socket *tracked_take_released(void);
 
 /* fd table: two levels of atomic slots, chunks mapped on first use (mmap: async-signal-safe). */
 #define FDTABLE_CHUNK_BITS 10

@@ -235,6 +235,8 @@ DNSAWARE = {
                                                     "path": ("idle", "send", "deadline")}),
     "dnsaware_connects_redirected_total": ("counter", {}),
     "dnsaware_connect_failovers_total": ("counter", {}),
+    "dnsaware_thread_wakeups_total": ("counter", {}),
+    "dnsaware_thread_socket_visits_total": ("counter", {}),
 }
 
 

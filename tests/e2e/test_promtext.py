@@ -46,6 +46,12 @@ dnsaware_connects_redirected_total 2
 # HELP dnsaware_connect_failovers_total Failed connects retried on another address of the name.
 # TYPE dnsaware_connect_failovers_total counter
 dnsaware_connect_failovers_total 1
+# HELP dnsaware_thread_wakeups_total Times the background thread woke up.
+# TYPE dnsaware_thread_wakeups_total counter
+dnsaware_thread_wakeups_total 120
+# HELP dnsaware_thread_socket_visits_total Tracked connections the background thread looked at.
+# TYPE dnsaware_thread_socket_visits_total counter
+dnsaware_thread_socket_visits_total 30
 """
 
 GOOD = {
@@ -149,7 +155,7 @@ def replace(doc, old, new):
 # Breakages of the dnsaware document: (what, document, line the error must name or None).
 BAD_DNSAWARE = [
     ("unknown family", DNSAWARE + "# HELP dnsaware_x X.\n# TYPE dnsaware_x gauge\ndnsaware_x 1\n",
-     28),
+     34),
     ("missing family", replace(DNSAWARE, "# HELP dnsaware_connect_failovers_total Failed"
                                " connects retried on another address of the name.\n"
                                "# TYPE dnsaware_connect_failovers_total counter\n"
@@ -234,7 +240,7 @@ def main():
     except ValueError as e:
         check(False, f"dnsaware document meets the contract: {e}")
     vals = promtext.values(parsed)
-    check(len(vals) == 13 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
+    check(len(vals) == 15 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
           and vals[("dnsaware_sockets_shutdown_total",
                     frozenset({"pid": "4242", "reason": "dns", "path": "deadline"}.items()))] == 1,
           "values()")

@@ -376,20 +376,29 @@ static UNUSED_FN void exchange(int c, int s, const char *req, const char *resp)
 
 static char hosts_path[] = "/tmp/dnsaware-test-hosts-XXXXXX";
 
-/* addresses: one or more, separated by spaces; one hosts line each, in that order. */
-static UNUSED_FN void write_hosts(const char *name, const char *addresses)
+/* The private hosts file becomes localhost and then lines ("ADDRESS NAME\n..."), in one write. */
+static UNUSED_FN void write_hosts_lines(const char *lines)
 {
-	char text[1024], list[256];
-	int n = snprintf(text, sizeof text, "127.0.0.1 localhost\n");
-	snprintf(list, sizeof list, "%s", addresses);
-	for (char *save = NULL, *a = strtok_r(list, " ", &save); a != NULL; a = strtok_r(NULL, " ", &save))
-		n += snprintf(text + n, sizeof text - (size_t)n, "%s %s\n", a, name);
+	char text[1024];
+	int n = snprintf(text, sizeof text, "127.0.0.1 localhost\n%s", lines);
 	CHECK(n < (int)sizeof text);
 	/* Same inode: the bind mount over /etc/hosts follows it. */
 	int fd = open(hosts_path, O_WRONLY | O_TRUNC);
 	CHECK(fd >= 0);
 	CHECK(write(fd, text, (size_t)n) == n);
 	CHECK(close(fd) == 0);
+}
+
+/* addresses: one or more, separated by spaces; one hosts line each, in that order. */
+static UNUSED_FN void write_hosts(const char *name, const char *addresses)
+{
+	char lines[1024], list[256];
+	int n = 0;
+	snprintf(list, sizeof list, "%s", addresses);
+	for (char *save = NULL, *a = strtok_r(list, " ", &save); a != NULL; a = strtok_r(NULL, " ", &save))
+		n += snprintf(lines + n, sizeof lines - (size_t)n, "%s %s\n", a, name);
+	CHECK(n < (int)sizeof lines);
+	write_hosts_lines(lines);
 }
 
 static UNUSED_FN void private_hosts(const char *name, const char *address)
