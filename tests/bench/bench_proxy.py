@@ -20,10 +20,17 @@ reuses its scene: `lo` up, resolv.conf / hosts / nsswitch.conf bind-mounted):
               per-round paired ratio b/a. Also the proxy's CPU time per request (nginx master +
               workers, plus HAProxy for (c)) from /proc, which the noise of a shared machine
               disturbs less than requests/s.
+  instructions  the repeatable figure behind the throughput budget: the proxy as one nginx
+              process (master_process off, timer_resolution coarse) under callgrind, (a) and
+              (b), 500 and 2,500 sequential keep-alive requests; the slope of the main thread's
+              user-space instructions per request, where the shim's additions go (its own code,
+              glibc's multi-threaded paths), and the plain proxy's user/system CPU split under
+              wrk, which turns the added instructions into a share of the proxy's CPU.
   reaction    the name moves from 127.0.0.10 to 127.0.0.11 while wrk -c N runs through the proxy
               (keepalive N to the upstream, so the upstream connections are what must move),
               for TTL 1 s and 5 s and N = 1, 100, 1000, for the shim (nginx with LD_PRELOAD) and
-              for the HAProxy sidecar, alternately. The backends log every request with $msec;
+              for the HAProxy sidecar, alternately; three trials per condition (--trials N),
+              each round of trials covering every condition before the next begins. The backends log every request with $msec;
               reported: seconds from the change (the zone file renamed into place) to the last
               request answered on .10, the requests on .10 after the change, wrk's errors, and
               the connections still open to .10 at the end. A trial ends early once .11 gets
@@ -37,7 +44,7 @@ resolvers section), so the query log tells the three apart.
 
 Usage:
   bench_proxy.py [--smoke] [--json FILE] [--lib PATH] [--workdir DIR] [--keep] [--strict]
-                 [--part all|throughput|reaction] [--haproxy-backend LINE ...]
+                 [--part all|throughput|reaction] [--trials N] [--haproxy-backend LINE ...]
 
 --smoke: a few seconds, small numbers (wrk 1 s, 8 connections, one round; one reaction trial per
 mechanism, TTL 1 s, 8 connections); asserts only that everything starts, that every number is
@@ -45,10 +52,11 @@ sane (requests answered, no error, latency finite), that the shim moves every re
 address and that the sidecar sends new connections there (HAProxy keeps the backend connection
 of a client session it already has: with the client's keep-alive those stay on the old
 address, which the reaction table shows as "not moved").
-The full mode runs about 4-5 minutes and asserts the same sanity; the budget (the shim costs at
+The full mode runs about 10 minutes and asserts the same sanity; the budget (the shim costs at
 most 2 % of throughput) is reported, and fails the run only with --strict.
 
-Prints markdown tables; --json FILE writes every figure. Needs root, wrk, haproxy, nginx.
+Prints markdown tables; --json FILE writes every figure. Needs root, wrk, haproxy, nginx,
+valgrind.
 Exit status: 0 pass, 1 an assertion (or, with --strict, the budget) failed, 2 harness error or
 a prerequisite missing.
 """
@@ -100,10 +108,12 @@ MECHANISMS = {"shim": "nginx + libdnsaware", "haproxy": "nginx -> HAProxy sideca
 FULL = {
     "wrk_threads": 2, "wrk_conns": 32, "wrk_seconds": 10, "warmup_seconds": 2, "rounds": 3,
     "ttls": [1, 5], "conns": [1, 100, 1000], "react_warmup": 2.0, "window_extra": 5.0,
+    "react_trials": 3, "instr_requests": [500, 2500],
 }
 SMOKE = {
     "wrk_threads": 2, "wrk_conns": 8, "wrk_seconds": 1, "warmup_seconds": 0, "rounds": 1,
-    "ttls": [1], "conns": [8], "react_warmup": 1.0, "window_extra": 3.0,
+    "ttls": [1], "conns": [8], "react_warmup": 1.0, "window_extra": 3.0, "react_trials": 1,
+    "instr_requests": [20, 60],
 }
 
 
@@ -589,6 +599,176 @@ def bench_throughput(scene, p):
             "budget_ok": summary["b"]["rps_cost_pct"] <= BUDGET_PCT}
 
 
+# --------------------------------------------------------------------------------------------
+# instructions: the repeatable figure behind the throughput budget
+# --------------------------------------------------------------------------------------------
+
+def drive_requests(listen, count, conns=4):
+    """count GETs through the proxy, round-robin over conns keep-alive connections, one at a
+    time (so every request is a separate trip through nginx's event loop)."""
+    import http.client
+    clients = [http.client.HTTPConnection(listen, PORT, timeout=60) for _ in range(conns)]
+    try:
+        for i in range(count):
+            c = clients[i % conns]
+            c.request("GET", "/")
+            r = c.getresponse()
+            body = r.read()
+            if r.status != 200 or body != b"ok":
+                raise HarnessError("request %d through %s answered %d %r" % (i, listen, r.status,
+                                                                           body[:80]))
+    finally:
+        for c in clients:
+            c.close()
+
+
+def callgrind_totals(out_prefix):
+    """{thread number: Ir} from the per-thread files callgrind wrote (out_prefix-01, -02...)."""
+    totals = {}
+    d, base = os.path.split(out_prefix)
+    for f in sorted(os.listdir(d)):
+        m = re.match(re.escape(base) + r"-(\d+)$", f)
+        if not m:
+            continue
+        with open(os.path.join(d, f)) as fh:
+            for line in fh:
+                if line.startswith("totals:") or line.startswith("summary:"):
+                    totals[int(m.group(1))] = int(line.split()[1])
+    return totals
+
+
+def instructions_run(scene, variant, count):
+    """A single-process nginx proxy (master_process off) under callgrind, count requests through
+    it, then a graceful stop; returns the per-thread instruction totals and the main thread's
+    per-function profile."""
+    import bench_local
+    listen = PROXY[variant]
+    services._port_free("nginx proxy " + variant, listen, PORT)
+    prefix = scene.fresh_dir("callgrind-%s-%d" % (variant, count))
+    conf = os.path.join(prefix, "nginx.conf")
+    errlog = os.path.join(prefix, "error.log")
+    body = PROXY_BODY % {"upstream": "%s:%d" % (NAME, PORT), "keepalive": 32,
+                         "listen": "%s:%d" % (listen, PORT)}
+    with open(conf, "w") as f:
+        f.write((NGINX_MAIN % {"workers": 1, "prefix": prefix, "errlog": errlog,
+                               "loglevel": "notice", "temps": _temps(prefix), "body": body})
+                .replace("master_process on;", "master_process off;\n"
+                         # nginx re-formats its cached time strings whenever the clock moves;
+                         # callgrind slows the two variants differently, so that work would
+                         # land unevenly in the count. A coarse timer keeps it out.
+                         "timer_resolution 3600s;"))
+    env = scene.shim_env(prefix + "-shim.log") if variant == "b" else dnsmove.clean_env()
+    out = os.path.join(prefix, "cg")
+    proc = scene.spawn(os.path.basename(prefix),
+                       ["valgrind", "--tool=callgrind", "--separate-threads=yes",
+                        "--callgrind-out-file=" + out, NGINX, "-p", prefix + "/", "-c", conf,
+                        "-e", errlog], env=env)
+    services._wait_ready(proc, "nginx under callgrind on %s:%d" % (listen, PORT),
+                         lambda: _connects(listen, PORT),
+                         [errlog, scene.path(os.path.basename(prefix) + ".out")])
+    t0 = time.monotonic()
+    drive_requests(listen, count)
+    seconds = time.monotonic() - t0
+    mapped = has_shim(proc.pid)
+    if mapped != (variant == "b"):
+        raise HarnessError("callgrind nginx %s: libdnsaware %s mapped"
+                           % (variant, "is" if mapped else "is not"))
+    os.killpg(proc.pid, signal.SIGQUIT)     # graceful: callgrind writes its files at exit
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        raise HarnessError("nginx under callgrind did not stop within 60 s")
+    totals = callgrind_totals(out)
+    if 1 not in totals:
+        raise HarnessError("callgrind wrote no totals for nginx's main thread (%s-01)" % out)
+    ann = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100", "--auto=no",
+                          out + "-01"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    funcs = bench_local.parse_annotate(ann.stdout) if ann.returncode == 0 else {}
+    return {"totals": totals, "funcs": funcs, "seconds": seconds}
+
+
+def user_system_split(scene, p):
+    """The plain proxy's user and system CPU per request under wrk: what share of nginx's CPU
+    the user-space instructions counted above stand for."""
+    px = scene.start_proxy("a", keepalive=32)
+    url = "http://%s:%d/" % (px["listen"], PORT)
+    run_wrk(url, p["wrk_conns"], 1, p["wrk_threads"])
+    pids = px["cpu_pids"]
+
+    def ticks():
+        u = s = 0
+        for pid in pids:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            u += int(fields[11])
+            s += int(fields[12])
+        return u, s
+    u0, s0 = ticks()
+    res = run_wrk(url, p["wrk_conns"], max(2, p["wrk_seconds"] // 2), p["wrk_threads"])
+    u1, s1 = ticks()
+    scene.stop_proxy(px)
+    hz = os.sysconf("SC_CLK_TCK")
+    reqs = res["requests"] or 1
+    return {"user_us_per_req": (u1 - u0) / hz / reqs * 1e6,
+            "system_us_per_req": (s1 - s0) / hz / reqs * 1e6,
+            "user_share": (u1 - u0) / max(1, (u1 - u0) + (s1 - s0))}
+
+
+def bench_instructions(scene, p):
+    scene.start_backend(OLD)
+    n1, n2 = p["instr_requests"]
+    runs = {}
+    for v in "ab":
+        for n in (n1, n2):
+            r = instructions_run(scene, v, n)
+            runs[(v, n)] = r
+            log("  instructions (%s) %s, %d requests: main thread %d Ir, %s"
+                % (v, VARIANTS[v], n, r["totals"][1],
+                   ", ".join("thread %d %d Ir" % kv for kv in sorted(r["totals"].items())
+                             if kv[0] != 1) or "no other thread"))
+    split = user_system_split(scene, p)
+    scene.stop_backends()
+    per_req = {v: (runs[(v, n2)]["totals"][1] - runs[(v, n1)]["totals"][1]) / (n2 - n1)
+               for v in "ab"}
+    # Where the added instructions go: the per-request slope of every function, b minus a.
+    funcs = {}
+    for v, sign in (("a", -1), ("b", 1)):
+        hi, lo = runs[(v, n2)]["funcs"], runs[(v, n1)]["funcs"]
+        for f in set(hi) | set(lo):
+            funcs[f] = funcs.get(f, 0) + sign * (hi.get(f, 0) - lo.get(f, 0)) / (n2 - n1)
+    shim_own = sum(v for f, v in funcs.items() if f.endswith("[shim]"))
+    top = sorted(((round(v, 1), f) for f, v in funcs.items() if abs(v) >= 0.5),
+                 key=lambda t: -abs(t[0]))[:12]
+    thread_ir = [sum(ir for t, ir in runs[("b", n)]["totals"].items() if t != 1) for n in (n1, n2)]
+    added = per_req["b"] - per_req["a"]
+    added_pct = added / per_req["a"] * 100
+    return {"requests": [n1, n2],
+            "method": "callgrind Ir of a single-process nginx (master_process off), main "
+                      "thread, (Ir(N2) - Ir(N1)) / (N2 - N1), sequential keep-alive requests",
+            "ir_per_request": {v: round(x, 1) for v, x in per_req.items()},
+            "added_ir_per_request": round(added, 1),
+            "added_pct_of_user_ir": round(added_pct, 2),
+            "shim_own_ir_per_request": round(shim_own, 1),
+            "glibc_and_other_ir_per_request": round(added - shim_own, 1),
+            "top_differences": top,
+            # The shim's thread over each whole run (start-up and one refresh or two): not per
+            # request, and not in the figures above.
+            "shim_thread_ir_total": thread_ir,
+            "cpu_split_plain": {k: round(v, 3) for k, v in split.items()},
+            "added_pct_of_cpu_estimate": round(added_pct * split["user_share"], 2)}
+
+
+def check_instructions(res):
+    problems = []
+    for v, x in res["ir_per_request"].items():
+        if not x > 0:
+            problems.append("instructions: (%s) counted %s instructions per request" % (v, x))
+    if res["shim_own_ir_per_request"] <= 0:
+        problems.append("instructions: no instruction of the shim's own code per request: the "
+                        "profile did not see the hooks")
+    return problems
+
+
 def _qps(counts, seconds):
     return {k: round(v / seconds, 2) for k, v in sorted(counts.items())}
 
@@ -784,25 +964,31 @@ def bench_reaction(scene, p):
         scene.start_backend(a, access_log=logs[a])
     trials = []
     flip = False
-    for ttl in p["ttls"]:
-        for n in p["conns"]:
-            order = ["shim", "haproxy"] if not flip else ["haproxy", "shim"]
-            flip = not flip
-            for mech in order:
-                r = reaction_trial(scene, p, mech, ttl, n, logs)
-                trials.append(r)
-                log("  reaction TTL %ds, %d connections, %s: %s; last request on %s "
-                    "change%+.2fs (%d after the change), first on %s %s, %d failed, "
-                    "%d connections to %s left (stopped: %s, after %.1f s)"
-                    % (ttl, n, MECHANISMS[mech], "moved" if r["moved"] else "DID NOT MOVE",
-                       OLD, r["last_old_s"], r["requests_old_after_change"], NEW,
-                       "change%+.2fs" % r["first_new_s"] if r["first_new_s"] is not None
-                       else "never", r["failed"], r["conns_old_at_end"], OLD,
-                       r["stop_reason"], r["observed_s"]))
+    # Trial k of every condition runs before trial k+1 of any, so a noisy minute on the shared
+    # machine spreads over conditions instead of landing on one.
+    for trial in range(p["react_trials"]):
+        for ttl in p["ttls"]:
+            for n in p["conns"]:
+                order = ["shim", "haproxy"] if not flip else ["haproxy", "shim"]
+                flip = not flip
+                for mech in order:
+                    r = reaction_trial(scene, p, mech, ttl, n, logs)
+                    r["trial"] = trial + 1
+                    trials.append(r)
+                    log("  reaction trial %d, TTL %ds, %d connections, %s: %s; last request on "
+                        "%s change%+.2fs (%d after the change), first on %s %s, %d failed, "
+                        "%d connections to %s left (stopped: %s, after %.1f s)"
+                        % (trial + 1, ttl, n, MECHANISMS[mech],
+                           "moved" if r["moved"] else "DID NOT MOVE",
+                           OLD, r["last_old_s"], r["requests_old_after_change"], NEW,
+                           "change%+.2fs" % r["first_new_s"] if r["first_new_s"] is not None
+                           else "never", r["failed"], r["conns_old_at_end"], OLD,
+                           r["stop_reason"], r["observed_s"]))
     scene.stop_backends()
     scene.set_answer(OLD, 1)
     return {"trials": trials,
-            "params": {k: p[k] for k in ("ttls", "conns", "react_warmup", "window_extra")},
+            "params": {k: p[k] for k in ("ttls", "conns", "react_warmup", "window_extra",
+                                         "react_trials")},
             "haproxy_resolvers": "timeout resolve 1s, hold valid 1s (HAProxy re-resolves on "
                                  "its own interval; the record's TTL does not change it)",
             "shim_env": "DNSAWARE_TTL_FLOOR=%s, defaults otherwise" % TTL_FLOOR}
@@ -837,6 +1023,27 @@ def check_reaction(res):
 
 def fmt(v, spec="%.0f"):
     return "–" if v is None else spec % v
+
+
+def reaction_cell(runs):
+    """One condition's trials: the median (and range) of the seconds to the last request on the
+    old address over the trials that moved, and how many did not."""
+    if not runs:
+        return "–"
+    moved = sorted(r["last_old_s"] for r in runs if r["moved"])
+    stuck = [r for r in runs if not r["moved"]]
+    parts = []
+    if moved:
+        text = "%.2f s" % statistics.median(moved)
+        if len(moved) > 1:
+            text += " (%.2f–%.2f)" % (moved[0], moved[-1])
+        parts.append(text)
+    if stuck:
+        worst = max(100 * (r["old_share_last_2s"] or 0) for r in stuck)
+        parts.append("%snot moved after %.1f s (up to %.0f %% still on .10 at the end)"
+                     % ("%d of %d " % (len(stuck), len(runs)) if len(runs) > 1 else "",
+                        min(r["observed_s"] for r in stuck), worst))
+    return "; ".join(parts)
 
 
 def report(results):
@@ -889,6 +1096,27 @@ def report(results):
                   % "; ".join("%s %s" % (k, ", ".join("%s %.2f" % kv for kv in v.items())
                                          or "none")
                               for k, v in tp["dns_queries_per_s"].items())]
+    ins = results.get("instructions")
+    if ins:
+        sp = ins["cpu_split_plain"]
+        lines += ["", "### Instructions per proxied request (callgrind, user space)", "",
+                  "| variant | instructions per request |", "|---|---|",
+                  "| (a) %s | %.0f |" % (VARIANTS["a"], ins["ir_per_request"]["a"]),
+                  "| (b) %s | %.0f |" % (VARIANTS["b"], ins["ir_per_request"]["b"]),
+                  "", "Added by the shim: **%+.0f instructions per request (%+.2f %% of nginx's "
+                  "user-space instructions)**: %.0f in the shim's own code, %.0f elsewhere "
+                  "(glibc's multi-threaded paths). %s, requests %d and %d." % (
+                      ins["added_ir_per_request"], ins["added_pct_of_user_ir"],
+                      ins["shim_own_ir_per_request"], ins["glibc_and_other_ir_per_request"],
+                      ins["method"], ins["requests"][0], ins["requests"][1]),
+                  "", "The plain proxy under wrk spends %.1f µs of user and %.1f µs of system "
+                  "CPU per request (user share %.0f %%), so at nginx's average cost per "
+                  "user-space instruction the shim's addition is about **%.2f %% of the proxy's "
+                  "CPU per request**." % (sp["user_us_per_req"], sp["system_us_per_req"],
+                                          100 * sp["user_share"],
+                                          ins["added_pct_of_cpu_estimate"]),
+                  "", "Largest per-request differences (b − a), by function: " +
+                  ", ".join("%s %+.1f" % (f, v) for v, f in ins["top_differences"]) + "."]
     rc = results.get("reaction")
     if rc:
         lines += ["", "### Reaction: the name moves %s -> %s under load "
@@ -896,7 +1124,7 @@ def report(results):
                   ""]
         cells = {}
         for r in rc["trials"]:
-            cells[(r["ttl"], r["conns"], r["mechanism"])] = r
+            cells.setdefault((r["ttl"], r["conns"], r["mechanism"]), []).append(r)
         lines += ["| TTL | client connections | %s | %s |" % (MECHANISMS["shim"],
                                                            MECHANISMS["haproxy"]),
                   "|---|---|---|---|"]
@@ -904,24 +1132,17 @@ def report(results):
             for n in rc["params"]["conns"]:
                 row = []
                 for mech in ("shim", "haproxy"):
-                    r = cells.get((ttl, n, mech))
-                    if r is None:
-                        row.append("–")
-                    elif r["moved"]:
-                        row.append("%.2f s" % r["last_old_s"])
-                    else:
-                        row.append("not moved after %.1f s (%.0f %% still on .10 at the end)"
-                                   % (r["observed_s"], 100 * (r["old_share_last_2s"] or 0)))
+                    row.append(reaction_cell(cells.get((ttl, n, mech), [])))
                 lines.append("| %d s | %d | %s | %s |" % (ttl, n, row[0], row[1]))
-        lines += ["", "Details (one trial each):", "",
-                  "| TTL | conns | mechanism | resolver got .11 | last on .10 | first on .11 | "
+        lines += ["", "Details (every trial):", "",
+                  "| trial | TTL | conns | mechanism | resolver got .11 | last on .10 | first on .11 | "
                   "requests on .10 after change | .10 conns used after change | failed | "
                   "proxy error.log lines | conns to .10 at end | req/s | p99 | stopped |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rc["trials"]:
-            lines.append("| %d s | %d | %s | %s | %.2f s | %s | %d | %d | %d | %d | %d | %.0f | %s "
+            lines.append("| %d | %d s | %d | %s | %s | %.2f s | %s | %d | %d | %d | %d | %d | %.0f | %s "
                          "| %s |"
-                         % (r["ttl"], r["conns"], r["label"],
+                         % (r.get("trial", 1), r["ttl"], r["conns"], r["label"],
                             fmt(r["resolver_got_new_s"], "%.2f s"), r["last_old_s"],
                             fmt(r["first_new_s"], "%.2f s"), r["requests_old_after_change"],
                             r["old_conns_used_after_change"], r["failed"],
@@ -953,7 +1174,9 @@ def versions():
 
 def inside(opts):
     scene = BenchScene(opts, opts.workdir)
-    p = SMOKE if opts.smoke else FULL
+    p = dict(SMOKE if opts.smoke else FULL)
+    if opts.trials:
+        p["react_trials"] = opts.trials
 
     def body():
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -975,6 +1198,10 @@ def inside(opts):
             log("throughput: %s" % ", ".join("(%s) %s" % kv for kv in VARIANTS.items()))
             results["throughput"] = bench_throughput(scene, p)
             problems += check_throughput(results["throughput"])
+        if opts.part in ("all", "instructions"):
+            log("instructions: nginx under callgrind, (a) and (b)")
+            results["instructions"] = bench_instructions(scene, p)
+            problems += check_instructions(results["instructions"])
         if opts.part in ("all", "reaction"):
             log("reaction: %s -> %s" % (OLD, NEW))
             results["reaction"] = bench_reaction(scene, p)
@@ -1011,7 +1238,8 @@ def prerequisites(opts):
     for prog in ("unshare", "ip", "mount"):
         if not shutil.which(prog):
             missing.append("%s not found (util-linux / iproute2)" % prog)
-    for path, pkg in ((WRK, "wrk"), (HAPROXY, "haproxy"), (NGINX, "nginx-light")):
+    for path, pkg in ((WRK, "wrk"), (HAPROXY, "haproxy"), (NGINX, "nginx-light"),
+                      ("/usr/bin/valgrind", "valgrind"), ("/usr/bin/callgrind_annotate", "valgrind")):
         if not os.access(path, os.X_OK):
             missing.append("%s not found (apt-get install -y --no-install-recommends %s)"
                            % (path, pkg))
@@ -1036,6 +1264,8 @@ def outside(opts):
     if opts.strict:
         args.append("--strict")
     args += ["--part", opts.part]
+    if opts.trials:
+        args += ["--trials", str(opts.trials)]
     for line in opts.haproxy_backend:
         args += ["--haproxy-backend", line]
     if opts.json:
@@ -1059,13 +1289,17 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temporary workdir")
     ap.add_argument("--strict", action="store_true",
                     help="fail (exit 1) when the shim misses its throughput budget")
-    ap.add_argument("--part", choices=("all", "throughput", "reaction"), default="all",
+    ap.add_argument("--part", choices=("all", "throughput", "instructions", "reaction"), default="all",
                     help="run only one of the two measurements")
+    ap.add_argument("--trials", type=int, metavar="N",
+                    help="reaction trials per condition (default 3; 1 in --smoke)")
     ap.add_argument("--haproxy-backend", action="append", default=[], metavar="LINE",
                     help="one more line for HAProxy's backend section, e.g. "
                          "'option http-server-close' (repeatable)")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     opts = ap.parse_args()
+    if opts.trials is not None and not 1 <= opts.trials <= 20:
+        ap.error("--trials: %d is out of range; give 1 to 20" % opts.trials)
     opts.lib = os.path.abspath(opts.lib)
     if opts.inside:
         return inside(opts)
