@@ -7,15 +7,16 @@
 #include "config.h"
 #include "env_names.h"
 
+#include <arpa/inet.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <string.h>
 
 /* A warning line never needs more than this: two sanitized values plus fixed text. */
-#define WARNING_MAX 512
+#define WARNING_MAX CONFIG_WARNING_MAX
 /* Values are echoed in warnings; a megabyte of garbage must not become a megabyte of log. */
 #define SHOWN_VALUE_MAX 64
-#define SHOWN_VALUE_BUFFER (SHOWN_VALUE_MAX + sizeof "...")
+#define SHOWN_VALUE_BUFFER CONFIG_SHOWN_MAX
 /* Longest DNS name (253) plus a trailing dot and the terminator. */
 #define HOST_NAME_BUFFER 256
 
@@ -33,6 +34,11 @@
 
 #define STALE_AFTER_MIN 1U
 #define STALE_AFTER_MAX 100U
+
+#define NAMESERVERS_FORM \
+	"comma-separated IP addresses, each with an optional :port from 1 to 65535, an IPv6 address " \
+	"with a port written [addr]:port"
+#define PORT_MAX 65535U
 
 enum parse_status { PARSE_OK, PARSE_MALFORMED, PARSE_OUT_OF_RANGE };
 
@@ -156,7 +162,7 @@ void config_set_defaults(struct config *cfg)
 
 /* A printable, bounded copy of a value for a warning line: the value may be anything the
  * environment holds, and the log line must stay one short line. */
-static void show_value(const char *value, char shown[SHOWN_VALUE_BUFFER])
+void config_show_value(const char *value, char shown[CONFIG_SHOWN_MAX])
 {
 	size_t i;
 
@@ -180,7 +186,7 @@ static void warn_invalid(const struct env_reader *env, const char *name, const c
 
 	if (env->warn == NULL)
 		return;
-	show_value(value, shown);
+	config_show_value(value, shown);
 	snprintf(message, sizeof message, "%s=%s %s (accepted: %s); using %s", name, shown, problem,
 		 accepted, default_text);
 	env->warn(message);
@@ -288,6 +294,130 @@ static void load_string(const struct env_reader *env, const char *name, const ch
 	memcpy(field, value, length + 1);
 }
 
+/* Copies [start, end) into out as a terminated string; false when it does not fit. */
+static bool copy_span(const char *start, const char *end, char *out, size_t size)
+{
+	size_t length = (size_t)(end - start);
+
+	if (length >= size)
+		return false;
+	memcpy(out, start, length);
+	out[length] = '\0';
+	return true;
+}
+
+static bool is_ipv4(const char *start, const char *end)
+{
+	char text[INET_ADDRSTRLEN];
+	struct in_addr parsed;
+
+	return copy_span(start, end, text, sizeof text) && inet_pton(AF_INET, text, &parsed) == 1;
+}
+
+static bool is_ipv6(const char *start, const char *end)
+{
+	char text[INET6_ADDRSTRLEN];
+	struct in6_addr parsed;
+
+	return copy_span(start, end, text, sizeof text) && inet_pton(AF_INET6, text, &parsed) == 1;
+}
+
+/* Digits only, 1 to 65535 (c-ares would take 0 as "the default port" and wrap 99999 to 34463). */
+static bool is_port(const char *start, const char *end)
+{
+	uint64_t value;
+	bool above_limit;
+
+	if (start == end || !is_digit(*start))
+		return false;
+	return read_digits(start, PORT_MAX, &value, &above_limit) == end && !above_limit && value >= 1;
+}
+
+/* One element of DNSAWARE_NAMESERVERS: "10.0.0.2", "10.0.0.2:5353", "fd00::53", "[fd00::53]:53"
+ * or "[fd00::53]". Appends the form c-ares takes (the last one without its brackets) to out at
+ * *used. c-ares 1.18 itself would take "1.2.3" as 1.2.3.255 and "10.0.0.2:99999" as port 34463,
+ * so every part is checked here. */
+static bool append_nameserver(const char *start, const char *end, char *out, size_t size, size_t *used)
+{
+	const char *host_start = start;
+	const char *host_end = end;
+	const char *port_start = NULL;
+	bool bracketed = false;
+
+	if (start < end && *start == '[') {
+		const char *close = memchr(start, ']', (size_t)(end - start));
+		if (close == NULL || !is_ipv6(start + 1, close))
+			return false;
+		host_start = start + 1;
+		host_end = close;
+		bracketed = true;
+		if (close + 1 != end) {
+			if (close[1] != ':' || !is_port(close + 2, end))
+				return false;
+			port_start = close + 2;
+		}
+	} else if (is_ipv6(start, end)) {
+		bracketed = false;
+	} else {
+		const char *colon = memchr(start, ':', (size_t)(end - start));
+		if (colon != NULL) {
+			if (!is_port(colon + 1, end))
+				return false;
+			host_end = colon;
+			port_start = colon + 1;
+		}
+		if (!is_ipv4(host_start, host_end))
+			return false;
+	}
+	/* A bracketed address keeps its brackets only with a port: c-ares rejects "[::1]". */
+	const char *copy_start = bracketed && port_start == NULL ? host_start : start;
+	const char *copy_end = bracketed && port_start == NULL ? host_end : end;
+	size_t length = (size_t)(copy_end - copy_start);
+	if (*used + length + 2 > size)
+		return false;
+	if (*used > 0)
+		out[(*used)++] = ',';
+	memcpy(out + *used, copy_start, length);
+	*used += length;
+	out[*used] = '\0';
+	return true;
+}
+
+/* Checked at load, so a bad list warns in every process, in the contract's form, and the
+ * background resolver is only ever given a list it takes as meant. Empty: resolv.conf. */
+static void load_nameservers(const struct env_reader *env, char *field, size_t size)
+{
+	char normalized[CONFIG_LIST_MAX];
+	const char *value = read_env(env, ENV_NAMESERVERS);
+	size_t used = 0;
+
+	if (value == NULL)
+		return;
+	if (strnlen(value, size) == size) {
+		char accepted[64];
+		snprintf(accepted, sizeof accepted, "at most %zu bytes", size - 1);
+		warn_invalid(env, ENV_NAMESERVERS, value, "is too long", accepted, "resolv.conf");
+		return;
+	}
+	normalized[0] = '\0';
+	for (const char *cursor = value; *cursor != '\0';) {
+		const char *end = strchrnul(cursor, ',');
+		if (!append_nameserver(cursor, end, normalized, sizeof normalized, &used)) {
+			warn_invalid(env, ENV_NAMESERVERS, value, "is not a list of name servers", NAMESERVERS_FORM,
+				     "resolv.conf");
+			return;
+		}
+		/* A trailing comma leaves an empty last element: as malformed as an empty middle one. */
+		if (*end == ',' && end[1] == '\0') {
+			warn_invalid(env, ENV_NAMESERVERS, value, "is not a list of name servers", NAMESERVERS_FORM,
+				     "resolv.conf");
+			return;
+		}
+		cursor = *end == ',' ? end + 1 : end;
+	}
+	memcpy(field, normalized, used + 1);
+}
+
 /* How a floor/ceiling value is shown in the cross-field warning: the user's text when it was
  * theirs, otherwise the default it fell back to, marked as such. */
 static void show_bound(const struct env_reader *env, const struct duration_rule *rule, bool from_env,
@@ -296,7 +426,7 @@ static void show_bound(const struct env_reader *env, const struct duration_rule 
 	char value_text[SHOWN_VALUE_BUFFER];
 
 	if (from_env) {
-		show_value(read_env(env, rule->name), value_text);
+		config_show_value(read_env(env, rule->name), value_text);
 		snprintf(shown, size, "%s", value_text);
 		return;
 	}
@@ -348,7 +478,7 @@ void config_load(struct config *cfg, config_getenv_fn getenv_fn, config_warn_fn 
 	load_string(&env, ENV_LOG_FILE, "stderr", cfg->log_file, sizeof cfg->log_file);
 	load_string(&env, ENV_STATS_FILE, "no stats file", cfg->stats_file, sizeof cfg->stats_file);
 	load_duration(&env, &stats_interval_rule, &cfg->stats_interval_ms);
-	load_string(&env, ENV_NAMESERVERS, "resolv.conf", cfg->nameservers, sizeof cfg->nameservers);
+	load_nameservers(&env, cfg->nameservers, sizeof cfg->nameservers);
 	load_switch(&env, ENV_DISABLE, "0", &cfg->disable);
 	check_floor_below_ceiling(&env, cfg, floor_from_env, ceiling_from_env);
 }

@@ -10,6 +10,8 @@ enum log_level { LOG_OFF = 0, LOG_ERROR = 1, LOG_WARN = 2, LOG_INFO = 3, LOG_DEB
 
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_LIST_MAX 1024
+/* The longest warning config_load passes to its warn callback, terminator included. */
+#define CONFIG_WARNING_MAX 512
 
 struct config {
 	uint64_t ttl_floor_ms;      /* default 5000 */
@@ -38,6 +40,11 @@ struct config {
 int config_parse_duration(const char *text, uint64_t *out_ms);
 
 void config_set_defaults(struct config *cfg);
+
+/* A value as every warning shows it: its first 64 bytes, then "..." if there is more, each byte
+ * outside printable ASCII as '?' (a newline in a value must not make a second log line). */
+#define CONFIG_SHOWN_MAX (64 + sizeof "...")
+void config_show_value(const char *value, char shown[CONFIG_SHOWN_MAX]);
 
 typedef const char *(*config_getenv_fn)(const char *name);
 /* Receives one complete warning message without prefix or newline, e.g.

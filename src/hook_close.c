@@ -42,6 +42,8 @@ static void note_duplicate(int oldfd, int newfd)
 {
 	if (fdtable_load(oldfd) == 0 && fdtable_load(newfd) == 0)
 		return;
+	if (runtime_in_vfork_child())
+		return;
 	int saved_errno = errno;
 	if (fdtable_load(newfd) == FDTABLE_SHIM)
 		shimfd_lost(newfd);
@@ -54,7 +56,7 @@ static void note_duplicate(int oldfd, int newfd)
 
 __attribute__((visibility("default"))) int close(int fd)
 {
-	if (fdtable_load(fd) != 0) {
+	if (fdtable_load(fd) != 0 && !runtime_in_vfork_child()) {
 		int saved_errno = errno;
 		forget_fd(fd);
 		errno = saved_errno;
@@ -66,7 +68,7 @@ __attribute__((visibility("default"))) int close_range(unsigned int first, unsig
 {
 	/* Only a call that will close anything may change the table; invalid ones fail in the kernel. */
 	if (first <= last && (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) == 0 &&
-	    !(flags & CLOSE_RANGE_CLOEXEC)) {
+	    !(flags & CLOSE_RANGE_CLOEXEC) && !runtime_in_vfork_child()) {
 		int saved_errno = errno;
 		unsigned int end = last < (unsigned int)FDTABLE_MAX_FD ? last : (unsigned int)FDTABLE_MAX_FD - 1;
 		unsigned int fd = first < (unsigned int)FDTABLE_MAX_FD ? first : (unsigned int)FDTABLE_MAX_FD;

@@ -37,7 +37,10 @@ static struct tracked_socket *new_tracked(int fd, const struct ip_addr *peer, ui
 	return s;
 }
 
-static void track(int fd, const struct ip_addr *peer, uint16_t port, bool connecting)
+/* was_current: the peer was in a name's set when the connect was planned. If an answer removed it
+ * while the connect was on its way, the socket is still that name's to drain (the thread marks it
+ * draining when it takes it over): left untracked, it would stay on the old address for good. */
+static void track(int fd, const struct ip_addr *peer, uint16_t port, bool connecting, bool was_current)
 {
 	/* Whatever this fd number meant before (a socket closed behind our back) is over. */
 	tracked_detach(fd);
@@ -52,6 +55,8 @@ static void track(int fd, const struct ip_addr *peer, uint16_t port, bool connec
 	sigset_t saved;
 	names_lock(&saved);
 	s->name_count = names_claim_for_address(peer, s->names, TRACKED_MAX_NAMES);
+	if (s->name_count == 0 && was_current)
+		s->name_count = names_claim_departed(peer, s->names, TRACKED_MAX_NAMES);
 	if (s->name_count > 0 && !tracked_attach(fd, s)) {
 		for (unsigned i = 0; i < s->name_count; i++)
 			names_release(s->names[i]);
@@ -280,7 +285,7 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	/* EINPROGRESS and EINTR: the connection goes on in the kernel, so it is the program's socket
 	 * to that peer from now on. */
 	if (rc == 0 || connect_errno == EINPROGRESS || connect_errno == EINTR)
-		track(fd, &reached, port, rc != 0);
+		track(fd, &reached, port, rc != 0, routed);
 	runtime_inside = false;
 	errno = connect_errno;
 	return rc;

@@ -69,96 +69,103 @@ static inline bool slow_path_needed(int fd, const void *real_call)
 	return __builtin_expect(real_call == NULL, 0) || gated_socket(fd) != NULL;
 }
 
-/* Slow path: true when the send may go ahead; false with errno = EPIPE when it must fail unsent. */
+/* Slow path: true when the send may go ahead; false with errno = EPIPE when it must fail unsent.
+ * (The caller's REAL() looks libc up if that is what sent it here: never a dlsym per send.) */
 static bool send_allowed(int fd)
 {
-	real_resolve();
 	struct tracked_socket *s = gated_socket(fd);
 	return s == NULL || draining_send_allowed(fd, s);
 }
 
 __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size_t len, int flags)
 {
-	return send_allowed(fd) ? real.send(fd, buf, len, flags) : -1;
+	return send_allowed(fd) ? REAL(send)(fd, buf, len, flags) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
-	if (slow_path_needed(fd, real.send))
+	__auto_type call = REAL_LOAD(send);
+	if (slow_path_needed(fd, call))
 		return send_slow(fd, buf, len, flags);
-	return real.send(fd, buf, len, flags);
+	return call(fd, buf, len, flags);
 }
 
 __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t len, int flags,
 						     const struct sockaddr *addr, socklen_t addrlen)
 {
-	return send_allowed(fd) ? real.sendto(fd, buf, len, flags, addr, addrlen) : -1;
+	return send_allowed(fd) ? REAL(sendto)(fd, buf, len, flags, addr, addrlen) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 						      const struct sockaddr *addr, socklen_t addrlen)
 {
-	if (slow_path_needed(fd, real.sendto))
+	__auto_type call = REAL_LOAD(sendto);
+	if (slow_path_needed(fd, call))
 		return sendto_slow(fd, buf, len, flags, addr, addrlen);
-	return real.sendto(fd, buf, len, flags, addr, addrlen);
+	return call(fd, buf, len, flags, addr, addrlen);
 }
 
 __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghdr *msg, int flags)
 {
-	return send_allowed(fd) ? real.sendmsg(fd, msg, flags) : -1;
+	return send_allowed(fd) ? REAL(sendmsg)(fd, msg, flags) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (slow_path_needed(fd, real.sendmsg))
+	__auto_type call = REAL_LOAD(sendmsg);
+	if (slow_path_needed(fd, call))
 		return sendmsg_slow(fd, msg, flags);
-	return real.sendmsg(fd, msg, flags);
+	return call(fd, msg, flags);
 }
 
 __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t count)
 {
-	return send_allowed(fd) ? real.write(fd, buf, count) : -1;
+	return send_allowed(fd) ? REAL(write)(fd, buf, count) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t write(int fd, const void *buf, size_t count)
 {
-	if (slow_path_needed(fd, real.write))
+	__auto_type call = REAL_LOAD(write);
+	if (slow_path_needed(fd, call))
 		return write_slow(fd, buf, count);
-	return real.write(fd, buf, count);
+	return call(fd, buf, count);
 }
 
 __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec *iov, int iovcnt)
 {
-	return send_allowed(fd) ? real.writev(fd, iov, iovcnt) : -1;
+	return send_allowed(fd) ? REAL(writev)(fd, iov, iovcnt) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	if (slow_path_needed(fd, real.writev))
+	__auto_type call = REAL_LOAD(writev);
+	if (slow_path_needed(fd, call))
 		return writev_slow(fd, iov, iovcnt);
-	return real.writev(fd, iov, iovcnt);
+	return call(fd, iov, iovcnt);
 }
 
 __attribute__((noinline)) static ssize_t sendfile_slow(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-	return send_allowed(out_fd) ? real.sendfile(out_fd, in_fd, offset, count) : -1;
+	return send_allowed(out_fd) ? REAL(sendfile)(out_fd, in_fd, offset, count) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-	if (slow_path_needed(out_fd, real.sendfile))
+	__auto_type call = REAL_LOAD(sendfile);
+	if (slow_path_needed(out_fd, call))
 		return sendfile_slow(out_fd, in_fd, offset, count);
-	return real.sendfile(out_fd, in_fd, offset, count);
+	return call(out_fd, in_fd, offset, count);
 }
 
 __attribute__((noinline)) static ssize_t sendfile64_slow(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-	return send_allowed(out_fd) ? real.sendfile64(out_fd, in_fd, offset, count) : -1;
+	return send_allowed(out_fd) ? REAL(sendfile64)(out_fd, in_fd, offset, count) : -1;
 }
 
 __attribute__((visibility("default"))) ssize_t sendfile64(int out_fd, int in_fd, off_t *offset, size_t count)
 {
-	if (slow_path_needed(out_fd, real.sendfile64))
+	__auto_type call = REAL_LOAD(sendfile64);
+	if (slow_path_needed(out_fd, call))
 		return sendfile64_slow(out_fd, in_fd, offset, count);
-	return real.sendfile64(out_fd, in_fd, offset, count);
+	return call(out_fd, in_fd, offset, count);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "names.h"
@@ -14,6 +15,7 @@
 
 struct config runtime_config;
 _Atomic bool runtime_active;
+_Atomic pid_t runtime_pid;
 __thread bool runtime_inside __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -30,8 +32,9 @@ static const char *no_environment(const char *name)
 }
 
 /* Warnings wait until the whole configuration (the log level and file among it) is known. */
-#define PENDING_WARNINGS_MAX 16
-static char pending_warnings[PENDING_WARNINGS_MAX][256];
+/* One warning per variable at most (16 today), with room for variables to come. */
+#define PENDING_WARNINGS_MAX 32
+static char pending_warnings[PENDING_WARNINGS_MAX][CONFIG_WARNING_MAX];
 static unsigned pending_count;
 
 static void warn_config(const char *message)
@@ -52,6 +55,7 @@ static void after_fork_parent(void)
 
 static void after_fork_child(void)
 {
+	atomic_store(&runtime_pid, getpid());
 	log_after_fork_child();
 	names_after_fork_child();
 	resolver_thread_after_fork_child();
@@ -60,6 +64,7 @@ static void after_fork_child(void)
 static void load(void)
 {
 	real_resolve();
+	atomic_store(&runtime_pid, getpid());
 	struct config loaded;
 	config_set_defaults(&loaded);
 	/* The loader keeps LD_PRELOAD for setuid programs only from trusted paths; even then the

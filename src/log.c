@@ -34,12 +34,17 @@ static void open_locked(void)
 		log_fd = STDERR_FILENO;
 		return;
 	}
-	int fd = open(runtime_config.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int fd = REAL(open)(runtime_config.log_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		/* One complaint on stderr, then log there. */
+		/* One complaint on stderr, then log there. The path is shown as config warnings show
+		 * values: a path of 1000 bytes cut the line before its newline, and one holding a
+		 * newline wrote a second line of its own making. */
 		char line[LOG_LINE_MAX];
+		char shown[CONFIG_SHOWN_MAX];
+		int open_errno = errno;
+		config_show_value(runtime_config.log_file, shown);
 		int n = snprintf(line, sizeof line, "dnsaware[%d]: warn cannot open DNSAWARE_LOG_FILE=%s (%s); logging to stderr\n",
-				 (int)getpid(), runtime_config.log_file, strerror(errno));
+				 (int)getpid(), shown, strerror(open_errno));
 		if (n > 0)
 			REAL(write)(STDERR_FILENO, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 		runtime_config.log_file[0] = '\0';

@@ -102,6 +102,19 @@ unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry *
 	return found;
 }
 
+unsigned names_claim_departed(const struct ip_addr *addr, struct name_entry **out, unsigned max)
+{
+	unsigned found = 0;
+	for (struct name_entry *e = entries; e != NULL && found < max; e = e->next) {
+		if (!recordset_was_member(&e->records, addr))
+			continue;
+		if (e->live_sockets++ == 0)
+			unused_count--;
+		out[found++] = e;
+	}
+	return found;
+}
+
 struct steer_cooldowns names_failed_connects;
 
 static void fill_plan(struct name_entry *e, bool departed, struct steer_plan *plan)
@@ -172,7 +185,10 @@ void names_after_fork_parent(void)
 
 void names_after_fork_child(void)
 {
-	pthread_mutex_init(&names_mutex, NULL);
+	/* Unlocked, not initialised again: initialising a mutex that is locked is undefined
+	 * (ThreadSanitizer reported the child's next lock as a double lock). The child's only thread
+	 * is the one that locked it in names_prepare_fork. */
+	pthread_mutex_unlock(&names_mutex);
 	unused_count = 0;
 	for (struct name_entry *e = entries; e != NULL; e = e->next) {
 		e->live_sockets = 0;

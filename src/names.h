@@ -40,6 +40,9 @@ extern _Atomic unsigned names_count;
 struct name_entry *names_learn(const char *host, const struct ip_addr *addrs, unsigned n, uint64_t now_ms);
 /* Lock held. Entries whose current set holds addr, up to max; live_sockets++ on each returned. */
 unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry **out, unsigned max);
+/* Lock held. The same for entries that removed addr from their set and have not seen it since (a
+ * connect to it began while it was current and ended after an answer removed it). */
+unsigned names_claim_departed(const struct ip_addr *addr, struct name_entry **out, unsigned max);
 /* Lock held. */
 void names_release(struct name_entry *entry);
 

@@ -1,15 +1,26 @@
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "real.h"
 
 struct real_calls real;
 
-#define RESOLVE(name) real.name = (__typeof__(real.name))dlsym(RTLD_NEXT, #name)
+static _Atomic bool resolved;
+
+/* Only what is still NULL: a hook's pointer never changes under it once set. */
+#define RESOLVE(name) \
+	do { \
+		if (REAL_LOAD(name) == NULL) \
+			atomic_store_explicit(&real.name, (__typeof__(REAL_LOAD(name)))dlsym(RTLD_NEXT, #name), \
+					      memory_order_relaxed); \
+	} while (0)
 
 void real_resolve(void)
 {
+	if (atomic_load_explicit(&resolved, memory_order_acquire))
+		return;
 	int saved_errno = errno;
 	RESOLVE(getaddrinfo);
 	RESOLVE(gethostbyname);
@@ -31,9 +42,14 @@ void real_resolve(void)
 	RESOLVE(writev);
 	RESOLVE(sendfile);
 	RESOLVE(sendfile64);
-	if (real.fcntl64 == NULL)
-		real.fcntl64 = real.fcntl;
-	if (real.sendfile64 == NULL)
-		real.sendfile64 = real.sendfile;
+	RESOLVE(socket);
+	RESOLVE(eventfd);
+	RESOLVE(pipe2);
+	RESOLVE(open);
+	if (REAL_LOAD(fcntl64) == NULL)
+		atomic_store_explicit(&real.fcntl64, REAL_LOAD(fcntl), memory_order_relaxed);
+	if (REAL_LOAD(sendfile64) == NULL)
+		atomic_store_explicit(&real.sendfile64, REAL_LOAD(sendfile), memory_order_relaxed);
+	atomic_store_explicit(&resolved, true, memory_order_release);
 	errno = saved_errno;
 }

@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "hook_connect.h"
 #include "idle.h"
 #include "log.h"
@@ -36,18 +36,24 @@
 #define RELEASE_GRACE_MS 2000
 #define FORGET_NAMES_EVERY_MS 60000
 #define POLL_FDS_MAX (ARES_GETSOCK_MAXNUM + 1)
-#define ANSWER_MAX RECORDSET_MAX
 
 enum thread_state { THREAD_NONE = 0, THREAD_STARTING = 1, THREAD_RUNNING = 2, THREAD_FAILED = 3 };
 
 static _Atomic int thread_state;
 static _Atomic(struct tracked_socket *) incoming;
+/* The wake-up pipe: the thread polls the read end, wake_thread writes to the write end. A pipe, not
+ * an eventfd: its inode is its own (every eventfd shares one), so shimfd can tell it from a program's
+ * file at the same number; and when the program closes the write end, by any means, the read end the
+ * thread sleeps on reports POLLHUP, so a program that closes every fd wakes the thread itself. */
 static _Atomic int wake_fd = -1;
+static _Atomic int wake_write_fd = -1;
 
 /* Owned by the thread. */
 static struct tracked_socket *sockets;
 /* Sockets whose last fd closed, waiting out RELEASE_GRACE_MS before they are freed. */
 static struct tracked_socket *closed;
+/* Released sockets taken from tracked_released and not yet on `closed`. */
+static struct tracked_socket *collecting;
 static ares_channel channel;
 static uint64_t next_forget_ms;
 /* An answer came in (c-ares answers /etc/hosts names from within ares_getaddrinfo itself): the
@@ -91,12 +97,10 @@ static void drop_attention(struct tracked_socket *s)
 
 static void wake_thread(void)
 {
-	int fd = atomic_load(&wake_fd);
-	if (fd < 0 || shimfd_is_lost(fd))
-		return;
-	uint64_t one = 1;
 	int saved_errno = errno;
-	(void)!REAL(write)(fd, &one, sizeof one);
+	int fd = atomic_load(&wake_write_fd);
+	if (fd >= 0 && !shimfd_is_lost(fd))
+		(void)!REAL(write)(fd, "", 1); /* a full pipe (EAGAIN) is awake already */
 	errno = saved_errno;
 }
 
@@ -108,9 +112,10 @@ static void start_thread(void)
 	int expected = THREAD_NONE;
 	if (!atomic_compare_exchange_strong(&thread_state, &expected, THREAD_STARTING))
 		return;
-	int fd = shimfd_adopt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), false);
-	if (fd >= 0)
-		atomic_store(&wake_fd, fd);
+	/* The wake-up pipe is made by the thread (renew_wake_fd, before its first look at the
+	 * incoming list, so no socket handed over meanwhile goes unseen): moving the library's first
+	 * fd high up grows the kernel's fd table, which waits out an RCU grace period in a
+	 * multi-threaded process, 4 to 15 ms measured, and that must not be the program's connect. */
 	/* The thread takes no signal of the program's. */
 	sigset_t all, saved;
 	sigfillset(&all);
@@ -156,29 +161,66 @@ void resolver_thread_nudge(void)
 	wake_thread();
 }
 
+/* What a fork child keeps of its parent's (and its parent's parents') thread: the channel and
+ * the socket lists, never used again. The parent's thread may have been in the middle of changing
+ * them when the program forked, so the child cannot walk or free them; it keeps pointers to them,
+ * one small block per generation, so that they stay what they are: memory kept on purpose,
+ * bounded by one parent's worth per fork (LeakSanitizer reported it as lost in every fork child). */
+struct fork_leftovers {
+	ares_channel channel;
+	struct tracked_socket *sockets, *closed, *collecting, *attention, *incoming, *released;
+	struct fork_leftovers *older;
+};
+static struct fork_leftovers *fork_leftovers;
+
+static void keep_fork_leftovers(void)
+{
+	if (channel == NULL && sockets == NULL && closed == NULL && collecting == NULL && attention == NULL &&
+	    atomic_load(&incoming) == NULL && atomic_load(&tracked_released) == NULL)
+		return;
+	/* glibc's fork leaves malloc usable in the child. Without memory, they are simply lost. */
+	struct fork_leftovers *l = malloc(sizeof *l);
+	if (l == NULL)
+		return;
+	*l = (struct fork_leftovers){
+		.channel = channel, .sockets = sockets, .closed = closed, .collecting = collecting,
+		.attention = attention,
+		.incoming = atomic_load(&incoming), .released = atomic_load(&tracked_released),
+		.older = fork_leftovers,
+	};
+	fork_leftovers = l;
+}
+
 void resolver_thread_after_fork_child(void)
 {
-	/* The parent's thread, channel and sockets do not exist here; their memory is left as is. */
+	/* The parent's thread does not exist here; its channel and sockets are kept, unused. */
+	keep_fork_leftovers();
 	fdtable_clear_all();
 	atomic_store(&tracked_live_count, 0); /* the child tracks nothing yet */
 	attention = NULL;
 	next_max_age_ms = UINT64_MAX;
 	shimfd_close_all();
 	atomic_store(&wake_fd, -1);
+	atomic_store(&wake_write_fd, -1);
 	atomic_store(&incoming, NULL);
 	atomic_store(&tracked_released, NULL);
 	sockets = NULL;
 	closed = NULL;
+	collecting = NULL;
 	channel = NULL;
 	atomic_store(&thread_state, THREAD_NONE);
 }
 
 /* ---- c-ares, given the real libc calls so the library never tracks itself ---- */
 
+/* Non-blocking: c-ares configures no socket it did not make itself (no O_NONBLOCK, whatever
+ * ares_set_socket_functions is given), and reads a UDP socket until EAGAIN. A blocking one would
+ * hold the thread in recvfrom for good after a reply c-ares drops (wrong ID, garbage) or one that
+ * sends the query to TCP (truncated), with no timeout ever run again. */
 static ares_socket_t channel_socket(int domain, int type, int protocol, void *user)
 {
 	(void)user;
-	return shimfd_adopt(socket(domain, type | SOCK_CLOEXEC, protocol), false);
+	return shimfd_adopt(REAL(socket)(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol), false);
 }
 
 static int channel_close(ares_socket_t fd, void *user)
@@ -344,6 +386,16 @@ static void drain_removed(const struct name_entry *entry, uint64_t now)
 	stats_count(&stats.thread_socket_visits, visits);
 }
 
+/* Nothing left to drain: the peer is closing it, or it was reset. The view may have seen the send
+ * path's own shutdown, claimed since the state word was read: that one is still to be told. */
+static void drain_gone(struct tracked_socket *s, int fd)
+{
+	uint64_t state = atomic_load(&s->state);
+	if ((state & STATE_CLOSING) && (state & STATE_SHUT_BY_SEND))
+		log_shutdown(s, fd, STATS_PATH_SEND);
+	s->drain_reason = DRAIN_NONE;
+}
+
 static void check_draining(struct tracked_socket *s, uint64_t now)
 {
 	if (s->drain_reason == DRAIN_NONE)
@@ -374,7 +426,7 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 	if (identity == IDENTITY_UNSURE) {
 		/* No peer: still connecting (wait), or reset (nothing left to drain). */
 		if (sockview_read(fd, &view) && idle_background(&view, &(struct send_record){0}, 0) == IDLE_GONE)
-			s->drain_reason = DRAIN_NONE;
+			drain_gone(s, fd);
 		return;
 	}
 	if (runtime_config.drain_timeout_ms != 0 && now - s->drain_started_ms >= runtime_config.drain_timeout_ms) {
@@ -401,7 +453,7 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 		break;
 	case IDLE_GONE:
 		/* The peer is closing it; unread data stays the program's to read. */
-		s->drain_reason = DRAIN_NONE;
+		drain_gone(s, fd);
 		break;
 	case IDLE_BUSY:
 		break;
@@ -409,18 +461,6 @@ static void check_draining(struct tracked_socket *s, uint64_t now)
 }
 
 /* ---- re-resolving ---- */
-
-static uint32_t answer_ttl(const struct ares_addrinfo *result)
-{
-	int64_t ttl = INT32_MAX;
-	for (const struct ares_addrinfo_node *node = result->nodes; node != NULL; node = node->ai_next)
-		if (node->ai_ttl < ttl)
-			ttl = node->ai_ttl;
-	for (const struct ares_addrinfo_cname *cname = result->cnames; cname != NULL; cname = cname->next)
-		if (cname->ttl < ttl)
-			ttl = cname->ttl;
-	return ttl < 0 ? 0 : (uint32_t)ttl;
-}
 
 static void format_list(const struct ip_addr *addrs, unsigned n, char *list, size_t size)
 {
@@ -432,17 +472,22 @@ static void format_list(const struct ip_addr *addrs, unsigned n, char *list, siz
 	}
 }
 
-/* "re-resolved H: OLD -> NEW (ttl N s)": the set before the answer and the answer. */
+/* "re-resolved H: OLD -> NEW (ttl N s)": the set before the answer and the answer. An answer longer
+ * than a record set holds says so on the same line, not on a line of its own per refresh. */
 static void log_answer(const struct name_entry *entry, const struct ip_addr *before, unsigned before_count,
-		       const struct ip_addr *addrs, unsigned n, uint32_t ttl, const struct recordset_change *change)
+		       const struct answer *answer, const struct recordset_change *change)
 {
 	enum log_level level = change->removed_count > 0 || change->became_rotating ? LOG_INFO : LOG_DEBUG;
 	if (!log_enabled(level))
 		return;
 	char old_list[160], new_list[160];
 	format_list(before, before_count, old_list, sizeof old_list);
-	format_list(addrs, n, new_list, sizeof new_list);
-	log_msg(level, "re-resolved %s: %s -> %s (ttl %us)", entry->host, old_list, new_list, ttl);
+	format_list(answer->addrs, answer->count, new_list, sizeof new_list);
+	char kept[80] = "";
+	if (answer->truncated)
+		snprintf(kept, sizeof kept, "; kept %u of a longer answer, the current ones first", (unsigned)ANSWER_MAX);
+	log_msg(level, "re-resolved %s: %s -> %s (ttl %us%s)", entry->host, old_list, new_list, answer->ttl_seconds,
+		kept);
 	for (unsigned i = 0; i < change->removed_count; i++) {
 		char text[IP_ADDR_STRLEN];
 		log_msg(LOG_INFO, "removed %s from %s", ip_addr_format(&change->removed[i], text), entry->host);
@@ -456,17 +501,11 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	(void)timeouts;
 	struct name_entry *entry = arg;
 	uint64_t now = runtime_now_ms();
-	struct ip_addr addrs[ANSWER_MAX];
-	unsigned n = 0;
-	uint32_t ttl = 0;
-	if (status == ARES_SUCCESS && result != NULL) {
-		for (const struct ares_addrinfo_node *node = result->nodes; node != NULL && n < ANSWER_MAX; node = node->ai_next)
-			if (ip_addr_from_sockaddr(node->ai_addr, node->ai_addrlen, &addrs[n], NULL))
-				n++;
-		ttl = answer_ttl(result);
-	}
-	if (result != NULL)
-		ares_freeaddrinfo(result);
+	struct answer answer;
+	struct recordset_change change = {0};
+	struct ip_addr before[16];
+	unsigned before_count = 0;
+	unsigned failures_before = 0;
 
 	schedule_changed = true;
 	sigset_t saved;
@@ -474,19 +513,18 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	entry->refresh_in_flight = false;
 	if (status == ARES_EDESTRUCTION) {
 		names_unlock(&saved);
-		return;
+		goto done;
 	}
-	struct recordset_change change = {0};
-	unsigned failures_before = entry->records.failures;
-	struct ip_addr before[16];
-	unsigned before_count = 0;
+	/* Under the lock: a long answer is read keeping the addresses the set holds (answer.h). */
+	answer_collect(status == ARES_SUCCESS ? result : NULL, &entry->records, &answer);
+	failures_before = entry->records.failures;
 	for (unsigned i = 0; i < entry->records.count && before_count < 16; i++)
 		before[before_count++] = entry->records.records[i].addr;
-	if (n > 0) {
+	if (answer.count > 0) {
 		stats_count(&stats.resolutions_ok, 1);
-		recordset_apply_answer(&entry->records, addrs, n, runtime_config.stale_after, &change);
+		recordset_apply_answer(&entry->records, answer.addrs, answer.count, runtime_config.stale_after, &change);
 		stats_count(&stats.addresses_removed, change.removed_count);
-		entry->interval_ms = schedule_ttl_ms(ttl, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
+		entry->interval_ms = answer_interval_ms(&answer, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
 		entry->next_refresh_ms = now + schedule_jitter(entry->interval_ms, runtime_random());
 	} else {
 		stats_count(&stats.resolutions_error, 1);
@@ -501,16 +539,19 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	if (entry->live_sockets == 0)
 		entry->next_refresh_ms = 0;
 	names_unlock(&saved);
-	if (n == 0)
-		return;
+	if (answer.count == 0)
+		goto done;
 	if (failures_before > 0)
 		log_msg(LOG_INFO, "re-resolving %s works again after %u failures", entry->host, failures_before);
-	log_answer(entry, before, before_count, addrs, n, ttl, &change);
+	log_answer(entry, before, before_count, &answer, &change);
 	if (change.removed_count > 0) {
 		names_lock(&saved);
 		drain_removed(entry, now);
 		names_unlock(&saved);
 	}
+done:
+	if (result != NULL)
+		ares_freeaddrinfo(result);
 }
 
 /* ---- the loop ---- */
@@ -518,10 +559,12 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 /* Returns whether it adopted any socket. */
 static bool adopt_incoming(uint64_t now)
 {
+	sigset_t saved;
+	/* Taken under the lock fork's prepare handler takes too: a fork child never finds these
+	 * sockets only on the stack of a thread it does not have (it keeps them, fork_leftovers). */
+	names_lock(&saved);
 	struct tracked_socket *list = atomic_exchange(&incoming, NULL);
 	bool adopted = list != NULL;
-	sigset_t saved;
-	names_lock(&saved);
 	while (list != NULL) {
 		struct tracked_socket *s = list;
 		list = s->next_incoming;
@@ -551,6 +594,10 @@ static bool adopt_incoming(uint64_t now)
 			log_msg(LOG_DEBUG, "tracking fd %d to %s:%u (%s)", tracked_any_fd(s), ip_addr_format(&s->peer, text),
 				s->port, s->names[0]->host);
 		}
+		/* Its address left its names after the connect claimed them (in the set then) and before
+		 * this: the answer's drain_removed walked the list before the socket was on it. */
+		if (atomic_load(&s->refs) > 0 && all_names_dropped(s))
+			mark_draining(s, DRAIN_DNS, now, now);
 	}
 	names_unlock(&saved);
 	return adopted;
@@ -565,18 +612,26 @@ static void remember_failed_connect(const struct tracked_socket *s)
 static void collect_released(uint64_t now)
 {
 	uint64_t visits = 0;
-	struct tracked_socket *list = tracked_take_released();
-	while (list != NULL) {
-		struct tracked_socket *s = list;
-		list = s->next_released;
+	/* Under the fork lock and into a static, for the reason adopt_incoming gives. */
+	sigset_t saved;
+	names_lock(&saved);
+	collecting = tracked_take_released();
+	names_unlock(&saved);
+	while (collecting != NULL) {
+		struct tracked_socket *s = collecting;
+		/* Onto `closed` before it leaves `collecting`: always reachable from a static. */
+		bool taken = !s->closed_listed && atomic_load(&s->refs) == 0;
+		if (taken) {
+			s->closed_listed = true;
+			s->released_at_ms = now;
+			s->next_closed = closed;
+			closed = s;
+		}
+		collecting = s->next_released;
 		atomic_store(&s->release_pushed, false);
 		visits++;
-		if (s->closed_listed || atomic_load(&s->refs) > 0)
+		if (!taken)
 			continue; /* already waiting, or revived by a dup that raced the close */
-		s->closed_listed = true;
-		s->released_at_ms = now;
-		s->next_closed = closed;
-		closed = s;
 		if (atomic_load(&s->connect_failed) && atomic_exchange(&s->connecting, false))
 			remember_failed_connect(s);
 		/* The program closed it right after the send path shut it down (and failed its send
@@ -741,7 +796,11 @@ static void start_refreshes(uint64_t now, uint64_t *wake_at)
 	}
 	names_unlock(&saved);
 	for (unsigned i = 0; i < count; i++) {
-		struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+		/* NOSORT: the order is of no use here, and c-ares's RFC 6724 sort opens, connects and
+		 * closes a UDP socket per address, itself, without O_CLOEXEC: 4,000 system calls and
+		 * 6 ms of CPU for an answer of 1,000 addresses (tests/badinput/hostile_dns.py). */
+		struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+						    .ai_flags = ARES_AI_NOSORT};
 		log_msg(LOG_DEBUG, "re-resolving %s", due[i].host);
 		ares_getaddrinfo(channel, due[i].host, NULL, &hints, on_answer, due[i].entry);
 	}
@@ -752,12 +811,14 @@ static int wait_for_work(uint64_t now, uint64_t wake_at)
 	struct pollfd fds[POLL_FDS_MAX];
 	ares_socket_t socks[ARES_GETSOCK_MAXNUM];
 	int nfds = 0;
-	int bitmask = ares_getsock(channel, socks, ARES_GETSOCK_MAXNUM);
-	for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+	/* Unsigned, and not through ARES_GETSOCK_WRITABLE: for the last socket that macro shifts an
+	 * int's 1 into its sign bit (1 << 31), undefined behaviour (found by UBSan). */
+	unsigned bitmask = (unsigned)ares_getsock(channel, socks, ARES_GETSOCK_MAXNUM);
+	for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 		short events = 0;
-		if (ARES_GETSOCK_READABLE(bitmask, i))
+		if (bitmask & (1u << i))
 			events |= POLLIN;
-		if (ARES_GETSOCK_WRITABLE(bitmask, i))
+		if (bitmask & (1u << (i + ARES_GETSOCK_MAXNUM)))
 			events |= POLLOUT;
 		if (events == 0)
 			continue;
@@ -786,14 +847,19 @@ static int wait_for_work(uint64_t now, uint64_t wake_at)
 		return 0;
 	for (int i = 0; i < nfds; i++) {
 		/* poll looks fds up again on every pass: a number the program closed and reused while we
-		 * waited may report the program's file, which is never ours to read. */
-		if (shimfd_is_lost(fds[i].fd))
+		 * waited may report the program's file, which is never ours to read. c-ares is told about
+		 * a lost socket at once (its read fails with EBADF: it drops the socket and asks again on
+		 * a new one) rather than left to poll a program's file until its query times out. */
+		if (shimfd_is_lost(fds[i].fd)) {
+			if (i != wake_index && fds[i].revents != 0)
+				ares_process_fd(channel, fds[i].fd, ARES_SOCKET_BAD);
 			continue;
+		}
 		if (i == wake_index) {
-			if (fds[i].revents & POLLIN) {
-				uint64_t value;
-				(void)!read(wake, &value, sizeof value);
-			}
+			char drain[64];
+			if (fds[i].revents & POLLIN)
+				while (read(wake, drain, sizeof drain) > 0) {
+				}
 			continue;
 		}
 		ares_socket_t r = fds[i].revents & (POLLIN | POLLERR | POLLHUP) ? fds[i].fd : ARES_SOCKET_BAD;
@@ -806,15 +872,24 @@ static int wait_for_work(uint64_t now, uint64_t wake_at)
 	return ready;
 }
 
-/* The program closed our eventfd (it closes every fd, say): make a new one. */
+/* Makes the wake-up pipe, and a new one when the program closed an end of it (it closes every fd,
+ * say): the end still ours is closed; a lost one's number is the program's now. */
 static void renew_wake_fd(void)
 {
-	int fd = atomic_load(&wake_fd);
-	if (fd >= 0 && !shimfd_is_lost(fd))
+	int r = atomic_load(&wake_fd), w = atomic_load(&wake_write_fd);
+	if (r >= 0 && w >= 0 && !shimfd_is_lost(r) && !shimfd_is_lost(w))
 		return;
-	if (fd >= 0)
-		shimfd_release(fd);
-	atomic_store(&wake_fd, shimfd_adopt(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), false));
+	if (r >= 0 && shimfd_release(r))
+		REAL(close)(r);
+	if (w >= 0 && shimfd_release(w))
+		REAL(close)(w);
+	atomic_store(&wake_fd, -1);
+	atomic_store(&wake_write_fd, -1);
+	int p[2];
+	if (REAL(pipe2)(p, O_CLOEXEC | O_NONBLOCK) != 0)
+		return;
+	atomic_store(&wake_fd, shimfd_adopt(p[0], false));
+	atomic_store(&wake_write_fd, shimfd_adopt(p[1], false));
 }
 
 /* The gauges of the stats file, from the thread's own view. */

@@ -12,7 +12,7 @@
 void resolver_thread_adopt(struct tracked_socket *s);
 
 /* From close: a socket whose connect failed was closed; the thread should remember its address
- * now rather than at its next wake-up. Async-signal-safe (one eventfd write). */
+ * now rather than at its next wake-up. Async-signal-safe (a write to the wake-up pipe). */
 void resolver_thread_nudge(void);
 
 /* The thread could not start or could not set up its resolver: nothing would watch new sockets. */

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <unistd.h>
+
 #include "config.h"
 
 extern struct config runtime_config;
@@ -19,19 +21,31 @@ void runtime_init(void);
  * so that the hooks pass straight through instead of tracking the library itself. */
 extern __thread bool runtime_inside __attribute__((tls_model("initial-exec")));
 
+/* The process whose memory this is: set at load and in a fork child. A vfork child runs in its
+ * parent's memory with an fd table of its own until it execs: its closes and dups (a close loop
+ * before exec, say) must not change the parent's fd table, nor mark the parent's own fds lost.
+ * getpid() is a system call (async-signal-safe): the hooks ask only when the table would change. */
+extern _Atomic pid_t runtime_pid;
+static inline bool runtime_in_vfork_child(void)
+{
+	return getpid() != atomic_load_explicit(&runtime_pid, memory_order_relaxed);
+}
+
 uint64_t runtime_now_ms(void);
 uint32_t runtime_random(void);
 
-/* The library's own fds (wake-up eventfd, c-ares sockets, log file): marked in the fd table so a
+/* The library's own fds (wake-up pipe, c-ares sockets, log file): marked in the fd table so a
  * program that closes every fd does not leave the library writing to a reused number. */
 /* Takes one of the library's new fds: moves it to a high number (programs get the lowest free fd,
  * so a number up there is rarely reused even after the program closes ours), marks it, and
  * returns the fd to use. keep_on_fork: the fork child keeps it (the log file) or closes it. */
 int shimfd_adopt(int fd, bool keep_on_fork);
-/* The library closes its own fd: returns false if the program already closed that number. */
+/* The library closes its own fd: returns false if the program already closed that number (or it
+ * is another file now: see shimfd.c). */
 bool shimfd_release(int fd);
 /* The program closed (or dup2'd over) one of the library's fds. Async-signal-safe. */
 void shimfd_lost(int fd);
+/* Closed by the program, through a hook or behind the library's back: never to be used again. */
 bool shimfd_is_lost(int fd);
 /* Fork child, after the fd table was cleared: close the library's inherited fds, except those
  * kept on fork, which are marked again. */

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "real.h"
@@ -9,17 +10,60 @@
 
 #define SHIMFD_MAX 64
 
-/* Each slot holds an fd the library opened, or -1. lost[] says the program closed it behind us. */
-static _Atomic int owned[SHIMFD_MAX] = {[0 ... SHIMFD_MAX - 1] = -1};
-static _Atomic bool lost[SHIMFD_MAX];
+/* Each slot is one word: 0 when free, SLOT_CLAIMING while being filled, else the fd the library made
+ * (low 32 bits) with SLOT_FD, SLOT_LOST once the program closed it, and a generation counted up at
+ * each claim. identity[] is the file the fd was (st_dev, st_ino): a program that closes fds with
+ * the raw system call (closefrom, syscall(SYS_close_range)) passes no hook, and the number may be
+ * the program's file by the time the library uses it again. Every use checks the identity first
+ * (fstat: async-signal-safe), so the library never writes to, reads from or closes a number that
+ * is no longer its own. A pipe's two ends share an inode no one else has; every socket has its own.
+ * The identity is read between two loads of the slot's word: the same word (generation included)
+ * means it was not refilled meanwhile. */
+#define SLOT_FD ((uint64_t)1 << 32)
+#define SLOT_LOST ((uint64_t)1 << 33)
+#define SLOT_CLAIMING ((uint64_t)1 << 34)
+#define SLOT_GENERATION ((uint64_t)1 << 35)
+static _Atomic uint64_t slots[SHIMFD_MAX];
 static _Atomic bool kept_on_fork[SHIMFD_MAX];
+static struct {
+	_Atomic dev_t dev;
+	_Atomic ino_t ino;
+} identity[SHIMFD_MAX];
+static _Atomic uint64_t generation;
 
-static int slot_of(int fd)
+static int slot_fd(uint64_t word)
 {
-	for (int i = 0; i < SHIMFD_MAX; i++)
-		if (atomic_load(&owned[i]) == fd)
+	return (word & SLOT_FD) ? (int)(uint32_t)word : -1;
+}
+
+/* The slot holding fd, and its word then; -1 when the library has no such fd. */
+static int slot_of(int fd, uint64_t *word)
+{
+	for (int i = 0; i < SHIMFD_MAX; i++) {
+		*word = atomic_load(&slots[i]);
+		if (slot_fd(*word) == fd)
 			return i;
+	}
 	return -1;
+}
+
+/* Slot i held fd with word w: true when fd is not the library's file any more (closed by the
+ * program, through a hook or behind its back, or the slot has moved on); marked lost for good then,
+ * and the table forgets the number. */
+static bool check_lost(int i, int fd, uint64_t w)
+{
+	if (w & SLOT_LOST)
+		return true;
+	dev_t dev = atomic_load(&identity[i].dev);
+	ino_t ino = atomic_load(&identity[i].ino);
+	if (atomic_load(&slots[i]) != w)
+		return true; /* released or lost meanwhile */
+	struct stat st;
+	if (fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+		return false;
+	if (atomic_compare_exchange_strong(&slots[i], &w, w | SLOT_LOST))
+		fdtable_compare_exchange(fd, FDTABLE_SHIM, 0);
+	return true;
 }
 
 /* Below this many fds under the soft limit is where the library's own fds go. */
@@ -44,13 +88,19 @@ int shimfd_adopt(int fd, bool keep_on_fork)
 		REAL(close)(fd);
 		fd = high;
 	}
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return fd; /* cannot happen with an fd just made; untracked, it is simply never checked */
 	for (int i = 0; i < SHIMFD_MAX; i++) {
-		int expected = -1;
-		if (atomic_compare_exchange_strong(&owned[i], &expected, fd)) {
-			atomic_store(&lost[i], false);
+		uint64_t expected = 0;
+		if (atomic_compare_exchange_strong(&slots[i], &expected, SLOT_CLAIMING)) {
+			atomic_store(&identity[i].dev, st.st_dev);
+			atomic_store(&identity[i].ino, st.st_ino);
 			atomic_store(&kept_on_fork[i], keep_on_fork);
 			bool ok;
 			fdtable_exchange(fd, FDTABLE_SHIM, &ok);
+			uint64_t g = atomic_fetch_add(&generation, 1) + 1;
+			atomic_store(&slots[i], g * SLOT_GENERATION | SLOT_FD | (uint32_t)fd);
 			break;
 		}
 	}
@@ -59,11 +109,14 @@ int shimfd_adopt(int fd, bool keep_on_fork)
 
 bool shimfd_release(int fd)
 {
-	int i = slot_of(fd);
+	uint64_t w;
+	int i = slot_of(fd, &w);
 	if (i < 0)
 		return true;
-	bool was_lost = atomic_exchange(&lost[i], false);
-	atomic_store(&owned[i], -1);
+	bool was_lost = check_lost(i, fd, w);
+	uint64_t now = atomic_load(&slots[i]); /* lost meanwhile, maybe: still this fd's slot */
+	while (slot_fd(now) == fd && !atomic_compare_exchange_weak(&slots[i], &now, 0)) {
+	}
 	if (!was_lost && fdtable_load(fd) == FDTABLE_SHIM) {
 		bool ok;
 		fdtable_exchange(fd, 0, &ok);
@@ -73,34 +126,38 @@ bool shimfd_release(int fd)
 
 void shimfd_lost(int fd)
 {
-	int i = slot_of(fd);
+	uint64_t w;
+	int i = slot_of(fd, &w);
 	if (i >= 0)
-		atomic_store(&lost[i], true);
+		atomic_compare_exchange_strong(&slots[i], &w, w | SLOT_LOST);
 	bool ok;
 	fdtable_exchange(fd, 0, &ok);
 }
 
 bool shimfd_is_lost(int fd)
 {
-	int i = slot_of(fd);
-	return i >= 0 && atomic_load(&lost[i]);
+	uint64_t w;
+	int i = slot_of(fd, &w);
+	return i >= 0 && check_lost(i, fd, w);
 }
 
 void shimfd_close_all(void)
 {
 	for (int i = 0; i < SHIMFD_MAX; i++) {
-		int fd = atomic_load(&owned[i]);
+		uint64_t w = atomic_load(&slots[i]);
+		int fd = slot_fd(w);
 		if (fd < 0)
 			continue;
 		if (atomic_load(&kept_on_fork[i])) {
 			/* The child's fd table starts empty: mark the kept fd again. */
 			bool ok;
-			if (!atomic_load(&lost[i]))
+			if (!check_lost(i, fd, w))
 				fdtable_exchange(fd, FDTABLE_SHIM, &ok);
 			continue;
 		}
-		atomic_store(&owned[i], -1);
-		if (!atomic_exchange(&lost[i], false))
+		bool was_lost = check_lost(i, fd, w);
+		atomic_store(&slots[i], 0);
+		if (!was_lost)
 			REAL(close)(fd);
 	}
 }

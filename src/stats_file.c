@@ -57,7 +57,7 @@ static int write_locked(const char **what, char *path, size_t path_size)
 	if (tmp_length < 0 || (size_t)tmp_length >= sizeof tmp)
 		return ENAMETOOLONG;
 	*what = "creating";
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = REAL(open)(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return errno;
 	*what = "writing";
@@ -93,9 +93,14 @@ void stats_file_write(void)
 	failing = e != 0;
 	pthread_mutex_unlock(&write_mutex);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (warn)
+	if (warn) {
+		/* Shown as config warnings show values: one short line whatever the path holds. */
+		char shown_setting[CONFIG_SHOWN_MAX], shown_path[CONFIG_SHOWN_MAX];
+		config_show_value(runtime_config.stats_file, shown_setting);
+		config_show_value(path, shown_path);
 		log_msg(LOG_WARN, "cannot write DNSAWARE_STATS_FILE=%s (%s %s: %s); trying again at the next interval",
-			runtime_config.stats_file, what, path, strerror(e));
+			shown_setting, what, shown_path, strerror(e));
+	}
 	errno = saved_errno;
 }
 

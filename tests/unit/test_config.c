@@ -478,6 +478,61 @@ Test(config, empty_strings_are_defaults)
 	expect_defaults(&cfg);
 }
 
+/* ---- DNSAWARE_NAMESERVERS: checked at load, in the form c-ares is given ---- */
+
+Test(config, nameservers_accepted)
+{
+	static const struct {
+		const char *value;
+		const char *stored;
+	} cases[] = {
+		{ "10.0.0.2", "10.0.0.2" },
+		{ "10.0.0.2:5353", "10.0.0.2:5353" },
+		{ "10.0.0.2:1", "10.0.0.2:1" },
+		{ "10.0.0.2:65535", "10.0.0.2:65535" },
+		{ "fd00::53", "fd00::53" },
+		{ "[fd00::53]:53", "[fd00::53]:53" },
+		/* c-ares rejects brackets without a port; the address alone is what was meant. */
+		{ "[fd00::53]", "fd00::53" },
+		{ "::ffff:10.0.0.2", "::ffff:10.0.0.2" },
+		{ "10.0.0.2,10.0.0.3:53,[::1]:5353,fd00::1", "10.0.0.2,10.0.0.3:53,[::1]:5353,fd00::1" },
+		{ "", "" },
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct config cfg = load_one(ENV_NAMESERVERS, cases[i].value);
+		expect_no_warning();
+		cr_assert_str_eq(cfg.nameservers, cases[i].stored, "value \"%s\"", cases[i].value);
+	}
+}
+
+Test(config, nameservers_rejected)
+{
+	/* Each of these c-ares 1.18 would refuse only when the thread starts (no warning in a process
+	 * that never connects), or worse, take as something else: "1.2.3" as 1.2.3.255,
+	 * ":99999" as port 34463, ":0" as port 53. */
+	const char *bad[] = {
+		"abc", "dns.example.com", "localhost", "-1", "5S", "1.2.3", "10.0.0.256", "10.0.0.2:99999",
+		"10.0.0.2:0", "10.0.0.2:", "10.0.0.2:+53", "10.0.0.2:5s", "10.0.0.2:-1", " 10.0.0.2",
+		"10.0.0.2 ", "10.0.0.2, 10.0.0.3", "10.0.0.2,,10.0.0.3", ",", "10.0.0.2,", ",10.0.0.2",
+		"[10.0.0.2]:53", "fe80::1%eth0", "[::1]:", "[::1", "[::1]x", "[]", "::1]:53", "10.0.0.2,abc",
+		"\t", " ",
+	};
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char expected[512];
+
+		struct config cfg = load_one(ENV_NAMESERVERS, bad[i]);
+		cr_assert_str_eq(cfg.nameservers, "", "value \"%s\"", bad[i]);
+		snprintf(expected, sizeof expected,
+			 "DNSAWARE_NAMESERVERS=%s is not a list of name servers (accepted: comma-separated IP "
+			 "addresses, each with an optional :port from 1 to 65535, an IPv6 address with a port "
+			 "written [addr]:port); using resolv.conf",
+			 strcmp(bad[i], "\t") == 0 ? "?" : bad[i]);
+		expect_single_warning(expected);
+	}
+}
+
 /* Builds a string of length n from a repeating pattern. */
 static void fill(char *buffer, size_t n, char c)
 {
@@ -559,6 +614,24 @@ Test(config, shown_value_non_printable)
 	expect_single_warning("DNSAWARE_LOG=de?bug?[31m??? is not a log level (accepted: off, error, warn, info, "
 			      "debug); using warn");
 	cr_assert_null(strchr(warnings[0], '\n'));
+}
+
+/* The same form for the runtime warnings about paths (log.c, stats_file.c). */
+Test(config, show_value_for_other_warnings)
+{
+	char shown[CONFIG_SHOWN_MAX];
+	char long_path[1000];
+
+	config_show_value("/var/log/dnsaware.log", shown);
+	cr_assert_str_eq(shown, "/var/log/dnsaware.log");
+	config_show_value("/x/a\ndnsaware[1]: info forged\r\t\x1b\xff", shown);
+	cr_assert_str_eq(shown, "/x/a?dnsaware[1]: info forged????");
+	fill(long_path, sizeof long_path - 1, 'p');
+	config_show_value(long_path, shown);
+	cr_assert_eq(strlen(shown), 64 + 3);
+	cr_assert_str_eq(shown + 64, "...");
+	config_show_value("", shown);
+	cr_assert_str_eq(shown, "");
 }
 
 Test(config, huge_overflowing_value_shown_safely)

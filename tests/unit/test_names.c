@@ -55,6 +55,23 @@ Test(names, learn_and_claim)
 	cr_assert_eq(names_claim_for_address(&c, found, 4), 0);
 }
 
+Test(names, claim_departed)
+{
+	/* A connect planned while .30 was current that ends after an answer removed it. */
+	struct ip_addr a = v4("127.0.0.30"), b = v4("127.0.0.31");
+	struct name_entry *moved = names_learn("moved.test", &a, 1, 1000);
+	struct recordset_change change;
+	recordset_apply_answer(&moved->records, &b, 1, 1, &change);
+	cr_assert_eq(change.removed_count, 1);
+	struct name_entry *found[4];
+	cr_assert_eq(names_claim_for_address(&a, found, 4), 0, ".30 is no longer current");
+	cr_assert_eq(names_claim_departed(&a, found, 4), 1, "but moved.test had it");
+	cr_assert_eq(found[0], moved);
+	cr_assert_eq(moved->live_sockets, 1);
+	cr_assert_eq(names_claim_departed(&b, found, 4), 0, ".31 never left");
+	names_release(moved);
+}
+
 Test(names, forget_only_unused_and_old)
 {
 	struct ip_addr a = v4("127.0.0.20");

@@ -81,7 +81,7 @@ Test(path, pid_and_percent)
 	cr_assert_str_eq(out, "/tmp/a%b-7-7");
 	cr_assert(stats_expand_path("/tmp/plain.prom", 7, out, sizeof out));
 	cr_assert_str_eq(out, "/tmp/plain.prom");
-	cr_assert(stats_expand_path("/tmp/x%", 7, out, sizeof out), "a lone % stays as it is");
+	cr_assert(stats_expand_path("/tmp/x%", 7, out, sizeof out), "a lone %% stays as it is");
 	cr_assert_str_eq(out, "/tmp/x%");
 	char tiny[8];
 	cr_assert_not(stats_expand_path("/tmp/%p.prom", 123456, tiny, sizeof tiny));
