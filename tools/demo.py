@@ -104,7 +104,7 @@ class DemoScene(dnsmove.Scene):
         for who in CLIENTS:
             env = dnsmove.clean_env()
             if who == "shim":
-                env["LD_PRELOAD"] = self.opts.lib
+                env["LD_PRELOAD"] = dnsmove.preload(self.opts.lib)
                 env["DNSAWARE_TTL_FLOOR"] = TTL_FLOOR
                 env["DNSAWARE_LOG"] = "info"
                 env["DNSAWARE_LOG_FILE"] = self.path("shim.log")

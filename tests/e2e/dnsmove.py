@@ -304,6 +304,13 @@ def clean_env():
     return env
 
 
+def preload(lib):
+    """LD_PRELOAD for a program under the shim. In a sanitized build meson sets
+    DNSAWARE_TEST_PRELOAD_PREFIX to the sanitizer runtime (with its separator), which must come
+    first in LD_PRELOAD of a program that is not itself built with the sanitizer."""
+    return os.environ.get("DNSAWARE_TEST_PRELOAD_PREFIX", "") + lib
+
+
 class Scene:
     def __init__(self, opts, workdir):
         self.opts = opts
@@ -463,7 +470,7 @@ class Scene:
     def start_client(self, shim):
         env = clean_env()
         if shim:
-            env["LD_PRELOAD"] = self.opts.lib
+            env["LD_PRELOAD"] = preload(self.opts.lib)
             env["DNSAWARE_TTL_FLOOR"] = TTL_FLOOR
             env["DNSAWARE_LOG"] = self.opts.log_level
             env["DNSAWARE_LOG_FILE"] = self.path("shim.log")
@@ -900,7 +907,10 @@ def run_in_namespaces(script, args):
     """Runs `script args` under `unshare --mount --net` and returns its exit status; signals
     reach the namespaced driver, which also gets SIGTERM if this process dies."""
     argv = ["unshare", "--mount", "--net", "--", PYTHON, os.path.abspath(script)] + args
-    p = subprocess.Popen(argv, env=clean_env(), preexec_fn=lambda: _pdeathsig(signal.SIGTERM))
+    env = clean_env()
+    if "DNSAWARE_TEST_PRELOAD_PREFIX" in os.environ:   # for preload(), in there
+        env["DNSAWARE_TEST_PRELOAD_PREFIX"] = os.environ["DNSAWARE_TEST_PRELOAD_PREFIX"]
+    p = subprocess.Popen(argv, env=env, preexec_fn=lambda: _pdeathsig(signal.SIGTERM))
 
     def forward(signum, frame):
         try:

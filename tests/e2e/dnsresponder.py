@@ -15,6 +15,8 @@ Zone file (JSON, re-read whenever its inode, size or mtime changes; checked on e
         "svc.test": {"addrs": ["127.0.0.10", "::1", {"addr": "127.0.0.11", "ttl": 5}],
                      "ttl": 1,            # default 1; a per-address "ttl" overrides it
                      "mode": "answer",    # answer | servfail | nxdomain | empty | refused | silent
+                                          # or a hostile mode: garbage | truncated | wrongid |
+                                          # badcounts | ptrloop (see below)
                      "rotate": 2,         # optional: per query and family, answer this many
                                           # addresses picked at random from addrs
                      "delay": 0.0,        # optional: seconds to wait before answering
@@ -34,6 +36,18 @@ mode applies (nxdomain/empty keep the CNAME records, with rcode 3/0; servfail/re
 silent sends nothing), an unknown target gets "default", chains are followed up to 16 hops, a loop
 ends the chain. "delay" is the queried name's only.
 
+Hostile modes (the queried name's, like "delay"; for tests of resolvers that must survive a bad
+server): the reply is built as in answer mode, from this name's addrs, then broken, over UDP and
+TCP alike:
+    garbage    the query's ID and QR|RD|RA, then 10..400 random bytes (random counts too)
+    truncated  cut in the middle of its last record (of the question when it has none), TC clear
+    wrongid    the ID of the query XOR 0x5a5a (a resolver must drop it and time out)
+    badcounts  the answer count 7 higher and an authority count of 3, with no such records
+    ptrloop    every answer's owner name a compression pointer to itself (a name with no end);
+               a reply with no answer gets one such A record
+Their log lines carry "garbage": MODE, "rcode" as sent in the header (null for garbage), "answers"
+the addresses encoded in the broken reply.
+
 Every reply copies the ID and RD, sets QR, AA and RA, echoes the question bytes exactly and names
 the question name in answers with the pointer 0xC00C. A query with an EDNS OPT record gets an OPT
 record back (payload 1232) and may receive UDP replies up to its advertised size (at least 512);
@@ -49,7 +63,7 @@ Query log (JSON lines, appended, one per query, flushed):
 
 "t" is the arrival time (a delayed answer is logged when it is sent); "answers" lists the addresses
 actually sent; "ttl" is the smallest TTL among the answer records (CNAMEs included) or null;
-"rcode" is null for silent. Malformed messages are not answered and are logged as
+"rcode" is null for silent; replies of a hostile mode add "garbage" (above). Malformed messages are not answered and are logged as
 {"t", "listen", "src", "sport", "proto", "error": "..."}.
 
 Helpers for test drivers (import this file): write_zone(), query(), read_log(), and the lower
@@ -69,7 +83,8 @@ import tempfile
 import threading
 import time
 
-MODES = ("answer", "servfail", "nxdomain", "empty", "refused", "silent")
+GARBAGE_MODES = ("garbage", "truncated", "wrongid", "badcounts", "ptrloop")
+MODES = ("answer", "servfail", "nxdomain", "empty", "refused", "silent") + GARBAGE_MODES
 MODE_RCODE = {"answer": 0, "empty": 0, "servfail": 2, "nxdomain": 3, "refused": 5, "silent": None}
 
 T_A, T_CNAME, T_OPT, T_AAAA = 1, 5, 41, 28
@@ -149,9 +164,10 @@ def parse_zone(text):
     if extra:
         raise ZoneError("unknown top-level keys %s" % sorted(extra))
     default = doc.get("default", "nxdomain")
-    if default not in MODES or default == "answer":
+    if default not in MODES or default == "answer" or default in GARBAGE_MODES:
         raise ZoneError("default must be one of %s, not %r"
-                        % ([m for m in MODES if m != "answer"], default))
+                        % ([m for m in MODES if m != "answer" and m not in GARBAGE_MODES],
+                           default))
     names = doc.get("names")
     if not isinstance(names, dict):
         raise ZoneError('"names" must be an object')
@@ -391,6 +407,8 @@ def resolve(zone, qname, qtype):
     seen = {qname}
     for _ in range(MAX_CNAME_HOPS + 1):
         mode = entry.mode if entry is not None else zone.default
+        if mode in GARBAGE_MODES:
+            mode = "answer"          # built as an answer, broken afterwards (see mangle)
         if mode != "answer":
             rcode = MODE_RCODE[mode]
             if rcode in (None, 2, 5):
@@ -454,6 +472,62 @@ def build_reply(q, rcode, records, limit, partial=False):
     addrs = [rec[3] for _, rec in rrs if rec[0] != "CNAME"]
     ttl = min((rec[2] for _, rec in rrs), default=None)
     return msg, addrs, ttl, tc
+
+
+def garbage_mode(zone, qname):
+    """The queried name's hostile mode, or None."""
+    entry = zone.names.get(qname)
+    return entry.mode if entry is not None and entry.mode in GARBAGE_MODES else None
+
+
+def _answer_offsets(msg):
+    """Offsets of the answer records of a reply we built (owner name is always a 2-byte pointer)."""
+    an = struct.unpack_from("!H", msg, 6)[0]
+    off = 12
+    _, off = read_name(msg, off)
+    off += 4
+    offsets = []
+    for _ in range(an):
+        offsets.append(off)
+        rdlen = struct.unpack_from("!H", msg, off + 10)[0]
+        off += 12 + rdlen
+    return offsets
+
+
+def mangle(mode, q, msg):
+    """Break a reply the way `mode` says (module docstring, "Hostile modes").
+    Returns (bytes, rcode as sent or None)."""
+    if mode == "garbage":
+        head = struct.pack("!HH", q.id, F_QR | F_RA | (q.flags & F_RD))
+        return head + os.urandom(random.randint(10, 400)), None
+    rcode = struct.unpack_from("!H", msg, 2)[0] & 0xF
+    if mode == "wrongid":
+        return struct.pack("!H", q.id ^ 0x5A5A) + msg[2:], rcode
+    if mode == "badcounts":
+        an = struct.unpack_from("!H", msg, 6)[0]
+        return msg[:6] + struct.pack("!HH", an + 7, 3) + msg[10:], rcode
+    offsets = _answer_offsets(msg)
+    if mode == "truncated":
+        if offsets:
+            rdlen = struct.unpack_from("!H", msg, offsets[-1] + 10)[0]
+            cut = offsets[-1] + 12 + rdlen // 2                            # inside the last rdata
+        else:
+            cut = 12 + len(q.question) - 3                                 # inside the question
+        return msg[:cut], rcode
+    if mode == "ptrloop":
+        if not offsets:
+            # An A record of our own, appended before any OPT record.
+            qend = 12 + len(q.question)
+            extra = msg[qend:]
+            off = qend
+            rr = struct.pack("!H", 0xC000 | off) + struct.pack("!HHIH", T_A, CLASS_IN, 1, 4) \
+                + b"\x7f\x00\x00\x63"
+            return msg[:6] + struct.pack("!H", 1) + msg[8:qend] + rr + extra, rcode
+        buf = bytearray(msg)
+        for off in offsets:
+            struct.pack_into("!H", buf, off, 0xC000 | off)
+        return bytes(buf), rcode
+    raise ValueError("not a hostile mode: %r" % mode)
 
 
 # --------------------------------------------------------------------------------------------
@@ -541,6 +615,12 @@ class Server:
             limit = TCP_LIMIT
         msg, addrs, ttl, tc = build_reply(q, rcode, records, limit, partial=(proto == "tcp"))
         rec.update(answers=addrs, ttl=ttl, tc=tc)
+        hostile = garbage_mode(zone, q.qname)
+        if hostile is not None:
+            msg, sent_rcode = mangle(hostile, q, msg)
+            rec.update(garbage=hostile, rcode=sent_rcode)
+            if hostile == "garbage":
+                rec.update(answers=[], ttl=None)
 
         def respond():
             try:

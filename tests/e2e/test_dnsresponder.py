@@ -9,7 +9,8 @@ resolv.conf / nsswitch.conf / hosts can be bind-mounted over /etc without touchi
 network beyond that private loopback is used.
 
 It starts dnsresponder.py and checks, over UDP and TCP: answers and TTLs, the wire format, each
-mode, the default, rotate, CNAME chains, truncation (1000 addresses), delay, zone reload (also a
+mode, the default, rotate, CNAME chains, truncation (1000 addresses), delay (0.8 s and 2 s), the
+hostile modes (garbage, truncated, wrongid, badcounts, ptrloop), zone reload (also a
 malformed rewrite), malformed queries, the query log, that glibc's resolver accepts the answers
 (getaddrinfo in a subprocess, including a TC -> TCP retry) and a clean exit on SIGTERM.
 
@@ -40,6 +41,7 @@ DNS1, DNS3 = "127.0.0.1", "127.0.0.3"
 SRC = "127.0.0.2"            # the test's own queries come from here (told apart in the log)
 SILENT_TIMEOUT = 0.3
 DELAY = 0.8
+DELAY2 = 2.0                 # the hostile server of tests/badinput/hostile_dns.py
 
 BIG = ["127.2.%d.%d" % (i // 250, i % 250 + 1) for i in range(1000)]
 MID40 = ["127.3.0.%d" % (i + 1) for i in range(40)]
@@ -62,7 +64,11 @@ ZONE = {
     "big.test": {"addrs": BIG, "ttl": 10},
     "mid40.test": {"addrs": MID40, "ttl": 10},
     "slow.test": {"addrs": ["127.0.0.50"], "ttl": 1, "delay": DELAY},
+    "slow2.test": {"addrs": ["127.0.0.51"], "ttl": 1, "delay": DELAY2},
 }
+HOSTILE = ["127.0.0.98", "127.0.0.99"]
+for _mode in dr.GARBAGE_MODES:
+    ZONE[_mode + ".test"] = {"mode": _mode, "addrs": HOSTILE, "ttl": 1}
 
 
 class Failure(Exception):
@@ -286,7 +292,16 @@ def check_delay():
         except Exception as e:
             results[proto] = (e, time.monotonic() - t0)
 
+    def slow2():
+        t0 = time.monotonic()
+        try:
+            results["slow2"] = (q(DNS1, "slow2.test", "A", "udp", timeout=4.0),
+                                time.monotonic() - t0)
+        except Exception as e:
+            results["slow2"] = (e, time.monotonic() - t0)
+
     threads = [threading.Thread(target=slow, args=(p,)) for p in ("udp", "tcp")]
+    threads.append(threading.Thread(target=slow2))
     for t in threads:
         t.start()
     time.sleep(0.1)
@@ -317,6 +332,97 @@ def check_delay():
         check(isinstance(res, tuple) and res[0] == 0 and res[1] == [("127.0.0.50", 1)]
               and took >= DELAY - 0.05,
               "%s: slow.test answered after %.3fs (delay %.1fs)" % (proto, took, DELAY), res)
+    res, took = results["slow2"]
+    check(isinstance(res, tuple) and res[1] == [("127.0.0.51", 1)] and took >= DELAY2 - 0.05,
+          "slow2.test answered after %.3fs (delay %.1fs)" % (took, DELAY2), res)
+
+
+def _header(buf):
+    return dict(zip(("id", "flags", "qd", "an", "ns", "ar"), struct.unpack_from("!HHHHHH", buf, 0)))
+
+
+def _malformed(buf):
+    try:
+        dr.parse_message(buf)
+    except dr.Malformed as e:
+        return str(e)
+    return None
+
+
+def check_hostile(srv):
+    section("hostile modes (garbage, truncated, wrongid, badcounts, ptrloop)")
+    n0 = len(dr.read_log(srv.log))
+    for proto in ("udp", "tcp"):
+        msg = dr.build_query("garbage.test", qid=0x4242)
+        a = dr.exchange(DNS1, msg, proto=proto)
+        b = dr.exchange(DNS1, msg, proto=proto)
+        h = _header(a)
+        check(h["id"] == 0x4242 and h["flags"] & dr.F_QR and 12 <= len(a) <= 404 and a != b,
+              "%s garbage: the query's ID and QR, then random bytes (%d and %d bytes, differ)"
+              % (proto, len(a), len(b)))
+
+        msg = dr.build_query("truncated.test", qid=0x4243)
+        full = 12 + len(msg) - 12 + 2 * 16       # header, question, two A records
+        r = dr.exchange(DNS1, msg, proto=proto)
+        h = _header(r)
+        why = _malformed(r)
+        check(h["id"] == 0x4243 and h["an"] == 2 and not h["flags"] & dr.F_TC and len(r) == full - 2
+              and why is not None,
+              "%s truncated: 2 answers announced, cut inside the last (%d of %d bytes, TC clear): %s"
+              % (proto, len(r), full, why))
+        msg = dr.build_query("truncated.test", "AAAA", qid=0x4244)
+        r = dr.exchange(DNS1, msg, proto=proto)
+        check(_header(r)["an"] == 0 and len(r) < len(msg) and _malformed(r) is not None,
+              "%s truncated without answers: cut inside the question" % proto)
+
+        msg = dr.build_query("badcounts.test", qid=0x4245)
+        r = dr.exchange(DNS1, msg, proto=proto)
+        h = _header(r)
+        why = _malformed(r)
+        check(h["an"] == 9 and h["ns"] == 3 and why is not None,
+              "%s badcounts: 9 answers and 3 authority records announced, 2 present: %s"
+              % (proto, why))
+
+        for qtype in ("A", "AAAA"):
+            msg = dr.build_query("ptrloop.test", qtype, qid=0x4246)
+            r = dr.exchange(DNS1, msg, proto=proto)
+            h = _header(r)
+            why = _malformed(r)
+            check(h["an"] == (2 if qtype == "A" else 1) and why == "compression pointer loop",
+                  "%s ptrloop %s: every answer's owner points at itself (%s)" % (proto, qtype, why))
+
+    msg = dr.build_query("wrongid.test", qid=0x1111)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1.0)
+        s.sendto(msg, (DNS1, 53))
+        r, _ = s.recvfrom(65535)
+    check(_header(r)["id"] == 0x1111 ^ 0x5A5A and len(dr.parse_message(r)["answers"]) == 2,
+          "udp wrongid: a well-formed answer with the ID XOR 0x5a5a")
+    try:
+        dr.exchange(DNS1, msg, timeout=0.3)
+        dropped = False
+    except TimeoutError:
+        dropped = True
+    check(dropped, "udp wrongid: exchange() drops it as a stray datagram and times out")
+    r = dr.exchange(DNS1, msg, proto="tcp")
+    check(_header(r)["id"] == 0x1111 ^ 0x5A5A, "tcp wrongid: the ID XOR 0x5a5a")
+
+    time.sleep(0.1)
+    lines = [e for e in dr.read_log(srv.log)[n0:] if "garbage" in e]
+    modes = {e["garbage"] for e in lines}
+    check(modes == set(dr.GARBAGE_MODES) and all(e["qname"] == e["garbage"] + ".test" for e in lines),
+          "each hostile reply logged with \"garbage\": its mode", sorted(modes))
+    check(all(e["rcode"] is None for e in lines if e["garbage"] == "garbage")
+          and all(e["rcode"] == 0 and e["answers"] == HOSTILE
+                  for e in lines if e["garbage"] != "garbage" and e["qtype"] == "A"),
+          "garbage lines have rcode null; the others rcode 0 and the encoded addresses")
+    for bad in ({"names": {}, "default": "garbage"}, {"names": {"x.test": {"mode": "noise"}}}):
+        try:
+            dr.parse_zone(json.dumps(bad))
+            rejected = False
+        except dr.ZoneError:
+            rejected = True
+        check(rejected, "zone rejected: %s" % json.dumps(bad))
 
 
 def check_reload(srv):
@@ -405,7 +511,7 @@ def check_log(srv):
     keys = {"t", "listen", "src", "sport", "proto", "qname", "qtype", "rcode", "answers", "ttl",
             "tc"}
     queries = [e for e in log if "error" not in e]
-    bad = [e for e in queries if set(e) - {"send_error"} != keys]
+    bad = [e for e in queries if set(e) - {"send_error", "garbage"} != keys]
     check(not bad, "all %d query lines have exactly the documented keys" % len(queries), bad[:3])
     sig = [e for e in queries if e["qname"] == "v4only.test" and e["qtype"] == "A"]
     got = sorted((e["listen"], e["proto"]) for e in sig)
@@ -549,6 +655,7 @@ def inside(wd, keep):
         check_cname()
         check_truncation()
         check_delay()
+        check_hostile(srv)
         check_reload(srv)
         check_malformed(srv)
         check_log(srv)

@@ -24,30 +24,6 @@ static struct conn tracked(void)
 	return k;
 }
 
-/* Waits for pid up to timeout_ms; kills it on timeout. Returns true if it exited with status 0. */
-static bool wait_child(pid_t pid, unsigned timeout_ms, const char *what)
-{
-	uint64_t end = now_ms() + timeout_ms;
-	int st;
-	for (;;) {
-		pid_t r = waitpid(pid, &st, WNOHANG);
-		if (r == pid)
-			break;
-		CHECK(r == 0);
-		if (now_ms() >= end) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			fprintf(stderr, "%s (pid %d) did not finish in %u ms: killed\n", what, (int)pid, timeout_ms);
-			return false;
-		}
-		sleep_ms(10);
-	}
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return true;
-	fprintf(stderr, "%s (pid %d) failed: %s %d\n", what, (int)pid, WIFEXITED(st) ? "exit status" : "signal",
-		WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-	return false;
-}
 
 /* The life of a forked process (depth 1: child, 2: grandchild). */
 static void child_life(int depth)
@@ -88,7 +64,7 @@ static void child_life(int depth)
 			child_life(2);
 			exit(0);
 		}
-		CHECKF(wait_child(g, 12000, "grandchild"), "the grandchild failed");
+		CHECKF(wait_pid(g, 12000, "grandchild"), "the grandchild failed");
 	}
 
 	/* the process's own thread works: its tracked idle socket is shut down */
@@ -121,7 +97,7 @@ int main(void)
 		child_life(1);
 		exit(0);
 	}
-	CHECKF(wait_child(pid, 20000, "child"), "the child failed");
+	CHECKF(wait_pid(pid, 20000, "child"), "the child failed");
 	printf("child and grandchild ok\n");
 
 	/* a burst of forks while the parent's thread is busy with draining sockets: every child
@@ -150,7 +126,7 @@ int main(void)
 	}
 	bool all = true;
 	for (int i = 0; i < BURST; i++)
-		all = wait_child(kids[i], 10000, "burst child") && all;
+		all = wait_pid(kids[i], 10000, "burst child") && all;
 	CHECKF(all, "a burst child failed");
 	printf("fork burst ok\n");
 

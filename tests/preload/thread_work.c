@@ -27,7 +27,7 @@ enum {
 	MOVING = 20,
 	STEADY_MS = 3000,
 	/* The fds a child needs besides its connections' two ends: stdio, listeners, pipe, the
-	 * shim's own (eventfd, c-ares, log), files opened along the way. */
+	 * shim's own (wake-up pipe, c-ares, log), files opened along the way. */
 	FD_MARGIN = 64,
 };
 
