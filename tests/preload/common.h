@@ -264,6 +264,24 @@ static UNUSED_FN int accept_one(int lfd)
 	return fd;
 }
 
+/* Reads the stats file the shim writes for pid (DNSAWARE_STATS_FILE with its %p expanded) into buf,
+ * NUL-terminated; false when it does not exist or is empty. */
+static UNUSED_FN bool read_stats_file(pid_t pid, char *buf, size_t size)
+{
+	const char *pattern = getenv("DNSAWARE_STATS_FILE");
+	const char *at = pattern != NULL ? strstr(pattern, "%p") : NULL;
+	CHECKF(at != NULL, "DNSAWARE_STATS_FILE (%s) has no %%p", pattern != NULL ? pattern : "unset");
+	char path[512];
+	snprintf(path, sizeof path, "%.*s%d%s", (int)(at - pattern), pattern, (int)pid, at + 2);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return n > 0;
+}
+
 /* Resolves name with the program's getaddrinfo (IPv4) and connects a new TCP socket to its first
  * address: a tracked connect when the shim is active. Returns -1 with errno when the connect
  * fails. */

@@ -9,19 +9,6 @@
 
 static char stats_dir[256];
 
-static bool read_stats(pid_t pid, char *buf, size_t size)
-{
-	char path[512];
-	snprintf(path, sizeof path, "%s/s-%d.prom", stats_dir, (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, size - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	return n > 0;
-}
-
 /* Does text hold the sample NAME{pid="PID"[,LABELS]} VALUE? */
 static bool has(const char *text, pid_t pid, const char *name, const char *labels, const char *value)
 {
@@ -66,7 +53,7 @@ static void moving_child(void)
 	bool seen = false;
 	for (int waited = 0; waited < 3000 && !seen; waited += 50) {
 		sleep_ms(50);
-		seen = read_stats(getpid(), text, sizeof text) && has(text, getpid(), "dnsaware_tracked_sockets", "", "1");
+		seen = read_stats_file(getpid(), text, sizeof text) && has(text, getpid(), "dnsaware_tracked_sockets", "", "1");
 	}
 	CHECKF(seen, "no stats file showing 1 tracked socket within 3 s");
 	write_hosts("stats.test", "127.0.0.11");
@@ -101,10 +88,10 @@ int main(void)
 
 	char text[8192];
 	pid_t quiet = run_child(quiet_child);
-	CHECKF(!read_stats(quiet, text, sizeof text), "a process with no tracked connection wrote a stats file");
+	CHECKF(!read_stats_file(quiet, text, sizeof text), "a process with no tracked connection wrote a stats file");
 
 	pid_t mover = run_child(moving_child);
-	CHECKF(read_stats(mover, text, sizeof text), "no stats file for pid %d after its exit", (int)mover);
+	CHECKF(read_stats_file(mover, text, sizeof text), "no stats file for pid %d after its exit", (int)mover);
 	printf("%s", text);
 	CHECKF(has(text, mover, "dnsaware_addresses_removed_total", "", "1"), "expected 1 address removed");
 	CHECKF(has(text, mover, "dnsaware_sockets_shutdown_total", "reason=\"dns\",path=\"idle\"", "1"),
@@ -112,7 +99,7 @@ int main(void)
 	CHECKF(has(text, mover, "dnsaware_resolutions_total", "result=\"error\"", "0"), "expected no DNS error");
 	CHECKF(!has(text, mover, "dnsaware_resolutions_total", "result=\"ok\"", "0"), "expected re-resolutions");
 	CHECKF(files_in_dir(".tmp") == 0, "a temporary stats file was left behind");
-	CHECKF(!read_stats(getpid(), text, sizeof text), "the parent, which tracked nothing, wrote a file");
+	CHECKF(!read_stats_file(getpid(), text, sizeof text), "the parent, which tracked nothing, wrote a file");
 	drop_private_hosts();
 	printf("PASS stats\n");
 	return 0;

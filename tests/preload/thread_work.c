@@ -35,8 +35,6 @@ enum {
 #define MOVING_BEFORE "127.0.0.41 moving.test\n"
 #define MOVING_AFTER "127.0.0.42 moving.test\n"
 
-static char stats_dir[256];
-
 struct counts {
 	uint64_t wakeups, visits;
 };
@@ -48,19 +46,6 @@ struct run {
 	int from_child; /* the baseline comes up this pipe */
 	struct counts baseline, at_exit;
 };
-
-static bool read_stats(pid_t pid, char *buf, size_t size)
-{
-	char path[512];
-	snprintf(path, sizeof path, "%s/w-%d.prom", stats_dir, (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	ssize_t n = read(fd, buf, size - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
-	return n > 0;
-}
 
 /* The value of the sample NAME{pid="PID"[,LABELS]}; false when text lacks it. */
 static bool sample(const char *text, pid_t pid, const char *name, const char *labels, uint64_t *value)
@@ -130,7 +115,7 @@ static void child(struct run *r, int to_parent)
 	snprintf(want, sizeof want, "%u", r->healthy + r->moving);
 	uint64_t tracked = 0;
 	for (uint64_t end = now_ms() + 3000; now_ms() < end; sleep_ms(20))
-		if (read_stats(getpid(), text, sizeof text) &&
+		if (read_stats_file(getpid(), text, sizeof text) &&
 		    sample(text, getpid(), "dnsaware_tracked_sockets", "", &tracked) && tracked == r->healthy + r->moving)
 			break;
 	CHECKF(tracked == r->healthy + r->moving, "no stats file showing %s tracked sockets within 3 s", want);
@@ -184,7 +169,7 @@ static void finish(struct run *r)
 	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: child failed (status 0x%x)", r->label, status);
 	CHECKF(n == (ssize_t)sizeof r->baseline, "%s: no baseline from the child", r->label);
 	char text[8192];
-	CHECKF(read_stats(r->pid, text, sizeof text), "%s: no stats file for pid %d after its exit", r->label,
+	CHECKF(read_stats_file(r->pid, text, sizeof text), "%s: no stats file for pid %d after its exit", r->label,
 	       (int)r->pid);
 	r->at_exit = thread_counts(text, r->pid);
 	if (r->moving > 0) {
@@ -255,7 +240,6 @@ int main(void)
 	setvbuf(stdout, NULL, _IONBF, 0);
 	const char *pattern = getenv("DNSAWARE_STATS_FILE");
 	CHECK(pattern != NULL && strstr(pattern, "/w-%p.prom") != NULL);
-	snprintf(stats_dir, sizeof stats_dir, "%.*s", (int)(strstr(pattern, "/w-%p.prom") - pattern), pattern);
 	if (!enough_descriptors(2 * (MANY + MOVING) + FD_MARGIN))
 		return 77;
 	private_hosts("healthy.test", "127.0.0.40");
