@@ -89,11 +89,13 @@ struct name_entry *names_learn(const char *host, const struct ip_addr *addrs, un
 	return entry;
 }
 
-unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry **out, unsigned max)
+/* Claims (one more live socket each) up to max names whose set, by is_member, holds addr. */
+static unsigned claim_where(bool (*is_member)(const struct recordset *, const struct ip_addr *),
+			    const struct ip_addr *addr, struct name_entry **out, unsigned max)
 {
 	unsigned found = 0;
 	for (struct name_entry *e = entries; e != NULL && found < max; e = e->next) {
-		if (!recordset_contains(&e->records, addr))
+		if (!is_member(&e->records, addr))
 			continue;
 		if (e->live_sockets++ == 0)
 			unused_count--;
@@ -102,17 +104,14 @@ unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry *
 	return found;
 }
 
+unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry **out, unsigned max)
+{
+	return claim_where(recordset_contains, addr, out, max);
+}
+
 unsigned names_claim_departed(const struct ip_addr *addr, struct name_entry **out, unsigned max)
 {
-	unsigned found = 0;
-	for (struct name_entry *e = entries; e != NULL && found < max; e = e->next) {
-		if (!recordset_was_member(&e->records, addr))
-			continue;
-		if (e->live_sockets++ == 0)
-			unused_count--;
-		out[found++] = e;
-	}
-	return found;
+	return claim_where(recordset_was_member, addr, out, max);
 }
 
 struct steer_cooldowns names_failed_connects;
