@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#include "hook_connect.h"
+#include "connect_failures.h"
 #include "log.h"
 #include "names.h"
 #include "real.h"
@@ -119,29 +119,6 @@ static bool plan_route(const struct ip_addr *peer, uint16_t port, struct connect
 done:
 	names_unlock(&saved);
 	return routed;
-}
-
-void connect_failure_remember(const struct ip_addr *addr, uint16_t port, const char *host, bool say)
-{
-	if (!runtime_config.redirect || runtime_config.cooldown_ms == 0)
-		return; /* nothing would avoid it */
-	sigset_t saved;
-	names_lock(&saved);
-	steer_mark_failed(&names_failed_connects, addr, port, runtime_now_ms(), runtime_config.cooldown_ms);
-	names_unlock(&saved);
-	if (say) {
-		char text[IP_ADDR_STRLEN];
-		log_msg(LOG_INFO, "a connect to %s:%u failed; avoiding it for %llums while %s has other addresses",
-			ip_addr_format(addr, text), port, (unsigned long long)runtime_config.cooldown_ms, host);
-	}
-}
-
-static void connect_success_remember(const struct ip_addr *addr, uint16_t port)
-{
-	sigset_t saved;
-	names_lock(&saved);
-	steer_mark_healthy(&names_failed_connects, addr, port);
-	names_unlock(&saved);
 }
 
 /* The program's sockaddr, same family and port, aimed at `to` (v4-mapped for an IPv6 socket). */

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "answer.h"
-#include "hook_connect.h"
+#include "connect_failures.h"
 #include "idle.h"
 #include "log.h"
 #include "names.h"
