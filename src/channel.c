@@ -1,0 +1,160 @@
+#include "channel.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+#include "fork_keep.h"
+#include "log.h"
+#include "real.h"
+#include "runtime.h"
+
+static ares_channel channel;
+
+/* Non-blocking: c-ares configures no socket it did not make itself (no O_NONBLOCK, whatever
+ * ares_set_socket_functions is given), and reads a UDP socket until EAGAIN. A blocking one would
+ * hold the thread in recvfrom for good after a reply c-ares drops (wrong ID, garbage) or one that
+ * sends the query to TCP (truncated), with no timeout ever run again. */
+static ares_socket_t channel_socket(int domain, int type, int protocol, void *user)
+{
+	(void)user;
+	return shimfd_adopt(REAL(socket)(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol), false);
+}
+
+static int channel_close(ares_socket_t fd, void *user)
+{
+	(void)user;
+	if (!shimfd_release(fd))
+		return 0; /* the program closed it already; the number may be someone else's now */
+	return REAL(close)(fd);
+}
+
+static int channel_connect(ares_socket_t fd, const struct sockaddr *addr, ares_socklen_t len, void *user)
+{
+	(void)user;
+	if (shimfd_is_lost(fd)) {
+		errno = EBADF;
+		return -1;
+	}
+	return REAL(connect)(fd, addr, len);
+}
+
+static ares_ssize_t channel_recvfrom(ares_socket_t fd, void *buf, size_t len, int flags, struct sockaddr *from,
+				     ares_socklen_t *from_len, void *user)
+{
+	(void)user;
+	if (shimfd_is_lost(fd)) {
+		errno = EBADF;
+		return -1;
+	}
+	return recvfrom(fd, buf, len, flags, from, from_len);
+}
+
+static ares_ssize_t channel_sendv(ares_socket_t fd, const struct iovec *iov, int iovcnt, void *user)
+{
+	(void)user;
+	if (shimfd_is_lost(fd)) {
+		errno = EBADF;
+		return -1;
+	}
+	return REAL(writev)(fd, iov, iovcnt);
+}
+
+static const struct ares_socket_functions channel_functions = {
+	.asocket = channel_socket,
+	.aclose = channel_close,
+	.aconnect = channel_connect,
+	.arecvfrom = channel_recvfrom,
+	.asendv = channel_sendv,
+};
+
+static void ares_library_init_all(void)
+{
+	ares_library_init(ARES_LIB_INIT_ALL);
+}
+
+bool channel_open(void)
+{
+	static pthread_once_t library_once = PTHREAD_ONCE_INIT;
+	pthread_once(&library_once, ares_library_init_all);
+	struct ares_options options = {.timeout = 2000, .tries = 2};
+	int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
+	int rc = ares_init_options(&channel, &options, mask);
+	if (rc != ARES_SUCCESS) {
+		log_msg(LOG_ERROR, "cannot set up the resolver: %s", ares_strerror(rc));
+		channel = NULL;
+		return false;
+	}
+	ares_set_socket_functions(channel, &channel_functions, NULL);
+	if (runtime_config.nameservers[0] != '\0') {
+		rc = ares_set_servers_ports_csv(channel, runtime_config.nameservers);
+		if (rc != ARES_SUCCESS)
+			log_msg(LOG_WARN, "DNSAWARE_NAMESERVERS=%s is not a list of host[:port] (%s); using resolv.conf",
+				runtime_config.nameservers, ares_strerror(rc));
+	}
+	return true;
+}
+
+void channel_getaddrinfo(const char *host, const struct ares_addrinfo_hints *hints, ares_addrinfo_callback callback,
+			 void *arg)
+{
+	ares_getaddrinfo(channel, host, NULL, hints, callback, arg);
+}
+
+unsigned channel_pollfds(struct pollfd *fds)
+{
+	ares_socket_t socks[ARES_GETSOCK_MAXNUM];
+	unsigned n = 0;
+	/* Unsigned, and not through ARES_GETSOCK_WRITABLE: for the last socket that macro shifts an
+	 * int's 1 into its sign bit (1 << 31), undefined behaviour (found by UBSan). */
+	unsigned bitmask = (unsigned)ares_getsock(channel, socks, ARES_GETSOCK_MAXNUM);
+	for (unsigned i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
+		short events = 0;
+		if (bitmask & (1u << i))
+			events |= POLLIN;
+		if (bitmask & (1u << (i + ARES_GETSOCK_MAXNUM)))
+			events |= POLLOUT;
+		if (events == 0)
+			continue;
+		fds[n++] = (struct pollfd){.fd = socks[i], .events = events};
+	}
+	return n;
+}
+
+uint64_t channel_timeout_ms(uint64_t timeout_ms)
+{
+	struct timeval max = {.tv_sec = (time_t)(timeout_ms / 1000), .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
+	struct timeval tv;
+	struct timeval *t = ares_timeout(channel, &max, &tv);
+	uint64_t ares_ms = (uint64_t)t->tv_sec * 1000 + (uint64_t)t->tv_usec / 1000;
+	return ares_ms < timeout_ms ? ares_ms : timeout_ms;
+}
+
+void channel_process(const struct pollfd *fd)
+{
+	/* poll looks fds up again on every pass: a number the program closed and reused while we
+	 * waited may report the program's file, which is never ours to read. c-ares is told about
+	 * a lost socket at once (its read fails with EBADF: it drops the socket and asks again on
+	 * a new one) rather than left to poll a program's file until its query times out. */
+	if (shimfd_is_lost(fd->fd)) {
+		if (fd->revents != 0)
+			ares_process_fd(channel, fd->fd, ARES_SOCKET_BAD);
+		return;
+	}
+	ares_socket_t r = fd->revents & (POLLIN | POLLERR | POLLHUP) ? fd->fd : ARES_SOCKET_BAD;
+	ares_socket_t w = fd->revents & (POLLOUT | POLLERR) ? fd->fd : ARES_SOCKET_BAD;
+	if (r != ARES_SOCKET_BAD || w != ARES_SOCKET_BAD)
+		ares_process_fd(channel, r, w);
+}
+
+void channel_process_timeouts(void)
+{
+	ares_process_fd(channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+}
+
+void channel_after_fork_child(void)
+{
+	void *const kept[] = {channel};
+	fork_keep(kept, 1);
+	channel = NULL;
+}

@@ -1,0 +1,20 @@
+/* Connects in progress, watched by the background thread: a non-blocking connect that fails is the
+ * program's to see (SO_ERROR), and the shim's only to remember for the cooldown. */
+#ifndef DNSAWARE_CONNECT_WATCH_H
+#define DNSAWARE_CONNECT_WATCH_H
+
+#include <stdint.h>
+
+#include "tracked.h"
+
+/* How often a connect in progress is looked at. */
+#define CONNECT_CHECK_MS 10
+
+/* Looks at s, still connecting: clears s->connecting once it ended (or was watched long enough),
+ * remembering its address as failed if it did not connect. */
+void connect_watch_check(struct tracked_socket *s, uint64_t now);
+
+/* s's connect failed (seen by the close hook or a look): its address starts its cooldown. */
+void connect_watch_remember_failed(const struct tracked_socket *s);
+
+#endif

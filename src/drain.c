@@ -1,0 +1,161 @@
+#include "drain.h"
+
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "idle.h"
+#include "log.h"
+#include "names.h"
+#include "runtime.h"
+#include "schedule.h"
+#include "sockview.h"
+
+/* Step between the shutdowns of sockets that went stale together (spread over up to one TTL). */
+#define DRAIN_SPREAD_STEP_MS 20
+
+/* A socket already quiet is shut down at once: waiting would only let the program's next request
+ * meet the send path. */
+/* The DRAINING bit, which the send path also sees, is set only when the socket's turn in the
+ * spread comes (drain_check): a program that starts a new exchange on a socket still waiting
+ * for its turn is not failed for it. */
+void drain_start(struct tracked_socket *s, enum drain_reason reason, uint64_t now, uint64_t not_before)
+{
+	s->drain_reason = reason;
+	s->drain_started_ms = now;
+	s->drain_not_before_ms = not_before;
+	if (log_enabled(LOG_INFO)) {
+		char text[IP_ADDR_STRLEN];
+		log_msg(LOG_INFO, "draining fd %d to %s:%u (%s) from +%llums", tracked_any_fd(s),
+			ip_addr_format(&s->peer, text), s->port,
+			reason == DRAIN_MAX_AGE ? "max age reached" : "address left the record set",
+			(unsigned long long)(not_before - now));
+	}
+	drain_check(s, now);
+}
+
+bool drain_marked(const struct tracked_socket *s)
+{
+	return s->drain_reason != DRAIN_NONE || (atomic_load(&s->state) & STATE_DRAINING);
+}
+
+void drain_log_shutdown(struct tracked_socket *s, int fd, enum stats_path where)
+{
+	stats_count(&stats.shutdowns[s->drain_reason == DRAIN_MAX_AGE ? STATS_REASON_MAX_AGE : STATS_REASON_DNS][where],
+		    1);
+	const char *path = stats_path_name(where);
+	if (!log_enabled(LOG_INFO))
+		return;
+	char text[IP_ADDR_STRLEN];
+	char fd_text[24] = "a socket"; /* the program may have closed every fd of it already */
+	if (fd >= 0)
+		snprintf(fd_text, sizeof fd_text, "fd %d", fd);
+	const char *name = s->name_count > 0 ? s->names[0]->host : "?";
+	if (s->drain_reason == DRAIN_MAX_AGE)
+		log_msg(LOG_INFO, "shut down %s to %s:%u (older than DNSAWARE_MAX_AGE; path %s)", fd_text,
+			ip_addr_format(&s->peer, text), s->port, path);
+	else
+		log_msg(LOG_INFO, "shut down %s to %s:%u (%s no longer resolves to it; path %s)", fd_text,
+			ip_addr_format(&s->peer, text), s->port, name, path);
+}
+
+/* Claims the socket (no send began since the state was read) and shuts it down. */
+static bool claim_and_shut(struct tracked_socket *s, int fd, uint64_t expected_state, enum stats_path path)
+{
+	if (!atomic_compare_exchange_strong(&s->state, &expected_state, expected_state | STATE_CLOSING))
+		return false;
+	shutdown(fd, SHUT_RDWR);
+	drain_log_shutdown(s, fd, path);
+	return true;
+}
+
+bool drain_all_names_dropped(const struct tracked_socket *s)
+{
+	for (unsigned i = 0; i < s->name_count; i++)
+		if (recordset_contains(&s->names[i]->records, &s->peer))
+			return false;
+	return true;
+}
+
+bool drain_wanted_by_answer(const struct tracked_socket *s)
+{
+	return !drain_marked(s) && atomic_load(&s->refs) > 0 && drain_all_names_dropped(s);
+}
+
+uint64_t drain_spread_offset_ms(unsigned index, unsigned count, uint64_t interval_ms)
+{
+	return schedule_spread_ms(index, count, interval_ms, DRAIN_SPREAD_STEP_MS);
+}
+
+/* Nothing left to drain: the peer is closing it, or it was reset. The view may have seen the send
+ * path's own shutdown, claimed since the state word was read: that one is still to be told. */
+static void drain_gone(struct tracked_socket *s, int fd)
+{
+	uint64_t state = atomic_load(&s->state);
+	if ((state & STATE_CLOSING) && (state & STATE_SHUT_BY_SEND))
+		drain_log_shutdown(s, fd, STATS_PATH_SEND);
+	s->drain_reason = DRAIN_NONE;
+}
+
+void drain_check(struct tracked_socket *s, uint64_t now)
+{
+	if (s->drain_reason == DRAIN_NONE)
+		return;
+	uint64_t state = atomic_load(&s->state);
+	if (!(state & STATE_DRAINING)) {
+		if (now < s->drain_not_before_ms)
+			return;
+		state = atomic_fetch_or(&s->state, STATE_DRAINING) | STATE_DRAINING;
+		s->observed_state = state;
+	}
+	if (state & STATE_CLOSING) {
+		if (state & STATE_SHUT_BY_SEND)
+			drain_log_shutdown(s, tracked_any_fd(s), STATS_PATH_SEND);
+		s->drain_reason = DRAIN_NONE; /* done with it */
+		return;
+	}
+	int fd = tracked_any_fd(s);
+	if (fd < 0)
+		return;
+	enum identity identity = sockview_identity(fd, s);
+	if (identity == IDENTITY_DIFFERENT) {
+		/* The fd was closed behind our back and the number reused: never touch it. */
+		tracked_detach_if(fd, s);
+		return;
+	}
+	struct socket_view view;
+	if (identity == IDENTITY_UNSURE) {
+		/* No peer: still connecting (wait), or reset (nothing left to drain). */
+		if (sockview_read(fd, &view) && idle_background(&view, &(struct send_record){0}, 0) == IDLE_GONE)
+			drain_gone(s, fd);
+		return;
+	}
+	if (runtime_config.drain_timeout_ms != 0 && now - s->drain_started_ms >= runtime_config.drain_timeout_ms) {
+		if (claim_and_shut(s, fd, state, STATS_PATH_DEADLINE))
+			s->drain_reason = DRAIN_NONE;
+		return;
+	}
+	/* A send went through since the last look: it may still be on its way into the kernel, so
+	 * judge the socket only once a look finds the word unchanged. */
+	if (state != s->observed_state) {
+		s->observed_state = state;
+		return;
+	}
+	if (!sockview_read(fd, &view))
+		return;
+	struct send_record record = {
+		.valid = atomic_load(&s->send_recorded),
+		.bytes_received_at_send = atomic_load(&s->bytes_received_at_send),
+	};
+	switch (idle_background(&view, &record, runtime_config.idle_ms)) {
+	case IDLE_READY:
+		if (claim_and_shut(s, fd, state, STATS_PATH_IDLE))
+			s->drain_reason = DRAIN_NONE;
+		break;
+	case IDLE_GONE:
+		/* The peer is closing it; unread data stays the program's to read. */
+		drain_gone(s, fd);
+		break;
+	case IDLE_BUSY:
+		break;
+	}
+}

@@ -1,0 +1,44 @@
+/* Draining: the decisions about one tracked socket whose peer left its names' record sets, or that
+ * passed its max age: when it becomes DRAINING, when it is idle enough to shut down (or past its
+ * drain deadline), and what is logged and counted. Runs on the background thread; the lists that
+ * hold the sockets are thread_lists.c's. */
+#ifndef DNSAWARE_DRAIN_H
+#define DNSAWARE_DRAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "stats.h"
+#include "tracked.h"
+
+struct name_entry;
+
+/* How often draining sockets are looked at while they wait for an idle boundary. */
+#define DRAIN_CHECK_MS 25
+
+/* Starts draining s, its DRAINING bit set at not_before (its turn in the spread); looks at it at
+ * once. The caller keeps it on the attention list until drain_reason is DRAIN_NONE again. */
+void drain_start(struct tracked_socket *s, enum drain_reason reason, uint64_t now, uint64_t not_before);
+
+/* Draining already, or done with draining. */
+bool drain_marked(const struct tracked_socket *s);
+
+/* Names lock held. No name s was tracked under still has its peer in its set. */
+bool drain_all_names_dropped(const struct tracked_socket *s);
+
+/* Names lock held. After an answer that removed addresses: s is to start draining now (it is not
+ * draining yet, the program still has it, and its peer left every name it was tracked under). */
+bool drain_wanted_by_answer(const struct tracked_socket *s);
+
+/* The index-th of count sockets that went stale together starts draining this long after the
+ * answer (spread over up to one TTL, interval_ms). */
+uint64_t drain_spread_offset_ms(unsigned index, unsigned count, uint64_t interval_ms);
+
+/* The look at a draining socket: sets DRAINING at its turn, shuts it down at an idle boundary or at
+ * its deadline (DRAIN_NONE again then), notices the send path's shutdown or the peer's close. */
+void drain_check(struct tracked_socket *s, uint64_t now);
+
+/* Counts (and at info level logs) a shutdown of s; fd -1 when the program closed every fd of it. */
+void drain_log_shutdown(struct tracked_socket *s, int fd, enum stats_path where);
+
+#endif
