@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include "dns_sockets.h"
 #include "fork_keep.h"
 #include "log.h"
 #include "real.h"
@@ -11,22 +12,18 @@
 
 static ares_channel channel;
 
-/* Non-blocking: c-ares configures no socket it did not make itself (no O_NONBLOCK, whatever
- * ares_set_socket_functions is given), and reads a UDP socket until EAGAIN. A blocking one would
- * hold the thread in recvfrom for good after a reply c-ares drops (wrong ID, garbage) or one that
- * sends the query to TCP (truncated), with no timeout ever run again. */
 static ares_socket_t channel_socket(int domain, int type, int protocol, void *user)
 {
+	(void)protocol;
 	(void)user;
-	return shimfd_adopt(REAL(socket)(domain, type | SOCK_CLOEXEC | SOCK_NONBLOCK, protocol), false);
+	return dns_sockets_lend(domain, type);
 }
 
 static int channel_close(ares_socket_t fd, void *user)
 {
 	(void)user;
-	if (!shimfd_release(fd))
-		return 0; /* the program closed it already; the number may be someone else's now */
-	return REAL(close)(fd);
+	dns_sockets_return(fd);
+	return 0;
 }
 
 static int channel_connect(ares_socket_t fd, const struct sockaddr *addr, ares_socklen_t len, void *user)
@@ -73,6 +70,25 @@ static void ares_library_init_all(void)
 	ares_library_init(ARES_LIB_INIT_ALL);
 }
 
+/* The channel's sockets, one UDP and one TCP for each of its first servers. */
+static void prepare_sockets(void)
+{
+	int families[DNS_SOCKETS_SERVERS];
+	unsigned count = 0;
+	struct ares_addr_port_node *servers = NULL;
+	if (ares_get_servers_ports(channel, &servers) == ARES_SUCCESS)
+		for (struct ares_addr_port_node *s = servers; s != NULL; s = s->next) {
+			if (count == DNS_SOCKETS_SERVERS) {
+				log_msg(LOG_DEBUG, "the background resolver asks the first %d name servers only",
+					DNS_SOCKETS_SERVERS);
+				break;
+			}
+			families[count++] = s->family;
+		}
+	ares_free_data(servers);
+	dns_sockets_prepare(families, count);
+}
+
 bool channel_open(void)
 {
 	static pthread_once_t library_once = PTHREAD_ONCE_INIT;
@@ -92,6 +108,7 @@ bool channel_open(void)
 			log_msg(LOG_WARN, "DNSAWARE_NAMESERVERS=%s is not a list of host[:port] (%s); using resolv.conf",
 				runtime_config.nameservers, ares_strerror(rc));
 	}
+	prepare_sockets();
 	return true;
 }
 
@@ -157,4 +174,5 @@ void channel_after_fork_child(void)
 	void *const kept[] = {channel};
 	fork_keep(kept, 1);
 	channel = NULL;
+	dns_sockets_after_fork_child();
 }

@@ -11,7 +11,10 @@
 /* At most this many of the channel's sockets are polled at once. */
 #define CHANNEL_POLL_MAX ARES_GETSOCK_MAXNUM
 
-/* Sets the channel up (resolv.conf, DNSAWARE_NAMESERVERS). False, logged, when it cannot be. */
+/* Sets the channel up (resolv.conf, DNSAWARE_NAMESERVERS) and its sockets (dns_sockets.h). Called by
+ * the program thread whose connect starts the background thread, inside the hook: the files c-ares
+ * reads and the sockets it will use are made there, never on the thread. False, logged, when it
+ * cannot be. */
 bool channel_open(void);
 
 /* Starts resolving host; callback gets the answer (possibly before this returns). */

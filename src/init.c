@@ -17,6 +17,7 @@ struct config runtime_config;
 _Atomic bool runtime_active;
 _Atomic pid_t runtime_pid;
 __thread bool runtime_inside __attribute__((tls_model("initial-exec")));
+__thread bool runtime_on_thread __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "file_helper.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "real.h"
@@ -20,15 +21,23 @@
 
 static const char *const level_names[] = {"off", "error", "warn", "info", "debug"};
 
-/* -1: not opened yet; the log file opens on the first line, so a quiet process opens nothing.
- * Opening and writing hold log_mutex (signals blocked): no line goes to an fd being replaced. */
+/* -1: not opened yet; the log file opens on the first line, or when the background thread starts
+ * (log_open_for_thread), so a quiet process opens nothing. Opening and writing hold log_mutex
+ * (signals blocked): no line goes to an fd being replaced. */
 static int log_fd = -1;
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct rate_limit log_rate; /* log_mutex */
 
+static bool log_fd_usable(void)
+{
+	return log_fd >= 0 && (log_fd <= STDERR_FILENO || !shimfd_is_lost(log_fd));
+}
+
+/* Lock held, on a program thread (never the background thread: it makes no fd in the program's
+ * table, file_helper.h). */
 static void open_locked(void)
 {
-	if (log_fd >= 0 && !shimfd_is_lost(log_fd))
+	if (log_fd_usable())
 		return;
 	if (runtime_config.log_file[0] == '\0') {
 		log_fd = STDERR_FILENO;
@@ -54,6 +63,32 @@ static void open_locked(void)
 	if (log_fd > STDERR_FILENO)
 		shimfd_release(log_fd); /* lost: the program closed it, the number is not ours to close */
 	log_fd = shimfd_adopt(fd, true);
+}
+
+/* Lock held. The background thread never opens the file (it would take a number in the program's
+ * table, file_helper.h): when the file is not open there (the program closed it), the file helper
+ * appends the thread's line. */
+static void write_locked(const char *text, size_t length)
+{
+	if (!log_fd_usable() && (!runtime_on_thread || runtime_config.log_file[0] == '\0'))
+		open_locked();
+	if (log_fd_usable())
+		REAL(write)(log_fd, text, length);
+	else
+		file_helper_append(runtime_config.log_file, text, length);
+}
+
+void log_open_for_thread(void)
+{
+	if (runtime_config.log_level == LOG_OFF)
+		return;
+	sigset_t all, saved;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	pthread_mutex_lock(&log_mutex);
+	open_locked();
+	pthread_mutex_unlock(&log_mutex);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
 void log_after_fork_child(void)
@@ -85,16 +120,15 @@ void log_line(enum log_level level, const char *message)
 	pthread_mutex_lock(&log_mutex);
 	uint64_t suppressed = 0;
 	if (rate_limit_take(&log_rate, runtime_now_ms(), LOG_RATE_PER_S, LOG_BURST, &suppressed)) {
-		open_locked();
 		if (suppressed > 0) {
 			char note[160];
 			int k = snprintf(note, sizeof note,
 					 "dnsaware[%d]: warn %llu log lines dropped (more than %d a second)\n",
 					 (int)getpid(), (unsigned long long)suppressed, LOG_RATE_PER_S);
 			if (k > 0 && (size_t)k < sizeof note)
-				REAL(write)(log_fd, note, (size_t)k);
+				write_locked(note, (size_t)k);
 		}
-		REAL(write)(log_fd, line, (size_t)n);
+		write_locked(line, (size_t)n);
 	}
 	pthread_mutex_unlock(&log_mutex);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);

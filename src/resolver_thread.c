@@ -1,13 +1,16 @@
 #include <errno.h>
-#include <fcntl.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "channel.h"
+#include "dns_sockets.h"
 #include "drain.h"
 #include "fork_keep.h"
 #include "log.h"
@@ -24,21 +27,21 @@ enum thread_state { THREAD_NONE = 0, THREAD_STARTING = 1, THREAD_RUNNING = 2, TH
 
 static _Atomic int thread_state;
 static _Atomic(struct tracked_socket *) incoming;
-/* The wake-up pipe: the thread polls the read end, wake_thread writes to the write end. A pipe, not
- * an eventfd: its inode is its own (every eventfd shares one), so shimfd can tell it from a program's
- * file at the same number; and when the program closes the write end, by any means, the read end the
- * thread sleeps on reports POLLHUP, so a program that closes every fd wakes the thread itself. */
-static _Atomic int wake_fd = -1;
-static _Atomic int wake_write_fd = -1;
+/* The thread sleeps on this word (a futex) while c-ares has nothing in flight; the hooks bump it and
+ * wake it. No fd: nothing of the program's fd table, nothing the program can close. */
+static _Atomic uint32_t wake_seq;
+/* While c-ares has a query in flight the thread sleeps in poll() on its sockets, which a futex
+ * wake cannot cut short: it looks for new work at least this often then. */
+#define POLL_SLICE_MS 25
 
 /* ---- the hand-over from connect ---- */
 
+/* Async-signal-safe: an atomic add and a system call. */
 static void wake_thread(void)
 {
 	int saved_errno = errno;
-	int fd = atomic_load(&wake_write_fd);
-	if (fd >= 0 && !shimfd_is_lost(fd))
-		(void)!REAL(write)(fd, "", 1); /* a full pipe (EAGAIN) is awake already */
+	atomic_fetch_add(&wake_seq, 1);
+	syscall(SYS_futex, &wake_seq, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	errno = saved_errno;
 }
 
@@ -50,10 +53,14 @@ static void start_thread(void)
 	int expected = THREAD_NONE;
 	if (!atomic_compare_exchange_strong(&thread_state, &expected, THREAD_STARTING))
 		return;
-	/* The wake-up pipe is made by the thread (renew_wake_fd, before its first look at the
-	 * incoming list, so no socket handed over meanwhile goes unseen): moving the library's first
-	 * fd high up grows the kernel's fd table, which waits out an RCU grace period in a
-	 * multi-threaded process, 4 to 15 ms measured, and that must not be the program's connect. */
+	/* Every fd the thread will use is made here, by the program's thread inside its connect (it
+	 * cannot be making an fd of its own meanwhile), never by the thread: the log file, the files
+	 * c-ares reads at set-up, its sockets (docs/how-it-works.md, "Where the shim's fds live"). */
+	log_open_for_thread();
+	if (!channel_open()) {
+		atomic_store(&thread_state, THREAD_FAILED);
+		return;
+	}
 	/* The thread takes no signal of the program's. */
 	sigset_t all, saved;
 	sigfillset(&all);
@@ -91,6 +98,9 @@ void resolver_thread_adopt(struct tracked_socket *s)
 		s->next_incoming = head;
 	while (!atomic_compare_exchange_weak(&incoming, &head, s));
 	start_thread();
+	/* Not while another program thread is still starting it (setting the sockets up). */
+	if (thread_running())
+		dns_sockets_refill();
 	wake_thread();
 }
 
@@ -111,8 +121,6 @@ void resolver_thread_after_fork_child(void)
 	fdtable_clear_all();
 	atomic_store(&tracked_live_count, 0); /* the child tracks nothing yet */
 	shimfd_close_all();
-	atomic_store(&wake_fd, -1);
-	atomic_store(&wake_write_fd, -1);
 	atomic_store(&incoming, NULL);
 	atomic_store(&tracked_released, NULL);
 	atomic_store(&thread_state, THREAD_NONE);
@@ -149,53 +157,30 @@ static bool adopt_incoming(uint64_t now)
 	return adopted;
 }
 
-static int wait_for_work(uint64_t now, uint64_t wake_at)
+/* Sleeps until wake_at, a wake from a hook (since the wake count was `seen`), or c-ares' sockets
+ * have something. */
+static void wait_for_work(uint32_t seen, uint64_t now, uint64_t wake_at)
 {
-	struct pollfd fds[CHANNEL_POLL_MAX + 1];
+	struct pollfd fds[CHANNEL_POLL_MAX];
 	unsigned nfds = channel_pollfds(fds);
-	unsigned channel_fds = nfds;
-	int wake = atomic_load(&wake_fd);
-	if (wake >= 0)
-		fds[nfds++] = (struct pollfd){.fd = wake, .events = POLLIN};
-	bool changed = refresh_take_schedule_changed();
-	uint64_t timeout_ms = wake_at > now && !changed ? wake_at - now : 0;
-	if (channel_fds > 0)
-		timeout_ms = channel_timeout_ms(timeout_ms);
-	if (timeout_ms > INT32_MAX)
-		timeout_ms = INT32_MAX;
-	int ready = poll(fds, (nfds_t)nfds, (int)timeout_ms);
-	if (ready < 0)
-		return 0;
-	for (unsigned i = 0; i < channel_fds; i++)
-		channel_process(&fds[i]);
-	if (wake >= 0 && !shimfd_is_lost(wake) && (fds[channel_fds].revents & POLLIN)) {
-		char drain[64];
-		while (read(wake, drain, sizeof drain) > 0) {
+	uint64_t timeout_ms = wake_at > now && !refresh_take_schedule_changed() ? wake_at - now : 0;
+	if (nfds == 0) {
+		if (timeout_ms > 0) {
+			struct timespec timeout = {.tv_sec = (time_t)(timeout_ms / 1000),
+						   .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
+			/* Returns at once if a hook bumped the count since `seen`. */
+			syscall(SYS_futex, &wake_seq, FUTEX_WAIT_PRIVATE, seen, &timeout, NULL, 0);
 		}
+	} else {
+		timeout_ms = channel_timeout_ms(timeout_ms);
+		if (timeout_ms > POLL_SLICE_MS)
+			timeout_ms = POLL_SLICE_MS;
+		if (poll(fds, (nfds_t)nfds, (int)timeout_ms) > 0)
+			for (unsigned i = 0; i < nfds; i++)
+				channel_process(&fds[i]);
 	}
 	/* Timeouts and retries. */
 	channel_process_timeouts();
-	return ready;
-}
-
-/* Makes the wake-up pipe, and a new one when the program closed an end of it (it closes every fd,
- * say): the end still ours is closed; a lost one's number is the program's now. */
-static void renew_wake_fd(void)
-{
-	int r = atomic_load(&wake_fd), w = atomic_load(&wake_write_fd);
-	if (r >= 0 && w >= 0 && !shimfd_is_lost(r) && !shimfd_is_lost(w))
-		return;
-	if (r >= 0 && shimfd_release(r))
-		REAL(close)(r);
-	if (w >= 0 && shimfd_release(w))
-		REAL(close)(w);
-	atomic_store(&wake_fd, -1);
-	atomic_store(&wake_write_fd, -1);
-	int p[2];
-	if (REAL(pipe2)(p, O_CLOEXEC | O_NONBLOCK) != 0)
-		return;
-	atomic_store(&wake_fd, shimfd_adopt(p[0], false));
-	atomic_store(&wake_write_fd, shimfd_adopt(p[1], false));
 }
 
 /* The gauges of the stats file, from the thread's own view. */
@@ -215,21 +200,19 @@ static void *thread_main(void *unused)
 {
 	(void)unused;
 	runtime_inside = true;
-	/* Operators find the thread by name in top -H and /proc/PID/task/TID/comm. */
+	runtime_on_thread = true;
+	/* Operators find the thread by name in top -H and /proc/PID/task/TID/comm (prctl: no fd). */
 	pthread_setname_np(pthread_self(), "dnsaware");
-	if (!channel_open()) {
-		atomic_store(&thread_state, THREAD_FAILED);
-		return NULL;
-	}
 	log_msg(LOG_DEBUG, "background thread started");
 	uint64_t next_stats_ms = runtime_now_ms();
 	/* The socket list is walked only when something may need it, so a wake-up for a refresh
 	 * costs the same with ten or fifty thousand healthy sockets. */
 	for (;;) {
 		stats_count(&stats.thread_wakeups, 1);
+		/* Read before looking for work: a hand-over after this makes the wait return at once. */
+		uint32_t seen = atomic_load(&wake_seq);
 		uint64_t now = runtime_now_ms();
 		uint64_t wake_at = now + runtime_config.ttl_ceiling_ms;
-		renew_wake_fd();
 		adopt_incoming(now);
 		thread_lists_collect_released(now);
 		thread_lists_reap_closed(now, &wake_at);
@@ -245,7 +228,7 @@ static void *thread_main(void *unused)
 			if (next_stats_ms < wake_at)
 				wake_at = next_stats_ms;
 		}
-		wait_for_work(runtime_now_ms(), wake_at);
+		wait_for_work(seen, runtime_now_ms(), wake_at);
 	}
 	return NULL;
 }

@@ -21,6 +21,11 @@ void runtime_init(void);
  * so that the hooks pass straight through instead of tracking the library itself. */
 extern __thread bool runtime_inside __attribute__((tls_model("initial-exec")));
 
+/* Set on the library's background thread, which never makes an fd in the program's table: a
+ * single-threaded program relies on open() returning the lowest free number, and a number the
+ * thread held for an instant would be taken from it. */
+extern __thread bool runtime_on_thread __attribute__((tls_model("initial-exec")));
+
 /* The process whose memory this is: set at load and in a fork child. A vfork child runs in its
  * parent's memory with an fd table of its own until it execs: its closes and dups (a close loop
  * before exec, say) must not change the parent's fd table, nor mark the parent's own fds lost.
@@ -36,9 +41,9 @@ uint32_t runtime_random(void);
 
 /* The library's own fds (wake-up pipe, c-ares sockets, log file): marked in the fd table so a
  * program that closes every fd does not leave the library writing to a reused number. */
-/* Takes one of the library's new fds: moves it to a high number (programs get the lowest free fd,
- * so a number up there is rarely reused even after the program closes ours), marks it, and
- * returns the fd to use. keep_on_fork: the fork child keeps it (the log file) or closes it. */
+/* Takes one of the library's new fds, made by a program thread inside a hook: moves it into the
+ * band (fdplace.h: above the program's fds, within the fd table they need), marks it, and returns
+ * the fd to use. keep_on_fork: the fork child keeps it (the log file) or closes it. */
 int shimfd_adopt(int fd, bool keep_on_fork);
 /* The library closes its own fd: returns false if the program already closed that number (or it
  * is another file now: see shimfd.c). */

@@ -1,9 +1,11 @@
 #include <fcntl.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdplace.h"
 #include "real.h"
 #include "runtime.h"
 #include "tracked.h"
@@ -66,28 +68,60 @@ static bool check_lost(int i, int fd, uint64_t w)
 	return true;
 }
 
-/* Below this many fds under the soft limit is where the library's own fds go. */
-#define HIGH_FD_MARGIN 64
-#define HIGH_FD_LOWEST 100
+/* Numbers looked at per system call when finding the program's fds. */
+#define SCAN_CHUNK 128
 
-static int high_fd_hint(void)
+/* The program's own fds are dense up to this number (-1: none): the highest open fd that is not the
+ * library's, scanning up from 0 to the first run of SCAN_CHUNK free numbers (a lone high fd the
+ * program dup2'd somewhere does not move the band: its numbers below stay free for the program).
+ * poll() with no events and no wait reports POLLNVAL for a number that is not open: one system call
+ * per SCAN_CHUNK numbers, no file touched. */
+static int64_t program_dense_top(uint64_t limit)
+{
+	struct pollfd fds[SCAN_CHUNK];
+	int64_t top = -1;
+	for (uint64_t base = 0; base < limit && base < FDTABLE_MAX_FD; base += SCAN_CHUNK) {
+		uint64_t n = limit - base < SCAN_CHUNK ? limit - base : SCAN_CHUNK;
+		for (uint64_t i = 0; i < n; i++)
+			fds[i] = (struct pollfd){.fd = (int)(base + i), .events = 0};
+		if (poll(fds, (nfds_t)n, 0) < 0)
+			break;
+		bool any = false;
+		for (uint64_t i = 0; i < n; i++) {
+			if ((fds[i].revents & POLLNVAL) || fdtable_load((int)(base + i)) == FDTABLE_SHIM)
+				continue;
+			top = (int64_t)(base + i);
+			any = true;
+		}
+		if (!any)
+			break;
+	}
+	return top;
+}
+
+/* Moves a new fd of the library's into the band (fdplace.h). Only ever called where no program
+ * thread of a single-threaded program can be making an fd: in a hook, whose caller is busy in it. */
+static int place(int fd)
 {
 	struct rlimit limit;
-	if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur > FDTABLE_MAX_FD)
-		return HIGH_FD_LOWEST;
-	long hint = (long)limit.rlim_cur - HIGH_FD_MARGIN;
-	return hint > HIGH_FD_LOWEST ? (int)hint : HIGH_FD_LOWEST;
+	uint64_t cur = FDTABLE_MAX_FD;
+	if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < cur)
+		cur = limit.rlim_cur;
+	int64_t low = fdplace_band_low(program_dense_top(cur), cur, FDTABLE_MAX_FD);
+	if (low < 0 || fd >= low)
+		return fd;
+	int placed = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, (int)low);
+	if (placed < 0)
+		return fd;
+	REAL(close)(fd);
+	return placed;
 }
 
 int shimfd_adopt(int fd, bool keep_on_fork)
 {
 	if (fd < 0)
 		return fd;
-	int high = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, high_fd_hint());
-	if (high >= 0) {
-		REAL(close)(fd);
-		fd = high;
-	}
+	fd = place(fd);
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return fd; /* cannot happen with an fd just made; untracked, it is simply never checked */

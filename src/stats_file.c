@@ -3,15 +3,16 @@
 #include "stats_file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "file_helper.h"
 #include "log.h"
 #include "real.h"
 #include "runtime.h"
@@ -29,55 +30,45 @@ bool stats_file_wanted(void)
 	return runtime_config.stats_file[0] != '\0';
 }
 
-static bool write_all(int fd, const char *text, size_t length)
+/* A name no one can have planted in advance: 32 random bits per try. */
+static uint32_t random_suffix(void)
 {
-	while (length > 0) {
-		ssize_t n = REAL(write)(fd, text, length);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return false;
-		text += n;
-		length -= (size_t)n;
-	}
-	return true;
+	uint32_t r;
+	if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r)
+		return r;
+	return runtime_random();
 }
 
-/* Lock held. Returns 0, or the errno of what failed (*what names the step). */
-static int write_locked(const char **what, char *path, size_t path_size)
+/* Lock held. Returns 0, or the errno of what failed (*what names the step). direct: a program
+ * thread inside the library (the write at exit) does the file work itself; the background thread
+ * has the file helper do it (file_helper.h). */
+static int write_locked(bool direct, const char **what, char *path, size_t path_size)
 {
-	char text[STATS_TEXT_MAX], tmp[CONFIG_PATH_MAX + 32];
+	static struct file_replace job; /* write_mutex; large for a stack (paths of every try) */
+	char text[STATS_TEXT_MAX];
 	*what = "expanding the path";
 	if (!stats_expand_path(runtime_config.stats_file, (long)getpid(), path, path_size))
 		return ENAMETOOLONG;
 	int length = stats_format(&stats, (long)getpid(), text, sizeof text);
 	if (length < 0)
 		return EOVERFLOW;
-	int tmp_length = snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-	if (tmp_length < 0 || (size_t)tmp_length >= sizeof tmp)
-		return ENAMETOOLONG;
-	*what = "creating";
-	int fd = REAL(open)(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return errno;
-	*what = "writing";
-	bool written = write_all(fd, text, (size_t)length);
-	int e = errno;
-	if (REAL(close)(fd) != 0 && written) {
-		written = false;
-		e = errno;
+	for (unsigned i = 0; i < FILE_HELPER_TMP_TRIES; i++) {
+		int n = snprintf(job.tmp[i], sizeof job.tmp[i], "%s.tmp%d.%08x", path, (int)getpid(), random_suffix());
+		if (n < 0 || (size_t)n >= sizeof job.tmp[i])
+			return ENAMETOOLONG;
 	}
-	if (written) {
-		*what = "renaming";
-		if (rename(tmp, path) == 0)
-			return 0;
-		e = errno;
-	}
-	unlink(tmp);
-	return e;
+	job.path = path;
+	job.text = text;
+	job.length = (size_t)length;
+	job.mode = 0644;
+	job.error = 0;
+	job.step = "";
+	file_helper_replace(&job, direct);
+	*what = job.step;
+	return job.error;
 }
 
-void stats_file_write(void)
+static void write_file(bool direct)
 {
 	if (!stats_file_wanted())
 		return;
@@ -88,7 +79,7 @@ void stats_file_write(void)
 	pthread_mutex_lock(&write_mutex);
 	char path[CONFIG_PATH_MAX + 32];
 	const char *what = "";
-	int e = write_locked(&what, path, sizeof path);
+	int e = write_locked(direct, &what, path, sizeof path);
 	bool warn = e != 0 && !failing;
 	failing = e != 0;
 	pthread_mutex_unlock(&write_mutex);
@@ -104,12 +95,17 @@ void stats_file_write(void)
 	errno = saved_errno;
 }
 
+void stats_file_write(void)
+{
+	write_file(false);
+}
+
 static void write_at_exit(void)
 {
 	/* A forked child inherits the handler but not the thread: it writes only once its own
 	 * thread runs, i.e. once it watches something itself. */
 	if (thread_running != NULL && thread_running())
-		stats_file_write();
+		write_file(true);
 }
 
 void stats_file_at_exit(bool (*still_running)(void))
