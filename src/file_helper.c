@@ -86,7 +86,8 @@ CHILD_CODE static void replace(struct file_replace *job)
 
 CHILD_CODE static void append(struct job *job)
 {
-	long fd = sys_open(job->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+	/* Non-blocking: a FIFO with no reader must not hold the thread (the line is lost instead). */
+	long fd = sys_open(job->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
 	if (fd < 0) {
 		job->error = errno;
 		return;

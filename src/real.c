@@ -43,7 +43,6 @@ void real_resolve(void)
 	RESOLVE(sendfile);
 	RESOLVE(sendfile64);
 	RESOLVE(socket);
-	RESOLVE(pipe2);
 	RESOLVE(open);
 	if (REAL_LOAD(fcntl64) == NULL)
 		atomic_store_explicit(&real.fcntl64, REAL_LOAD(fcntl), memory_order_relaxed);

@@ -34,7 +34,6 @@ struct real_calls {
 	 * saw the library's sockets made but never closed, reported the program's next fd with the
 	 * same number as a race). */
 	_Atomic(int (*)(int, int, int)) socket;
-	_Atomic(int (*)(int *, int)) pipe2;
 	_Atomic(int (*)(const char *, int, ...)) open;
 };
 
