@@ -76,7 +76,7 @@ static UNUSED_FN void probe_setup(int hosts_names, int dns_names)
 
 /* A tracked connection to c's name, at its current address, with one exchange on it (so that the
  * last data movement is inbound: the shim can find it idle and shut it down after a move). */
-static UNUSED_FN void probe_connect(struct probe_conn *c)
+static UNUSED_FN __attribute__((noinline)) void probe_connect(struct probe_conn *c)
 {
 	c->fd = connect_named(c->name, PROBE_PORT);
 	char want[INET_ADDRSTRLEN], peer[INET_ADDRSTRLEN];
