@@ -107,6 +107,46 @@ static UNUSED_FN void probe_move_all(void)
 	probe_write_hosts();
 }
 
+/* The probes' command line: [SECONDS] [HOSTS_NAMES DNS_NAMES]. Sets the watchdog (the run time and
+ * 30 s) and unbuffered output; failures print their message without the whole debug log. */
+static UNUSED_FN void probe_args(int argc, char **argv, int *seconds, int *hosts_names, int *dns_names)
+{
+	*seconds = argc > 1 ? atoi(argv[1]) : *seconds;
+	if (argc > 3) {
+		*hosts_names = atoi(argv[2]);
+		*dns_names = atoi(argv[3]);
+	}
+	CHECKF(*seconds > 0 && *seconds <= 120 && *hosts_names >= 0 && *dns_names >= 0 &&
+		       *hosts_names + *dns_names <= PROBE_NAMES,
+	       "usage: %s [SECONDS] [HOSTS_NAMES DNS_NAMES] (at most 120 s and %d names)", argv[0], PROBE_NAMES);
+	watchdog((unsigned)*seconds + 30);
+	setvbuf(stdout, NULL, _IONBF, 0);
+	short_failure_reports();
+}
+
+/* Queries the shim's c-ares sent for the DNS names (the helper counts them). */
+static UNUSED_FN unsigned probe_shim_queries(void)
+{
+	unsigned n = 0;
+	for (int i = 0; i < probe_count; i++)
+		if (probe_conns[i].dns != NULL)
+			n += atomic_load(&probe_conns[i].dns->shim_queries);
+	return n;
+}
+
+/* Waits (3 s at most) until the shim has asked the DNS helper for a name: its thread runs and
+ * refreshes. Nothing to wait for without the shim, or without a DNS name. */
+static UNUSED_FN void probe_wait_refresh(void)
+{
+	bool dns = false;
+	for (int i = 0; i < probe_count; i++)
+		dns = dns || probe_conns[i].dns != NULL;
+	if (getenv("LD_PRELOAD") == NULL || !dns)
+		return;
+	for (uint64_t until = now_ms() + 3000; probe_shim_queries() == 0; sleep_ms(10))
+		CHECKF(now_ms() < until, "the shim never asked the DNS helper");
+}
+
 /* Connections the shim shut down (EOF) are closed and made again to the name's current address.
  * Returns how many were; changed() (may be NULL) is told each fd closed and made. */
 static UNUSED_FN int probe_reconnect_closed(void (*changed)(int fd, bool open))
@@ -130,16 +170,6 @@ static UNUSED_FN int probe_reconnect_closed(void (*changed)(int fd, bool open))
 	return n;
 }
 
-/* Queries the shim's c-ares sent for the DNS names (the helper counts them). */
-static UNUSED_FN unsigned probe_shim_queries(void)
-{
-	unsigned n = 0;
-	for (int i = 0; i < probe_count; i++)
-		if (probe_conns[i].dns != NULL)
-			n += atomic_load(&probe_conns[i].dns->shim_queries);
-	return n;
-}
-
 /* The fds this process has now (torture.h's snapshot), each marked in own[] (size max). */
 static UNUSED_FN void probe_mark_open_fds(bool *own, int max)
 {
@@ -148,6 +178,34 @@ static UNUSED_FN void probe_mark_open_fds(bool *own, int max)
 	for (int i = 0; i < set.n; i++)
 		if (set.fds[i] < max)
 			own[set.fds[i]] = true;
+}
+
+/* Counts by kind of what an fd was (readlink text up to its first '[' or newline: pipe and socket
+ * inodes left out), the PROBE_KINDS first kinds seen, the rest as "(other)". */
+#define PROBE_KINDS 16
+
+struct probe_kind {
+	char what[160];
+	long long count;
+};
+
+static UNUSED_FN void probe_count_kind(struct probe_kind kinds[PROBE_KINDS], const char *link)
+{
+	char what[160];
+	snprintf(what, sizeof what, "%.*s", (int)strcspn(link, "[\n"), link);
+	int i = 0;
+	while (i < PROBE_KINDS - 1 && kinds[i].count > 0 && strcmp(kinds[i].what, what) != 0)
+		i++;
+	if (kinds[i].count == 0)
+		snprintf(kinds[i].what, sizeof kinds[i].what, "%s", i == PROBE_KINDS - 1 ? "(other)" : what);
+	kinds[i].count++;
+}
+
+/* "  N <intro> <kind>" lines. */
+static UNUSED_FN void probe_print_kinds(const struct probe_kind kinds[PROBE_KINDS], const char *intro)
+{
+	for (int i = 0; i < PROBE_KINDS && kinds[i].count > 0; i++)
+		printf("  %lld %s %s\n", kinds[i].count, intro, kinds[i].what);
 }
 
 #endif

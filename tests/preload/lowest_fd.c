@@ -40,39 +40,20 @@ static int lowest_free(void)
 	return lowest;
 }
 
-/* What held the number the program expected, by kind (inode numbers left out): the mismatches
- * are told apart by what the shim had open there, when it is still open a moment later. */
-enum { KINDS = 16 };
-static struct {
-	char what[128];
-	long long count;
-} kinds[KINDS];
+/* What held the number the program expected, when it is still open a moment later. */
+static struct probe_kind kinds[PROBE_KINDS];
 
 static void tally(int fd)
 {
 	char link[128];
 	fd_link(fd, link, sizeof link);
-	if (link[0] == '\0')
-		snprintf(link, sizeof link, "(closed again when looked at)");
-	char *bracket = strchr(link, '[');
-	if (bracket != NULL)
-		snprintf(bracket, sizeof link - (size_t)(bracket - link), "[...]");
-	int i = 0;
-	while (i < KINDS - 1 && kinds[i].count > 0 && strcmp(kinds[i].what, link) != 0)
-		i++;
-	if (kinds[i].count == 0)
-		snprintf(kinds[i].what, sizeof kinds[i].what, "%s", i == KINDS - 1 ? "(other)" : link);
-	kinds[i].count++;
+	probe_count_kind(kinds, link[0] != '\0' ? link : "(closed again when looked at)");
 }
 
 int main(int argc, char **argv)
 {
-	int seconds = argc > 1 ? atoi(argv[1]) : 10;
-	int hosts_names = argc > 3 ? atoi(argv[2]) : 4, dns_names = argc > 3 ? atoi(argv[3]) : 4;
-	CHECKF(seconds > 0 && seconds <= 120, "usage: lowest_fd [SECONDS] [HOSTS_NAMES DNS_NAMES]");
-	watchdog((unsigned)seconds + 30);
-	setvbuf(stdout, NULL, _IONBF, 0);
-	short_failure_reports();
+	int seconds = 10, hosts_names = 4, dns_names = 4;
+	probe_args(argc, argv, &seconds, &hosts_names, &dns_names);
 	bool shim = getenv("LD_PRELOAD") != NULL;
 	t_name = shim ? "lowest-fd" : "lowest-fd-noshim";
 
@@ -85,11 +66,7 @@ int main(int argc, char **argv)
 		probe_connect(&probe_conns[i]);
 		own_changed(probe_conns[i].fd, true);
 	}
-	/* The shim's thread runs and has refreshed the DNS names at least once. */
-	for (uint64_t until = now_ms() + 3000; shim && dns_names > 0 && probe_shim_queries() == 0;) {
-		CHECKF(now_ms() < until, "the shim never asked the DNS helper");
-		sleep_ms(10);
-	}
+	probe_wait_refresh();
 	int owned = 0;
 	for (int fd = 0; fd < OWN_MAX; fd++)
 		owned += own[fd];
@@ -128,8 +105,7 @@ int main(int argc, char **argv)
 	unsigned queries = probe_shim_queries() - queries_before;
 
 	printf("%lld pairs of open(\"/dev/null\")/close in %d s, %lld mismatches\n", pairs, seconds, mismatches);
-	for (int i = 0; i < KINDS && kinds[i].count > 0; i++)
-		printf("  %lld times the expected fd was %s\n", kinds[i].count, kinds[i].what);
+	probe_print_kinds(kinds, "times the expected fd was");
 	printf("%d moves, %u reconnects, %u queries of the shim to the DNS helper meanwhile\n", moves, probe_reconnects,
 	       queries);
 	if (shim)

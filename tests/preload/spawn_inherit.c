@@ -52,53 +52,24 @@ static const char *const kind_names[] = { "vfork + execve", "posix_spawn", "fork
 static pid_t spawn_checker(enum kind kind, const char *self, char *const argv[], char *const envp[])
 {
 	pid_t pid = -1;
-	switch (kind) {
-	case VFORK:
-		pid = vfork();
-		if (pid == 0) {
-			execve(self, argv, envp);
-			_exit(127);
-		}
-		break;
-	case POSIX_SPAWN:
+	if (kind == POSIX_SPAWN) {
 		errno = posix_spawn(&pid, self, NULL, NULL, argv, envp);
 		if (errno != 0)
 			pid = -1;
-		break;
-	case FORK:
-		pid = fork();
+	} else {
+		/* vfork is called here, not through a helper: its child must not return from a frame. */
+		pid = kind == VFORK ? vfork() : fork();
 		if (pid == 0) {
 			execve(self, argv, envp);
 			_exit(127);
 		}
-		break;
-	default:
-		break;
 	}
 	CHECKF(pid > 0, "%s failed", kind_names[kind]);
 	return pid;
 }
 
-/* What the children inherited, by what it was (pipe and socket inodes left out). */
-enum { SEEN = 16 };
-static struct {
-	char what[160];
-	long count;
-} seen[SEEN];
-
-static void tally(const char *line)
-{
-	const char *arrow = strstr(line, "-> ");
-	char what[160];
-	snprintf(what, sizeof what, "%.*s", (int)strcspn(arrow != NULL ? arrow + 3 : line, "[\n"),
-		 arrow != NULL ? arrow + 3 : line);
-	int i = 0;
-	while (i < SEEN - 1 && seen[i].count > 0 && strcmp(seen[i].what, what) != 0)
-		i++;
-	if (seen[i].count == 0)
-		snprintf(seen[i].what, sizeof seen[i].what, "%s", i == SEEN - 1 ? "(other)" : what);
-	seen[i].count++;
-}
+/* What the children inherited. */
+static struct probe_kind seen[PROBE_KINDS];
 
 /* Reads the checker's lines from the report pipe; returns how many (fds inherited). */
 static int read_report(int fd, const char *kind, long child)
@@ -117,7 +88,8 @@ static int read_report(int fd, const char *kind, long child)
 			*nl = '\0';
 			if (lines++ < 4)
 				printf("  child %ld (%s) inherited %s\n", child, kind, start);
-			tally(start);
+			const char *arrow = strstr(start, "-> ");
+			probe_count_kind(seen, arrow != NULL ? arrow + 3 : start);
 			start = nl + 1;
 		}
 		have = strlen(start);
@@ -131,12 +103,8 @@ int main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "check") == 0)
 		return checker(atoi(argv[2]));
 	t_name = "spawn-inherit";
-	int seconds = argc > 1 ? atoi(argv[1]) : 10;
-	int hosts_names = argc > 3 ? atoi(argv[2]) : 6, dns_names = argc > 3 ? atoi(argv[3]) : 2;
-	CHECKF(seconds > 0 && seconds <= 120, "usage: spawn_inherit [SECONDS] [HOSTS_NAMES DNS_NAMES]");
-	watchdog((unsigned)seconds + 30);
-	setvbuf(stdout, NULL, _IONBF, 0);
-	short_failure_reports();
+	int seconds = 10, hosts_names = 6, dns_names = 2;
+	probe_args(argc, argv, &seconds, &hosts_names, &dns_names);
 	CHECKF(getenv("LD_PRELOAD") != NULL, "run with LD_PRELOAD=libdnsaware.so");
 
 	/* What the program had at exec is not for its children (nor is anything it opens). */
@@ -153,10 +121,7 @@ int main(int argc, char **argv)
 	probe_setup(hosts_names, dns_names);
 	CHECK(fcntl(helper_fd, F_SETFD, FD_CLOEXEC) == 0); /* torture.h keeps it open across exec */
 	probe_connect_all();
-	for (uint64_t until = now_ms() + 3000; dns_names > 0 && probe_shim_queries() == 0;) {
-		CHECKF(now_ms() < until, "the shim never asked the DNS helper");
-		sleep_ms(10);
-	}
+	probe_wait_refresh();
 
 	int report[2];
 	CHECK(pipe2(report, O_CLOEXEC | O_NONBLOCK) == 0);
@@ -199,8 +164,7 @@ int main(int argc, char **argv)
 		leaked += leaking[k];
 		leaked_fds += fds[k];
 	}
-	for (int i = 0; i < SEEN && seen[i].count > 0; i++)
-		printf("  %ld inherited fds were %s\n", seen[i].count, seen[i].what);
+	probe_print_kinds(seen, "inherited fds were");
 	printf("%ld children in %d s, %ld inherited %ld fds; %u queries of the shim to the DNS helper meanwhile\n",
 	       total, seconds, leaked, leaked_fds, queries);
 	CHECKF(dns_names == 0 || queries > 0, "the shim asked nothing meanwhile: the probe did not exercise it");
