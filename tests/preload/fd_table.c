@@ -19,19 +19,7 @@
  * Env: DNSAWARE_NAMESERVERS=127.0.0.1:5353, a short DNSAWARE_TTL_FLOOR. Root (namespaces). */
 #include "fd_probe.h"
 
-static long fd_table_size(void)
-{
-	FILE *f = fopen("/proc/self/status", "re");
-	CHECK(f != NULL);
-	char line[256];
-	long size = -1;
-	while (size < 0 && fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, "FDSize:", 7) == 0)
-			size = atol(line + 7);
-	fclose(f);
-	CHECKF(size > 0, "no FDSize in /proc/self/status");
-	return size;
-}
+#include "../bench/proc_self.h" /* fd_table_size */
 
 /* The table the kernel makes to hold fd: 64 slots (one word of bits) as a process starts with,
  * beyond that alloc_fdtable's 1 KiB of pointers (128 slots) times the next power of two. */
@@ -77,6 +65,7 @@ int main(int argc, char **argv)
 	limit.rlim_cur = limit.rlim_max;
 	CHECK(setrlimit(RLIMIT_NOFILE, &limit) == 0);
 	long size_at_start = fd_table_size();
+	CHECKF(size_at_start > 0, "no FDSize in /proc/self/status");
 	struct fdset fds;
 	fd_snapshot(&fds);
 	int own_highest = highest(&fds); /* what it had at exec; the shim makes nothing before a tracked connect */
