@@ -18,6 +18,10 @@
 #define PROBE_PORT 8000
 #define PROBE_NAMES 16
 #define PROBE_ADDRESSES 3
+#define PROBE_IP_MAX 32 /* room for any two numbers, whatever the compiler can prove */
+/* Lines of other names after the probe's in /etc/hosts: c-ares reads the whole file at every
+ * refresh, so a longer file keeps its fd open longer (as a real hosts file of some size would). */
+#define PROBE_HOSTS_PADDING 120
 
 struct probe_conn {
 	char name[32];
@@ -30,22 +34,26 @@ static struct probe_conn probe_conns[PROBE_NAMES];
 static int probe_count;
 static unsigned probe_reconnects;
 
-static UNUSED_FN void probe_address(int i, int at, char ip[INET_ADDRSTRLEN])
+static UNUSED_FN void probe_address(int i, int at, char ip[PROBE_IP_MAX])
 {
-	snprintf(ip, INET_ADDRSTRLEN, "127.0.%u.%u", (unsigned)(i + 1) & 0xff, (unsigned)(10 + at) & 0xff);
+	snprintf(ip, PROBE_IP_MAX, "127.0.%d.%d", i + 1, 10 + at);
 }
 
 /* The private /etc/hosts: every hosts-file name at its current address (one write). */
 static UNUSED_FN void probe_write_hosts(void)
 {
-	char lines[1024];
+	char lines[6144];
 	int n = 0;
 	for (int i = 0; i < probe_count; i++) {
 		if (probe_conns[i].dns != NULL)
 			continue;
-		char ip[INET_ADDRSTRLEN];
+		char ip[PROBE_IP_MAX];
 		probe_address(i, probe_conns[i].at, ip);
 		n += snprintf(lines + n, sizeof lines - (size_t)n, "%s %s\n", ip, probe_conns[i].name);
+		CHECK(n < (int)sizeof lines);
+	}
+	for (int i = 0; i < PROBE_HOSTS_PADDING; i++) {
+		n += snprintf(lines + n, sizeof lines - (size_t)n, "127.1.%d.%d other%d.test\n", i / 200, i % 200 + 1, i);
 		CHECK(n < (int)sizeof lines);
 	}
 	set_hosts(lines);
@@ -64,7 +72,7 @@ static UNUSED_FN void probe_setup(int hosts_names, int dns_names)
 		c->fd = -1;
 		snprintf(c->name, sizeof c->name, "%c%d.test", i < hosts_names ? 'h' : 'd', i);
 		if (i >= hosts_names) {
-			char ip[INET_ADDRSTRLEN];
+			char ip[PROBE_IP_MAX];
 			probe_address(i, 0, ip);
 			c->dns = helper_add_name(c->name, ip);
 		}
@@ -79,7 +87,7 @@ static UNUSED_FN void probe_setup(int hosts_names, int dns_names)
 static UNUSED_FN __attribute__((noinline)) void probe_connect(struct probe_conn *c)
 {
 	c->fd = connect_named(c->name, PROBE_PORT);
-	char want[INET_ADDRSTRLEN], peer[INET_ADDRSTRLEN];
+	char want[PROBE_IP_MAX], peer[INET_ADDRSTRLEN];
 	probe_address((int)(c - probe_conns), c->at, want);
 	CHECKF(strcmp(peer_text(c->fd, peer), want) == 0, "%s reached %s, expected %s", c->name, peer, want);
 	CHECKF(echo_exchange(c->fd, "hello"), "the first exchange with %s failed", c->name);
@@ -99,7 +107,7 @@ static UNUSED_FN void probe_move_all(void)
 		struct probe_conn *c = &probe_conns[i];
 		c->at = (c->at + 1) % PROBE_ADDRESSES;
 		if (c->dns != NULL) {
-			char ip[INET_ADDRSTRLEN];
+			char ip[PROBE_IP_MAX];
 			probe_address(i, c->at, ip);
 			helper_move(c->dns, ip);
 		}

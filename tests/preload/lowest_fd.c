@@ -109,7 +109,7 @@ int main(int argc, char **argv)
 	printf("%d moves, %u reconnects, %u queries of the shim to the DNS helper meanwhile\n", moves, probe_reconnects,
 	       queries);
 	if (shim)
-		CHECKF(probe_reconnects >= (unsigned)probe_count && queries > 0,
+		CHECKF(probe_reconnects >= (unsigned)probe_count && (dns_names == 0 || queries > 0),
 		       "the shim did not follow the moves (%u reconnects for %d names, %u queries): the probe "
 		       "did not exercise it",
 		       probe_reconnects, probe_count, queries);
