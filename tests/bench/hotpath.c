@@ -37,47 +37,8 @@
 
 #define DRAIN_EVERY 16
 
-#include "task_count.h"
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
-
-/* A connected pair: *client (tracked under the shim) and *server (the accepted end). */
-static void tracked_pair(int *client, int *server)
-{
-	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (lfd < 0)
-		die("socket");
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof sa;
-	if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(lfd, 4) < 0 ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &len) < 0)
-		die("listen");
-	struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
-	struct addrinfo *res = NULL;
-	char port[16];
-	snprintf(port, sizeof port, "%u", ntohs(sa.sin_port));
-	int rc = getaddrinfo("localhost", port, &hints, &res);
-	if (rc != 0) {
-		fprintf(stderr, "getaddrinfo(localhost): %s\n", gai_strerror(rc));
-		exit(1);
-	}
-	struct sockaddr_in *to = (struct sockaddr_in *)res->ai_addr;
-	if (to->sin_addr.s_addr != htonl(INADDR_LOOPBACK)) {
-		fprintf(stderr, "localhost does not resolve to 127.0.0.1 first\n");
-		exit(1);
-	}
-	*client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (*client < 0 || connect(*client, res->ai_addr, res->ai_addrlen) < 0)
-		die("connect");
-	freeaddrinfo(res);
-	*server = accept(lfd, NULL, NULL);
-	if (*server < 0)
-		die("accept");
-}
+#include "proc_self.h"
+#include "helper_common.h"
 
 static char sink[1 << 16];
 
@@ -85,14 +46,6 @@ static void drain(int fd)
 {
 	while (syscall(SYS_recvfrom, fd, sink, sizeof sink, MSG_DONTWAIT, NULL, NULL) > 0)
 		;
-}
-
-static void *idle_thread(void *unused)
-{
-	(void)unused;
-	for (;;)
-		pause();
-	return NULL;
 }
 
 int main(int argc, char **argv)

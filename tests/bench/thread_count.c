@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "task_count.h"
+#include "proc_self.h"
 
 int main(int argc, char **argv)
 {

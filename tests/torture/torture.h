@@ -109,7 +109,7 @@ static UNUSED_FN void private_files(const char *hosts_lines)
  * stays; a reader sees the file empty for a moment, never half written). */
 static UNUSED_FN void set_hosts(const char *lines)
 {
-	char text[1024];
+	char text[8192];
 	int n = snprintf(text, sizeof text, "127.0.0.1 localhost\n%s", lines);
 	CHECK(n < (int)sizeof text);
 	int fd = open("/etc/hosts", O_WRONLY | O_TRUNC | O_CLOEXEC);
