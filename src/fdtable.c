@@ -79,7 +79,10 @@ void fdtable_clear_all(void)
 		fd_slot *chunk = atomic_load_explicit(&fdtable_chunks[i], memory_order_acquire);
 		if (chunk == NULL)
 			continue;
+		/* Only the slots in use: a fork child calls this, and every page it writes is a page the
+		 * kernel must copy for it (copy-on-write), which the program pays for at every fork. */
 		for (size_t j = 0; j < CHUNK_SIZE; j++)
-			atomic_store_explicit(&chunk[j], 0, memory_order_release);
+			if (atomic_load_explicit(&chunk[j], memory_order_relaxed) != 0)
+				atomic_store_explicit(&chunk[j], 0, memory_order_release);
 	}
 }

@@ -1,15 +1,24 @@
 #include "fork_keep.h"
 
 #include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stddef.h>
 
-struct kept {
-	struct kept *older;
-	unsigned count;
-	void *pointers[];
-};
-static struct kept *kept;
+/* One row per fork generation, in static memory: a malloc in the fork child would write heap pages
+ * the kernel must then copy for it, at every fork the program makes. A chain of forks deeper than
+ * GENERATIONS, each tracking connections, reuses the oldest row: LeakSanitizer would then report
+ * that generation's leftovers as lost, nothing else changes. */
+#define GENERATIONS 8
+#define PER_GENERATION 8
+
+static void *kept[GENERATIONS][PER_GENERATION];
+static unsigned depth; /* rows filled, this process's ancestors' included */
+static unsigned used;  /* entries of the current row */
+static bool row_open;
+
+void fork_keep_begin(void)
+{
+	row_open = false;
+}
 
 void fork_keep(void *const *pointers, unsigned count)
 {
@@ -18,12 +27,12 @@ void fork_keep(void *const *pointers, unsigned count)
 		any = any || pointers[i] != NULL;
 	if (!any)
 		return;
-	/* glibc's fork leaves malloc usable in the child. Without memory, they are simply lost. */
-	struct kept *k = malloc(sizeof *k + count * sizeof k->pointers[0]);
-	if (k == NULL)
-		return;
-	k->older = kept;
-	k->count = count;
-	memcpy(k->pointers, pointers, count * sizeof k->pointers[0]);
-	kept = k;
+	if (!row_open) {
+		row_open = true;
+		used = 0;
+		depth++;
+	}
+	void **row = kept[(depth - 1) % GENERATIONS];
+	for (unsigned i = 0; i < count && used < PER_GENERATION; i++)
+		row[used++] = pointers[i];
 }

@@ -6,7 +6,10 @@
 #ifndef DNSAWARE_FORK_KEEP_H
 #define DNSAWARE_FORK_KEEP_H
 
-/* Keeps the count pointers reachable (nothing when all are NULL, or without memory). */
+/* A fork child starts keeping its parent's leftovers (before the fork_keep calls). */
+void fork_keep_begin(void);
+
+/* Keeps the count pointers reachable (nothing when all are NULL). At most 8 per generation. */
 void fork_keep(void *const *pointers, unsigned count);
 
 #endif

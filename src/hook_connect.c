@@ -222,6 +222,7 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	    !ip_addr_from_sockaddr(addr, len, &peer, &port))
 		return REAL(connect)(fd, addr, len);
 
+	runtime_settle_fork();
 	int saved_errno = errno;
 	runtime_inside = true;
 	struct connect_route route;

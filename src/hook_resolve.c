@@ -38,6 +38,7 @@ static void learn(const char *host, const struct ip_addr *addrs, unsigned n)
 	char name[NAME_MAX_LEN + 1];
 	if (n == 0 || !names_normalize(host, name))
 		return;
+	runtime_settle_fork();
 	sigset_t saved;
 	names_lock(&saved);
 	struct name_entry *entry = names_learn(name, addrs, n, runtime_now_ms());

@@ -16,6 +16,8 @@ static bool draining_send_allowed(int fd, struct tracked_socket *s)
 {
 	int saved_errno = errno;
 	bool allowed = true;
+	if (runtime_in_vfork_child())
+		goto done; /* the parent's socket, the parent's to drain */
 	if (sockview_identity(fd, s) == IDENTITY_DIFFERENT)
 		goto done; /* the table is stale: this fd is another socket now */
 	for (;;) {

@@ -54,12 +54,41 @@ static void after_fork_parent(void)
 	names_after_fork_parent();
 }
 
+/* A fork child that has not settled yet (runtime_settle_fork). */
+static _Atomic bool fork_pending;
+
+/* Only what cannot wait: every page the child writes is a page the kernel copies for it, at every
+ * fork the program makes (tools/bench fork). The rest is done when the child first needs the
+ * library (runtime_settle_fork); until then runtime_pid is still the parent's, so the hooks leave
+ * the inherited tables alone, as in a vfork child. */
 static void after_fork_child(void)
 {
-	atomic_store(&runtime_pid, getpid());
-	log_after_fork_child();
 	names_after_fork_child();
-	resolver_thread_after_fork_child();
+	shimfd_close_inherited();
+	atomic_store_explicit(&fork_pending, true, memory_order_relaxed);
+}
+
+void runtime_settle_fork(void)
+{
+	if (__builtin_expect(!atomic_load_explicit(&fork_pending, memory_order_acquire), 1))
+		return;
+	int saved_errno = errno;
+	sigset_t saved;
+	names_lock(&saved);
+	if (atomic_load(&fork_pending)) {
+		atomic_store(&runtime_pid, getpid());
+		log_after_fork_child();
+		names_forget_parent_sockets();
+		resolver_thread_after_fork_child();
+		atomic_store(&fork_pending, false);
+	}
+	names_unlock(&saved);
+	errno = saved_errno;
+}
+
+bool runtime_fork_pending(void)
+{
+	return atomic_load_explicit(&fork_pending, memory_order_acquire);
 }
 
 static void load(void)

@@ -105,6 +105,7 @@ void log_line(enum log_level level, const char *message)
 {
 	if (!log_enabled(level))
 		return;
+	runtime_settle_fork(); /* the log's lock may be a parent thread's */
 	int saved_errno = errno;
 	char line[LOG_LINE_MAX];
 	int n = snprintf(line, sizeof line, "dnsaware[%d]: %s %s\n", (int)getpid(), level_names[level], message);

@@ -188,6 +188,10 @@ void names_after_fork_child(void)
 	 * (ThreadSanitizer reported the child's next lock as a double lock). The child's only thread
 	 * is the one that locked it in names_prepare_fork. */
 	pthread_mutex_unlock(&names_mutex);
+}
+
+void names_forget_parent_sockets(void)
+{
 	unused_count = 0;
 	for (struct name_entry *e = entries; e != NULL; e = e->next) {
 		e->live_sockets = 0;

@@ -64,8 +64,11 @@ bool names_steer_plan(const struct ip_addr *addr, struct steer_plan *plan);
 /* Lock held. Frees entries with no socket, no refresh in flight, unused for NAMES_UNUSED_KEEP_MS. */
 void names_forget_unused(uint64_t now_ms);
 struct name_entry *names_first(void);
-/* Fork child: lock re-made, counts of sockets and refreshes cleared (the child tracks nothing yet). */
+/* Fork child, in the atfork handler: the lock the fork took is free again. */
 void names_after_fork_child(void);
+/* Lock held. A fork child settling (runtime.h): counts of sockets and refreshes cleared (the child
+ * tracks nothing yet). */
+void names_forget_parent_sockets(void);
 void names_prepare_fork(void);
 void names_after_fork_parent(void);
 

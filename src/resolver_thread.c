@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cares_files.h"
 #include "channel.h"
 #include "dns_sockets.h"
 #include "drain.h"
@@ -57,6 +58,7 @@ static void start_thread(void)
 	 * cannot be making an fd of its own meanwhile), never by the thread: the log file, the files
 	 * c-ares reads at set-up, its sockets (docs/how-it-works.md, "Where the shim's fds live"). */
 	log_open_for_thread();
+	cares_files_pin();
 	if (!channel_open()) {
 		atomic_store(&thread_state, THREAD_FAILED);
 		return;
@@ -99,8 +101,10 @@ void resolver_thread_adopt(struct tracked_socket *s)
 	while (!atomic_compare_exchange_weak(&incoming, &head, s));
 	start_thread();
 	/* Not while another program thread is still starting it (setting the sockets up). */
-	if (thread_running())
+	if (thread_running()) {
 		dns_sockets_refill();
+		cares_files_pin();
+	}
 	wake_thread();
 }
 
@@ -115,9 +119,11 @@ void resolver_thread_after_fork_child(void)
 	 * under the lock fork's prepare handler takes too (adopt_incoming, thread_lists_collect_released), so no
 	 * socket was only on the stack of a thread the child does not have. */
 	void *const kept[] = {atomic_load(&incoming), atomic_load(&tracked_released)};
+	fork_keep_begin();
 	fork_keep(kept, sizeof kept / sizeof kept[0]);
 	thread_lists_after_fork_child();
 	channel_after_fork_child();
+	cares_files_after_fork_child();
 	fdtable_clear_all();
 	atomic_store(&tracked_live_count, 0); /* the child tracks nothing yet */
 	shimfd_close_all();

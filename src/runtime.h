@@ -26,15 +26,24 @@ extern __thread bool runtime_inside __attribute__((tls_model("initial-exec")));
  * thread held for an instant would be taken from it. */
 extern __thread bool runtime_on_thread __attribute__((tls_model("initial-exec")));
 
-/* The process whose memory this is: set at load and in a fork child. A vfork child runs in its
- * parent's memory with an fd table of its own until it execs: its closes and dups (a close loop
- * before exec, say) must not change the parent's fd table, nor mark the parent's own fds lost.
- * getpid() is a system call (async-signal-safe): the hooks ask only when the table would change. */
+/* The process whose memory this is: set at load and when a fork child settles. A vfork child runs
+ * in its parent's memory with an fd table of its own until it execs: its closes and dups (a close
+ * loop before exec, say) must not change the parent's fd table, nor mark the parent's own fds lost,
+ * nor its sends act on the parent's draining sockets. A fork child that has not settled is treated
+ * the same way: its tables are still the parent's. getpid() is a system call (async-signal-safe):
+ * the hooks ask only when the table would change. */
 extern _Atomic pid_t runtime_pid;
 static inline bool runtime_in_vfork_child(void)
 {
 	return getpid() != atomic_load_explicit(&runtime_pid, memory_order_relaxed);
 }
+
+/* A fork child's reset of the parent's state (thread, fd table, sockets, the log's lock), done when
+ * the child first needs the library (it connects, resolves or logs) rather than in the atfork
+ * handler, which every fork pays for. One atomic load when there is nothing to do. */
+void runtime_settle_fork(void);
+/* A fork child that has not settled: it watches nothing of its own. */
+bool runtime_fork_pending(void);
 
 uint64_t runtime_now_ms(void);
 uint32_t runtime_random(void);
@@ -55,5 +64,9 @@ bool shimfd_is_lost(int fd);
 /* Fork child, after the fd table was cleared: close the library's inherited fds, except those
  * kept on fork, which are marked again. */
 void shimfd_close_all(void);
+/* Fork child, in the atfork handler: closes the library's inherited fds (those its own and not kept
+ * on fork) without writing a byte of the library's memory (runtime_settle_fork forgets them later:
+ * closed, they read as lost). */
+void shimfd_close_inherited(void);
 
 #endif

@@ -195,3 +195,17 @@ void shimfd_close_all(void)
 			REAL(close)(fd);
 	}
 }
+
+void shimfd_close_inherited(void)
+{
+	for (int i = 0; i < SHIMFD_MAX; i++) {
+		uint64_t w = atomic_load(&slots[i]);
+		int fd = slot_fd(w);
+		if (fd < 0 || (w & SLOT_LOST) || atomic_load(&kept_on_fork[i]))
+			continue;
+		struct stat st;
+		if (fstat(fd, &st) == 0 && st.st_dev == atomic_load(&identity[i].dev) &&
+		    st.st_ino == atomic_load(&identity[i].ino))
+			REAL(close)(fd);
+	}
+}

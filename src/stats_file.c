@@ -104,7 +104,7 @@ static void write_at_exit(void)
 {
 	/* A forked child inherits the handler but not the thread: it writes only once its own
 	 * thread runs, i.e. once it watches something itself. */
-	if (thread_running != NULL && thread_running())
+	if (thread_running != NULL && !runtime_fork_pending() && thread_running())
 		write_file(true);
 }
 
