@@ -26,6 +26,7 @@
 
 #include "cares_files.h"
 #include "file_helper.h"
+#include "log.h"
 #include "real.h"
 #include "runtime.h"
 
@@ -149,7 +150,9 @@ static int pinned_for(const struct stat *st)
 	if (pinned >= 0 && !shimfd_is_lost(pinned) && fstat(pinned, &pst) == 0 && pst.st_dev == st->st_dev &&
 	    pst.st_ino == st->st_ino)
 		return pinned;
-	atomic_store(&pin_wanted, true);
+	if (!atomic_exchange(&pin_wanted, true))
+		log_msg(LOG_DEBUG, "%s is a new file (or was closed): read by the file helper until the next tracked "
+				   "connect opens it for the thread", HOSTS_PATH);
 	return -1;
 }
 
