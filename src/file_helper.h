@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -22,12 +23,14 @@
 /* A configured path, expanded (%p), with a temporary suffix. */
 #define FILE_HELPER_PATH_MAX (CONFIG_PATH_MAX + 96)
 
-/* Replacing a file whole: the text goes to the first of tmp[] that can be created exclusively
- * (O_CREAT | O_EXCL | O_NOFOLLOW: never through a symlink, never over a file), which is then renamed
- * over path. Nothing is left behind on any error. */
+/* Replacing a file whole: the text goes to the first temporary name (tmp_prefix and 8 hex digits of
+ * one of suffix[]) that can be created exclusively (O_CREAT | O_EXCL | O_NOFOLLOW: never through a
+ * symlink, never over a file), which is then renamed over path. Nothing is left behind on any
+ * error. */
 struct file_replace {
 	const char *path;
-	char tmp[FILE_HELPER_TMP_TRIES][FILE_HELPER_PATH_MAX];
+	char tmp_prefix[FILE_HELPER_PATH_MAX - 9];
+	uint32_t suffix[FILE_HELPER_TMP_TRIES];
 	const char *text;
 	size_t length;
 	mode_t mode;

@@ -11,6 +11,7 @@
 #include "real.h"
 #include "resolver_thread.h"
 #include "runtime.h"
+#include "stats_file.h"
 #include "tracked.h"
 
 struct config runtime_config;
@@ -78,6 +79,7 @@ void runtime_settle_fork(void)
 	if (atomic_load(&fork_pending)) {
 		atomic_store(&runtime_pid, getpid());
 		log_after_fork_child();
+		stats_file_after_fork_child();
 		names_forget_parent_sockets();
 		resolver_thread_after_fork_child();
 		atomic_store(&fork_pending, false);

@@ -44,7 +44,7 @@ static uint32_t random_suffix(void)
  * has the file helper do it (file_helper.h). */
 static int write_locked(bool direct, const char **what, char *path, size_t path_size)
 {
-	static struct file_replace job; /* write_mutex; large for a stack (paths of every try) */
+	struct file_replace job;
 	char text[STATS_TEXT_MAX];
 	*what = "expanding the path";
 	if (!stats_expand_path(runtime_config.stats_file, (long)getpid(), path, path_size))
@@ -52,11 +52,11 @@ static int write_locked(bool direct, const char **what, char *path, size_t path_
 	int length = stats_format(&stats, (long)getpid(), text, sizeof text);
 	if (length < 0)
 		return EOVERFLOW;
-	for (unsigned i = 0; i < FILE_HELPER_TMP_TRIES; i++) {
-		int n = snprintf(job.tmp[i], sizeof job.tmp[i], "%s.tmp%d.%08x", path, (int)getpid(), random_suffix());
-		if (n < 0 || (size_t)n >= sizeof job.tmp[i])
-			return ENAMETOOLONG;
-	}
+	int n = snprintf(job.tmp_prefix, sizeof job.tmp_prefix, "%s.tmp%d.", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof job.tmp_prefix)
+		return ENAMETOOLONG;
+	for (unsigned i = 0; i < FILE_HELPER_TMP_TRIES; i++)
+		job.suffix[i] = random_suffix();
 	job.path = path;
 	job.text = text;
 	job.length = (size_t)length;
@@ -93,6 +93,13 @@ static void write_file(bool direct)
 			shown_setting, what, shown_path, strerror(e));
 	}
 	errno = saved_errno;
+}
+
+void stats_file_after_fork_child(void)
+{
+	/* The parent's thread may have been writing the file when the program forked. */
+	pthread_mutex_init(&write_mutex, NULL);
+	failing = false;
 }
 
 void stats_file_write(void)

@@ -8,6 +8,8 @@
 bool stats_file_wanted(void);
 /* Writes the file now; one warning line per failure streak. Serialised (thread vs exit). */
 void stats_file_write(void);
+/* Fork child settling (runtime.h): the write's lock may be the parent thread's. */
+void stats_file_after_fork_child(void);
 /* Registers the write at exit, once per process; called when the thread starts, so a process
  * that never makes a tracked connection writes no file. */
 void stats_file_at_exit(bool (*still_running)(void));
