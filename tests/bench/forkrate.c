@@ -16,7 +16,9 @@
  * The controls, run without the shim, tell the parts of the shim's cost apart: --thread starts one
  * idle thread of the program's own (as the shim's; a fork in a threaded process costs more), and
  * --hold-fd N holds /dev/null at fd N or the first free one above (N: where the shim's highest fd
- * was), so the table is as large as with the shim; neither runs the shim's fork handlers. */
+ * was), so the table is as large as with the shim; neither runs the shim's fork handlers.
+ * --memory MB touches MB of heap first, as a program that holds data does: fork copies the page
+ * table of every page a process touched. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -64,17 +66,19 @@ static int highest_fd(void)
 
 int main(int argc, char **argv)
 {
-	int thread = 0, hold = -1, bad = argc < 3;
+	int thread = 0, hold = -1, memory_mb = 0, bad = argc < 3;
 	for (int i = 3; i < argc && !bad; i++) {
 		if (strcmp(argv[i], "--thread") == 0)
 			thread = 1;
+		else if (strcmp(argv[i], "--memory") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0)
+			memory_mb = atoi(argv[++i]);
 		else if (strcmp(argv[i], "--hold-fd") == 0 && i + 1 < argc && atoi(argv[i + 1]) > 0)
 			hold = atoi(argv[++i]);
 		else
 			bad = 1;
 	}
 	if (bad || (strcmp(argv[1], "fork") != 0 && strcmp(argv[1], "vfork") != 0) || atof(argv[2]) <= 0) {
-		fprintf(stderr, "usage: forkrate fork|vfork SECONDS [--thread] [--hold-fd N]\n");
+		fprintf(stderr, "usage: forkrate fork|vfork SECONDS [--thread] [--hold-fd N] [--memory MB]\n");
 		return 2;
 	}
 	int use_vfork = strcmp(argv[1], "vfork") == 0;
@@ -94,6 +98,15 @@ int main(int argc, char **argv)
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (null < 0 || fcntl(null, F_DUPFD_CLOEXEC, hold) < hold)
 			die("--hold-fd");
+	}
+	/* A program's heap: every page touched, so every fork copies its page table. */
+	if (memory_mb > 0) {
+		size_t size = (size_t)memory_mb << 20;
+		char *heap = malloc(size);
+		if (heap == NULL)
+			die("--memory");
+		for (size_t i = 0; i < size; i += 4096)
+			heap[i] = (char)i;
 	}
 	pthread_t t;
 	if (thread && pthread_create(&t, NULL, idle_thread, NULL) != 0)
