@@ -8,7 +8,9 @@ module is set up as regrtest sets up a worker (test.libregrtest.setup.setup_test
 the unraisable and threading hooks, stdout with backslashreplace; support.use_resources, none by
 default, so no test that needs the internet runs), loaded with unittest.TestLoader as regrtest
 loads it, and run with a TextTestRunner at verbosity 2 (the usual `test_x (test.m.C.test_x) ...
-ok` lines go to stdout, for people).
+ok` lines go to stdout, for people). --match and --ignore are regrtest's -m and -i. --anchor
+first makes a TCP connection to "localhost" (resolved, so the shim tracks it and its thread runs)
+and holds it until the module is done.
 
 The results file gets one JSON object a line, appended and flushed as the run goes, so a crash or
 a timeout loses nothing that finished:

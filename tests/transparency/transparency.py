@@ -5,35 +5,37 @@
 
 Each selected module of CPython's test suite (Debian's libpython3.11-testsuite, run with
 /usr/bin/python3) runs twice: the control without the shim, and with LD_PRELOAD=LIB,
-DNSAWARE_LOG=debug, DNSAWARE_LOG_FILE (one per module), DNSAWARE_TTL_FLOOR=200ms (the
-thread re-resolves every name it watches five times a second). run_module.py records every test
-id's outcome (ok, FAIL, ERROR, skipped, expected failure, unexpected success; plus the module's
-exit as `test.MODULE (exit)`). Every run is in a network namespace of its own with only lo up
-(nothing leaves the machine; two runs never race for a port), with a private TMPDIR and HOME
-that are deleted afterwards. By default the control and the shim run of a module run side by
-side (--jobs 2), so both see the same load.
+DNSAWARE_LOG=debug, DNSAWARE_LOG_FILE (one per module) and DNSAWARE_TTL_FLOOR=200ms (the thread
+re-resolves the names it watches five times a second). run_module.py records every test id's
+outcome (ok, FAIL, ERROR, skipped, expected failure, unexpected success; the module's exit as
+`test.MODULE (exit)`) and holds a connection to localhost all along, so the shim's thread runs in
+every module's process. Every run has network and mount namespaces of its own: only lo, Debian's
+default hosts file (localhost is 127.0.0.1 and ::1), a resolver that refuses every query, a
+private TMPDIR and HOME (deleted afterwards). Nothing leaves the machine and two runs never race
+for a port. The control and the shim run of a module run side by side (--jobs 2): same load.
 
 The flake rule: when a test id's outcome differs, its module runs again both ways, up to
 --reruns (2) more times. The difference is real only if the shim's outcomes and the control's
-never meet (no outcome seen in one is seen in the other: the shim consistently differs); a test
-whose outcomes overlap is a flake, listed in the report but not failed. Reruns stop as soon as
-every differing id of the module is known to be a flake.
+never meet (no outcome seen in one run of it is seen in the other: the shim consistently
+differs); otherwise it is a flake, listed but not failed. Reruns stop once every differing id of
+the module is known to be a flake.
 
-The shim must be seen working: its logs are read for the processes that started its thread and
-the sockets it tracked (debug lines "background thread started", "tracking fd N to ..."); a run
-in which it tracked nothing fails. Lines where it acted on a connection (shut down, draining,
-redirected, failed over, avoiding) or warned are printed: DNS never moves here.
+The shim must be seen working: its logs give the processes that started its thread and the
+sockets it tracked ("background thread started", "tracking fd N to ..."); a run in which it
+tracked nothing fails. So does any line where it acted on a connection (shut down, draining,
+redirected, failed over): DNS never moves here. Cooldowns after refused connects are counted.
 
-Results in DIR: control.json and shim.json (per module: wall time per round, every id's outcome
-per round and the first non-ok detail), report.txt (what this prints), and round*/ with each
-run's output (MODULE.out), results (MODULE.jsonl) and the shim's log (MODULE.dnsaware.log).
+Results in DIR: control.json and shim.json (per module: wall time and exit per round, every id's
+outcome per round, the first non-ok detail of each id), report.txt (what this prints), round*/
+with each run's output (MODULE.out), results (MODULE.jsonl) and the shim's log.
 
-Environment: DNSAWARE_TEST_PRELOAD_PREFIX (the sanitizer runtime, before LIB and in the
-control's LD_PRELOAD as well, so only the shim differs), DNSAWARE_TRANSPARENCY_MODULES
-(`all`, or a comma-separated list: the same as --all / --modules, for `meson test`).
+Environment: DNSAWARE_TEST_PRELOAD_PREFIX (the sanitizer runtime: first in the shim's
+LD_PRELOAD, and the control's whole LD_PRELOAD, so only the shim differs; not under TSan, whose
+runtime alone crashes /bin/sh), DNSAWARE_TEST_SANITIZER, DNSAWARE_TRANSPARENCY_MODULES (`all`,
+or a comma-separated list: --all / --modules, for `meson test`).
 
-Exit status: 0 same outcomes everywhere, 1 a reproducible difference or the shim never active,
-77 skipped (not root, or no network namespaces, or no CPython test suite).
+Exit status: 0 same outcomes everywhere, 1 a reproducible difference, an action of the shim, or
+the shim never active; 77 skipped (not root, no namespaces, no CPython test suite).
 """
 import argparse
 import json
@@ -131,6 +133,29 @@ COOLDOWN = re.compile(r"^a connect to \S+ failed; avoiding it")
 LOG_LINE = re.compile(r"^dnsaware\[(\d+)\]: (\w+) (.*)$")
 
 
+RUNNING = []   # the Runs started and not yet reaped
+
+
+def pdeathsig():
+    """In each run's first process: it dies with the driver, even a SIGKILLed one."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def stop(signum, frame):
+    """meson's timeout, or ^C: every run's session goes too (they are not in our group)."""
+    for run in RUNNING:
+        try:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        shutil.rmtree(run.private, ignore_errors=True)
+    sys.exit(128 + signum)
+
+
 def log(out, text=""):
     print(text, flush=True)
     out.append(text)
@@ -155,6 +180,11 @@ class Run:
         os.makedirs(os.path.join(self.private, "tmp"))
         os.makedirs(os.path.join(self.private, "home"))
         preload = os.environ.get("DNSAWARE_TEST_PRELOAD_PREFIX", "")
+        if mode == "control" and "thread" in os.environ.get("DNSAWARE_TEST_SANITIZER", ""):
+            # The TSan runtime alone cannot be preloaded into dash (it segfaults at start; with
+            # the shim after it, linked with libpthread, it runs): every test that runs /bin/sh
+            # failed in the control. Under TSan the control runs without any preload.
+            preload = ""
         extra = {}
         if mode == "shim":
             preload += opts.lib
@@ -180,7 +210,9 @@ class Run:
         self.started = time.monotonic()
         with open(self.output, "wb") as out:
             self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         preexec_fn=pdeathsig)
+        RUNNING.append(self)
 
     def poll(self):
         """True once finished (killed at MODULE_TIMEOUT)."""
@@ -197,6 +229,7 @@ class Run:
         else:
             self.exit = "exit %d" % rc
         self.seconds = elapsed
+        RUNNING.remove(self)
         try:   # what the module's children left running, in its session
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -338,6 +371,8 @@ def main():
     opts.ip = shutil.which("ip") or "/usr/sbin/ip"
     os.makedirs(opts.workdir, exist_ok=True)
     private_files(opts)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     reason = skip_reason(opts)
     if reason:
         print("SKIP: " + reason)
