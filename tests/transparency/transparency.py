@@ -179,10 +179,6 @@ class Run:
         for path in (self.results, self.output, self.shimlog):
             if path and os.path.exists(path):
                 os.unlink(path)
-        # Short: unix sockets live under TMPDIR (108 bytes at most for their path).
-        self.private = tempfile.mkdtemp(prefix="dnsaware-tr-")
-        os.makedirs(os.path.join(self.private, "tmp"))
-        os.makedirs(os.path.join(self.private, "home"))
         # A sanitized build: the runtime first, then the shim, or in the control an empty
         # library built with the same sanitizer (neutral.c), so only the shim's code differs.
         prefix = os.environ.get("DNSAWARE_TEST_PRELOAD_PREFIX", "")
@@ -203,16 +199,22 @@ class Run:
         # preload.
         self.argv = ["unshare", "--net", "--mount", "--", "/bin/sh", "-c", opts.setup + ' && exec "$@"',
                      "sh", "/usr/bin/env"] + ["%s=%s" % kv for kv in sorted(extra.items())] + argv
-        self.env = dict(opts.base_env, TMPDIR=os.path.join(self.private, "tmp"),
-                        HOME=os.path.join(self.private, "home"))
+        self.base_env = opts.base_env
+        self.private = None
         self.proc = None
         self.seconds = 0.0
         self.exit = None
 
     def start(self):
+        # Short: unix sockets live under TMPDIR (108 bytes at most for their path).
+        self.private = tempfile.mkdtemp(prefix="dnsaware-tr-")
+        env = dict(self.base_env, TMPDIR=os.path.join(self.private, "tmp"),
+                   HOME=os.path.join(self.private, "home"))
+        os.mkdir(env["TMPDIR"])
+        os.mkdir(env["HOME"])
         self.started = time.monotonic()
         with open(self.output, "wb") as out:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(self.argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True,
                                          preexec_fn=pdeathsig)
         RUNNING.append(self)
@@ -352,6 +354,8 @@ def skip_reason(opts):
         return "CPython's test suite is not installed (tools/setup installs libpython3.11-testsuite)"
     if not os.path.isfile(opts.lib):
         return "no library at " + opts.lib
+    os.makedirs(opts.workdir, exist_ok=True)
+    private_files(opts)
     probe = subprocess.run(["unshare", "--net", "--mount", "--", "/bin/sh", "-c", opts.setup],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if probe.returncode != 0:
@@ -372,8 +376,6 @@ def main():
     opts.lib = os.path.abspath(opts.lib)
     opts.workdir = os.path.abspath(opts.workdir)
     opts.ip = shutil.which("ip") or "/usr/sbin/ip"
-    os.makedirs(opts.workdir, exist_ok=True)
-    private_files(opts)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     reason = skip_reason(opts)
