@@ -162,6 +162,7 @@ static struct content *read_pinned(int fd, const struct stat *st)
 	struct content *c = calloc(1, sizeof *c);
 	size_t size = (size_t)st->st_size + 4096;
 	if (c == NULL || size > FILE_MAX || (c->data = malloc(size + 1)) == NULL) {
+		errno = c == NULL || size <= FILE_MAX ? ENOMEM : EFBIG;
 		free(c);
 		return NULL;
 	}
@@ -232,6 +233,7 @@ static FILE *open_in_memory(const char *path)
 		return NULL;
 	struct reader *r = malloc(sizeof *r);
 	if (r == NULL) {
+		free_if_unused(c); /* a copy of the kept-open file, which no one else holds */
 		errno = ENOMEM;
 		return NULL;
 	}

@@ -10,8 +10,8 @@
 
 #define SLOTS (2 * DNS_SOCKETS_SERVERS)
 /* A slot's state: EMPTY (no socket), the fd (kept, free to lend), or the fd with LENT (c-ares has
- * it). Made EMPTY -> fd only by a program thread (prepare, replenish); every other change by the
- * background thread. */
+ * it). Made EMPTY -> fd only by a program thread (prepare, refill), which also fills `spare`; every
+ * other change by the background thread. */
 #define EMPTY ((int64_t)-1)
 #define LENT ((int64_t)1 << 40)
 /* Datagrams still queued on a returned UDP socket (late answers) are read away, at most this many. */

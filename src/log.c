@@ -33,12 +33,11 @@ static bool log_fd_usable(void)
 	return log_fd >= 0 && (log_fd <= STDERR_FILENO || !shimfd_is_lost(log_fd));
 }
 
-/* Lock held, on a program thread (never the background thread: it makes no fd in the program's
- * table, file_helper.h). */
+/* Lock held, the fd not usable; on a program thread (never the background thread: it makes no fd
+ * in the program's table, file_helper.h), unless the log is stderr. Afterwards the fd is usable: the
+ * file just opened, or stderr. */
 static void open_locked(void)
 {
-	if (log_fd_usable())
-		return;
 	if (runtime_config.log_file[0] == '\0') {
 		log_fd = STDERR_FILENO;
 		return;
@@ -70,12 +69,14 @@ static void open_locked(void)
  * appends the thread's line. */
 static void write_locked(const char *text, size_t length)
 {
-	if (!log_fd_usable() && (!runtime_on_thread || runtime_config.log_file[0] == '\0'))
-		open_locked();
-	if (log_fd_usable())
+	if (log_fd_usable()) {
 		REAL(write)(log_fd, text, length);
-	else
+	} else if (!runtime_on_thread || runtime_config.log_file[0] == '\0') {
+		open_locked();
+		REAL(write)(log_fd, text, length);
+	} else {
 		file_helper_append(runtime_config.log_file, text, length);
+	}
 }
 
 void log_open_for_thread(void)
@@ -86,7 +87,8 @@ void log_open_for_thread(void)
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &saved);
 	pthread_mutex_lock(&log_mutex);
-	open_locked();
+	if (!log_fd_usable())
+		open_locked();
 	pthread_mutex_unlock(&log_mutex);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }

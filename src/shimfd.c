@@ -49,6 +49,13 @@ static int slot_of(int fd, uint64_t *word)
 	return -1;
 }
 
+/* fd is the file (dev, ino) still. fstat: async-signal-safe. */
+static bool is_file(int fd, dev_t dev, ino_t ino)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
 /* Slot i held fd with word w: true when fd is not the library's file any more (closed by the
  * program, through a hook or behind its back, or the slot has moved on); marked lost for good then,
  * and the table forgets the number. */
@@ -60,8 +67,7 @@ static bool check_lost(int i, int fd, uint64_t w)
 	ino_t ino = atomic_load(&identity[i].ino);
 	if (atomic_load(&slots[i]) != w)
 		return true; /* released or lost meanwhile */
-	struct stat st;
-	if (fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+	if (is_file(fd, dev, ino))
 		return false;
 	if (atomic_compare_exchange_strong(&slots[i], &w, w | SLOT_LOST))
 		fdtable_compare_exchange(fd, FDTABLE_SHIM, 0);
@@ -203,9 +209,7 @@ void shimfd_close_inherited(void)
 		int fd = slot_fd(w);
 		if (fd < 0 || (w & SLOT_LOST) || atomic_load(&kept_on_fork[i]))
 			continue;
-		struct stat st;
-		if (fstat(fd, &st) == 0 && st.st_dev == atomic_load(&identity[i].dev) &&
-		    st.st_ino == atomic_load(&identity[i].ino))
+		if (is_file(fd, atomic_load(&identity[i].dev), atomic_load(&identity[i].ino)))
 			REAL(close)(fd);
 	}
 }

@@ -14,7 +14,6 @@
 #include "config.h"
 #include "file_helper.h"
 #include "log.h"
-#include "real.h"
 #include "runtime.h"
 #include "stats.h"
 
