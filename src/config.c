@@ -154,6 +154,7 @@ void config_set_defaults(struct config *cfg)
 	cfg->drain_timeout_ms = DEFAULT_DRAIN_TIMEOUT_MS;
 	cfg->stale_after = DEFAULT_STALE_AFTER;
 	cfg->redirect = true;
+	cfg->learn_dns = true;
 	cfg->cooldown_ms = DEFAULT_COOLDOWN_MS;
 	cfg->log_level = LOG_WARN;
 	cfg->stats_interval_ms = DEFAULT_STATS_INTERVAL_MS;
@@ -471,6 +472,7 @@ void config_load(struct config *cfg, config_getenv_fn getenv_fn, config_warn_fn 
 	load_duration(&env, &drain_timeout_rule, &cfg->drain_timeout_ms);
 	load_stale_after(&env, &cfg->stale_after);
 	load_switch(&env, ENV_REDIRECT, "1", &cfg->redirect);
+	load_switch(&env, ENV_LEARN_DNS, "1", &cfg->learn_dns);
 	load_duration(&env, &cooldown_rule, &cfg->cooldown_ms);
 	load_string(&env, ENV_HOSTS, "all names", cfg->hosts, sizeof cfg->hosts);
 	load_string(&env, ENV_EXCLUDE, "none", cfg->exclude, sizeof cfg->exclude);

@@ -21,6 +21,7 @@ struct config {
 	uint64_t drain_timeout_ms;  /* default 300000; 0 = never */
 	unsigned stale_after;       /* default 2, accepted 1..100 */
 	bool redirect;              /* default true */
+	bool learn_dns;             /* default true: learn from the program's own DNS answers */
 	uint64_t cooldown_ms;       /* default 30000: a failed connect's address is avoided this long */
 	char hosts[CONFIG_LIST_MAX];   /* comma-separated globs; empty = all */
 	char exclude[CONFIG_LIST_MAX]; /* comma-separated globs; empty = none */

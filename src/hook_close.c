@@ -34,7 +34,9 @@ static void forget_fd(int fd)
 		shimfd_lost(fd);
 		return;
 	}
-	note_connect_outcome(fd, (struct tracked_socket *)slot);
+	struct tracked_socket *s = fdtable_socket(slot);
+	if (s != NULL)
+		note_connect_outcome(fd, s);
 	tracked_detach(fd);
 }
 

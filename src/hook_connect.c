@@ -11,6 +11,8 @@
 #include <sys/time.h>
 
 #include "connect_failures.h"
+#include "dns_fd.h"
+#include "dns_learn.h"
 #include "log.h"
 #include "names.h"
 #include "real.h"
@@ -217,6 +219,10 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	struct ip_addr peer;
 	uint16_t port;
 	runtime_init();
+	if (!runtime_inside && atomic_load_explicit(&runtime_active, memory_order_relaxed)) {
+		dns_fd_connect(fd, addr, len);
+		dns_learn_pending();
+	}
 	if (runtime_inside || !atomic_load_explicit(&runtime_active, memory_order_relaxed) ||
 	    atomic_load_explicit(&names_count, memory_order_relaxed) == 0 ||
 	    !ip_addr_from_sockaddr(addr, len, &peer, &port))

@@ -4,50 +4,12 @@
 #include <netdb.h>
 #include <string.h>
 
-#include "log.h"
+#include "learn.h"
 #include "names.h"
 #include "real.h"
 #include "runtime.h"
 
 #define LEARN_MAX RECORDSET_MAX
-
-static bool is_numeric_host(const char *host)
-{
-	struct in_addr v4;
-	struct in6_addr v6;
-	char literal[INET6_ADDRSTRLEN + 1];
-	if (inet_aton(host, &v4))
-		return true;
-	/* "fe80::1%eth0": the scope does not make it a name. */
-	size_t len = strcspn(host, "%");
-	if (len >= sizeof literal)
-		return false;
-	memcpy(literal, host, len);
-	literal[len] = '\0';
-	return inet_pton(AF_INET6, literal, &v6) == 1;
-}
-
-static bool wanted(const char *host)
-{
-	return host != NULL && !runtime_inside && atomic_load_explicit(&runtime_active, memory_order_relaxed) &&
-	       !is_numeric_host(host) && config_host_selected(&runtime_config, host);
-}
-
-static void learn(const char *host, const struct ip_addr *addrs, unsigned n)
-{
-	char name[NAME_MAX_LEN + 1];
-	if (n == 0 || !names_normalize(host, name))
-		return;
-	runtime_settle_fork();
-	sigset_t saved;
-	names_lock(&saved);
-	struct name_entry *entry = names_learn(name, addrs, n, runtime_now_ms());
-	names_unlock(&saved);
-	if (entry != NULL && log_enabled(LOG_DEBUG)) {
-		char text[IP_ADDR_STRLEN];
-		log_msg(LOG_DEBUG, "learned %s -> %s%s", name, ip_addr_format(&addrs[0], text), n > 1 ? " and more" : "");
-	}
-}
 
 static void learn_addrinfo(const char *host, const struct addrinfo *list)
 {
@@ -56,7 +18,7 @@ static void learn_addrinfo(const char *host, const struct addrinfo *list)
 	for (const struct addrinfo *ai = list; ai != NULL && n < LEARN_MAX; ai = ai->ai_next)
 		if (ai->ai_addr != NULL && ip_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, &addrs[n], NULL))
 			n++;
-	learn(host, addrs, n);
+	learn_record(host, addrs, n, STATS_LEARN_GETADDRINFO, LEARN_TTL_UNKNOWN);
 }
 
 static void learn_hostent(const char *host, const struct hostent *he)
@@ -81,13 +43,13 @@ static void learn_hostent(const char *host, const struct hostent *he)
 		if (ok)
 			n++;
 	}
-	learn(host, addrs, n);
+	learn_record(host, addrs, n, STATS_LEARN_GETHOSTBYNAME, LEARN_TTL_UNKNOWN);
 }
 
 /* After a gethostbyname* call: records its answer, leaving errno (and h_errno) as libc set them. */
 static void learn_hostent_result(const char *name, const struct hostent *he)
 {
-	if (he == NULL || !wanted(name))
+	if (he == NULL || !learn_wanted(name))
 		return;
 	int saved_errno = errno;
 	learn_hostent(name, he);
@@ -102,7 +64,7 @@ __attribute__((visibility("default"))) int getaddrinfo(const char *node, const c
 	runtime_inside = true;
 	int rc = REAL(getaddrinfo)(node, service, hints, res);
 	runtime_inside = was_inside;
-	if (rc == 0 && (hints == NULL || !(hints->ai_flags & AI_NUMERICHOST)) && wanted(node)) {
+	if (rc == 0 && (hints == NULL || !(hints->ai_flags & AI_NUMERICHOST)) && learn_wanted(node)) {
 		int saved_errno = errno;
 		learn_addrinfo(node, *res);
 		errno = saved_errno;

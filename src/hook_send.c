@@ -1,10 +1,13 @@
-/* The send family: the send path of the idle boundary. A healthy or untracked fd costs the table
- * lookup and one atomic load; only a draining socket takes the slow path. Async-signal-safe. */
+/* The send family: the send path of the idle boundary, and the queries the program sends on its
+ * own DNS sockets (dns_fd.h). A healthy or untracked fd costs the table lookup and one atomic
+ * load; only a draining socket, a DNS socket or a datagram to port 53 takes the slow path.
+ * Async-signal-safe. */
 #include <errno.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dns_fd.h"
 #include "idle.h"
 #include "real.h"
 #include "runtime.h"
@@ -55,33 +58,69 @@ done:
 }
 
 /* The tracked socket behind fd if it is draining or closing (its sends are gated), else NULL. */
-static inline struct tracked_socket *gated_socket(int fd)
+static inline struct tracked_socket *gated_socket(uintptr_t slot)
 {
-	struct tracked_socket *s = fdtable_socket(fdtable_load(fd));
-	if (__builtin_expect(s == NULL, 1))
+	struct tracked_socket *s = fdtable_socket(slot);
+	if (s == NULL)
 		return NULL;
 	uint64_t state = atomic_load_explicit(&s->state, memory_order_acquire);
 	return (state & (STATE_DRAINING | STATE_CLOSING)) != 0 ? s : NULL;
 }
 
 /* The fast path: loads only, so each hook below compiles to a tail jump into libc with no
- * register saved. Anything else (libc not looked up yet, a draining socket) takes the slow path. */
+ * register saved. Anything else (libc not looked up yet, a draining socket, a DNS socket) takes
+ * the slow path. */
 static inline bool slow_path_needed(int fd, const void *real_call)
 {
-	return __builtin_expect(real_call == NULL, 0) || gated_socket(fd) != NULL;
+	if (__builtin_expect(real_call == NULL, 0))
+		return true;
+	uintptr_t slot = fdtable_load(fd);
+	if (__builtin_expect(slot == 0, 1))
+		return false;
+	return fdtable_is_dns(slot) || gated_socket(slot) != NULL;
 }
 
 /* Slow path: true when the send may go ahead; false with errno = EPIPE when it must fail unsent.
  * (The caller's REAL() looks libc up if that is what sent it here: never a dlsym per send.) */
 static bool send_allowed(int fd)
 {
-	struct tracked_socket *s = gated_socket(fd);
+	struct tracked_socket *s = gated_socket(fdtable_load(fd));
 	return s == NULL || draining_send_allowed(fd, s);
+}
+
+/* Before a send of iov on fd (to `to`, NULL: its peer): the DNS socket's pool index, its query
+ * recorded if a datagram; -1 when fd is no DNS socket. */
+static int dns_send_begin(int fd, const struct sockaddr *to, socklen_t tolen, const struct iovec *iov, int iovcnt,
+			  size_t n)
+{
+	int index = dns_fd_for_send(fd, to, tolen);
+	if (index >= 0)
+		dns_fd_before_send(index, iov, iovcnt, n);
+	return index;
+}
+
+static void dns_send_end(int index, const struct iovec *iov, int iovcnt, ssize_t sent)
+{
+	if (index >= 0)
+		dns_fd_after_send(index, iov, iovcnt, sent);
+}
+
+/* A send of one buffer: the DNS socket it goes on (-1: none), or false when it must fail unsent. */
+static bool buffer_send_begin(int fd, const struct sockaddr *to, socklen_t tolen, const struct iovec *iov, int *dns)
+{
+	*dns = dns_send_begin(fd, to, tolen, iov, 1, iov->iov_len);
+	return *dns >= 0 || send_allowed(fd);
 }
 
 __attribute__((noinline)) static ssize_t send_slow(int fd, const void *buf, size_t len, int flags)
 {
-	return send_allowed(fd) ? REAL(send)(fd, buf, len, flags) : -1;
+	struct iovec iov = {(void *)buf, len};
+	int dns;
+	if (!buffer_send_begin(fd, NULL, 0, &iov, &dns))
+		return -1;
+	ssize_t sent = REAL(send)(fd, buf, len, flags);
+	dns_send_end(dns, &iov, 1, sent);
+	return sent;
 }
 
 __attribute__((visibility("default"))) ssize_t send(int fd, const void *buf, size_t len, int flags)
@@ -95,34 +134,109 @@ __attribute__((visibility("default"))) ssize_t send(int fd, const void *buf, siz
 __attribute__((noinline)) static ssize_t sendto_slow(int fd, const void *buf, size_t len, int flags,
 						     const struct sockaddr *addr, socklen_t addrlen)
 {
-	return send_allowed(fd) ? REAL(sendto)(fd, buf, len, flags, addr, addrlen) : -1;
+	struct iovec iov = {(void *)buf, len};
+	int dns;
+	if (!buffer_send_begin(fd, addr, addrlen, &iov, &dns))
+		return -1;
+	ssize_t sent = REAL(sendto)(fd, buf, len, flags, addr, addrlen);
+	dns_send_end(dns, &iov, 1, sent);
+	return sent;
 }
 
 __attribute__((visibility("default"))) ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 						      const struct sockaddr *addr, socklen_t addrlen)
 {
 	__auto_type call = REAL_LOAD(sendto);
-	if (slow_path_needed(fd, call))
+	if (slow_path_needed(fd, call) || dns_fd_is_server(addr, addrlen))
 		return sendto_slow(fd, buf, len, flags, addr, addrlen);
 	return call(fd, buf, len, flags, addr, addrlen);
 }
 
+static size_t iov_total(const struct iovec *iov, size_t iovcnt)
+{
+	size_t total = 0;
+	for (size_t i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	return total;
+}
+
+/* A message's destination, as the inline test reads it (msg may be anything the program passes). */
+static inline bool msg_to_dns_server(const struct msghdr *msg)
+{
+	return msg != NULL && dns_fd_is_server(msg->msg_name, msg->msg_namelen);
+}
+
+/* A message's iov count as the recording takes it (the kernel refuses more than IOV_MAX anyway). */
+static int msg_iovcnt(const struct msghdr *msg)
+{
+	return msg->msg_iovlen > 1024 ? 0 : (int)msg->msg_iovlen;
+}
+
 __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghdr *msg, int flags)
 {
-	return send_allowed(fd) ? REAL(sendmsg)(fd, msg, flags) : -1;
+	int dns = -1;
+	if (msg != NULL && msg->msg_iov != NULL) {
+		int iovcnt = msg_iovcnt(msg);
+		dns = dns_send_begin(fd, msg->msg_name, msg->msg_namelen, msg->msg_iov, iovcnt,
+				     iov_total(msg->msg_iov, (size_t)iovcnt));
+	}
+	if (dns < 0 && !send_allowed(fd))
+		return -1;
+	ssize_t sent = REAL(sendmsg)(fd, msg, flags);
+	if (dns >= 0)
+		dns_send_end(dns, msg->msg_iov, msg_iovcnt(msg), sent);
+	return sent;
 }
 
 __attribute__((visibility("default"))) ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	__auto_type call = REAL_LOAD(sendmsg);
-	if (slow_path_needed(fd, call))
+	if (slow_path_needed(fd, call) || msg_to_dns_server(msg))
 		return sendmsg_slow(fd, msg, flags);
 	return call(fd, msg, flags);
 }
 
+__attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
+{
+	int dns = -1;
+	for (unsigned int i = 0; msgs != NULL && i < n; i++) {
+		const struct msghdr *msg = &msgs[i].msg_hdr;
+		if (msg->msg_iov == NULL)
+			continue;
+		int iovcnt = msg_iovcnt(msg);
+		int index = dns_send_begin(fd, msg->msg_name, msg->msg_namelen, msg->msg_iov, iovcnt,
+					   iov_total(msg->msg_iov, (size_t)iovcnt));
+		if (index >= 0)
+			dns = index;
+	}
+	if (dns < 0 && !send_allowed(fd))
+		return -1;
+	int sent = REAL(sendmmsg)(fd, msgs, n, flags);
+	int saved_errno = errno;
+	for (int i = 0; dns >= 0 && i < sent; i++)
+		if (msgs[i].msg_hdr.msg_iov != NULL)
+			dns_send_end(dns, msgs[i].msg_hdr.msg_iov, msg_iovcnt(&msgs[i].msg_hdr), (ssize_t)msgs[i].msg_len);
+	errno = saved_errno;
+	return sent;
+}
+
+__attribute__((visibility("default"))) int sendmmsg(int fd, struct mmsghdr *msgs, unsigned int n, int flags)
+{
+	__auto_type call = REAL_LOAD(sendmmsg);
+	if (slow_path_needed(fd, call) || (n > 0 && msgs != NULL && msg_to_dns_server(&msgs[0].msg_hdr)))
+		return sendmmsg_slow(fd, msgs, n, flags);
+	return call(fd, msgs, n, flags);
+}
+
 __attribute__((noinline)) static ssize_t write_slow(int fd, const void *buf, size_t count)
 {
-	return send_allowed(fd) ? REAL(write)(fd, buf, count) : -1;
+	struct iovec iov = {(void *)buf, count};
+	int dns;
+	if (!buffer_send_begin(fd, NULL, 0, &iov, &dns))
+		return -1;
+	ssize_t sent = REAL(write)(fd, buf, count);
+	dns_send_end(dns, &iov, 1, sent);
+	return sent;
 }
 
 __attribute__((visibility("default"))) ssize_t write(int fd, const void *buf, size_t count)
@@ -135,7 +249,14 @@ __attribute__((visibility("default"))) ssize_t write(int fd, const void *buf, si
 
 __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec *iov, int iovcnt)
 {
-	return send_allowed(fd) ? REAL(writev)(fd, iov, iovcnt) : -1;
+	int dns = -1;
+	if (iov != NULL && iovcnt > 0)
+		dns = dns_send_begin(fd, NULL, 0, iov, iovcnt, iov_total(iov, (size_t)iovcnt));
+	if (dns < 0 && !send_allowed(fd))
+		return -1;
+	ssize_t sent = REAL(writev)(fd, iov, iovcnt);
+	dns_send_end(dns, iov, iovcnt, sent);
+	return sent;
 }
 
 __attribute__((visibility("default"))) ssize_t writev(int fd, const struct iovec *iov, int iovcnt)
@@ -145,7 +266,6 @@ __attribute__((visibility("default"))) ssize_t writev(int fd, const struct iovec
 		return writev_slow(fd, iov, iovcnt);
 	return call(fd, iov, iovcnt);
 }
-
 __attribute__((noinline)) static ssize_t sendfile_slow(int out_fd, int in_fd, off_t *offset, size_t count)
 {
 	return send_allowed(out_fd) ? REAL(sendfile)(out_fd, in_fd, offset, count) : -1;

@@ -22,6 +22,10 @@ struct name_entry {
 	char host[NAME_MAX_LEN + 1];
 	struct recordset records;
 	uint64_t last_learned_ms;
+	/* The TTL of the last DNS answer the program read itself (dns_learn.c): the first refresh
+	 * waits for it instead of the floor. */
+	bool learned_ttl_known;
+	uint32_t learned_ttl_seconds;
 	uint64_t next_refresh_ms;  /* 0: not scheduled (no socket yet) */
 	uint64_t interval_ms;      /* the clamped TTL of the last good answer, or the floor */
 	unsigned live_sockets;     /* tracked sockets that hold this entry */

@@ -42,6 +42,16 @@ void real_resolve(void)
 	RESOLVE(writev);
 	RESOLVE(sendfile);
 	RESOLVE(sendfile64);
+	RESOLVE(sendmmsg);
+	RESOLVE(recv);
+	RESOLVE(recvfrom);
+	RESOLVE(recvmsg);
+	RESOLVE(recvmmsg);
+	RESOLVE(read);
+	RESOLVE(__recv_chk);
+	RESOLVE(__recvfrom_chk);
+	RESOLVE(__read_chk);
+	RESOLVE(dlopen);
 	RESOLVE(socket);
 	RESOLVE(open);
 	if (REAL_LOAD(fcntl64) == NULL)

@@ -29,6 +29,17 @@ struct real_calls {
 	_Atomic(ssize_t (*)(int, const struct iovec *, int)) writev;
 	_Atomic(ssize_t (*)(int, int, off_t *, size_t)) sendfile;
 	_Atomic(ssize_t (*)(int, int, off_t *, size_t)) sendfile64;
+	_Atomic(int (*)(int, struct mmsghdr *, unsigned int, int)) sendmmsg;
+	_Atomic(ssize_t (*)(int, void *, size_t, int)) recv;
+	_Atomic(ssize_t (*)(int, void *, size_t, int, struct sockaddr *, socklen_t *)) recvfrom;
+	_Atomic(ssize_t (*)(int, struct msghdr *, int)) recvmsg;
+	_Atomic(int (*)(int, struct mmsghdr *, unsigned int, int, struct timespec *)) recvmmsg;
+	_Atomic(ssize_t (*)(int, void *, size_t)) read;
+	/* The fortified forms (_FORTIFY_SOURCE), which call libc's recv/read internally, past the hooks. */
+	_Atomic(ssize_t (*)(int, void *, size_t, size_t, int)) __recv_chk;
+	_Atomic(ssize_t (*)(int, void *, size_t, size_t, int, struct sockaddr *, socklen_t *)) __recvfrom_chk;
+	_Atomic(ssize_t (*)(int, void *, size_t, size_t)) __read_chk;
+	_Atomic(void *(*)(const char *, int)) dlopen;
 	/* Not hooked: the library makes its own fds through the same layer that closes them
 	 * (REAL(close)), whatever else is preloaded before it (ThreadSanitizer, whose interceptors
 	 * saw the library's sockets made but never closed, reported the program's next fd with the

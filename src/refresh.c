@@ -22,8 +22,10 @@ void refresh_schedule_first(struct name_entry *entry, uint64_t now)
 {
 	if (entry->next_refresh_ms != 0 || entry->refresh_in_flight)
 		return;
-	entry->interval_ms = runtime_config.ttl_floor_ms;
-	entry->next_refresh_ms = now + schedule_jitter(runtime_config.ttl_floor_ms, runtime_random());
+	entry->interval_ms = entry->learned_ttl_known ? schedule_ttl_ms(entry->learned_ttl_seconds, runtime_config.ttl_floor_ms,
+									 runtime_config.ttl_ceiling_ms)
+						      : runtime_config.ttl_floor_ms;
+	entry->next_refresh_ms = now + schedule_jitter(entry->interval_ms, runtime_random());
 }
 
 bool refresh_take_schedule_changed(void)

@@ -12,6 +12,8 @@
 #include "cares_files.h"
 #include "channel.h"
 #include "dns_sockets.h"
+#include "dns_learn.h"
+#include "dns_watch.h"
 #include "drain.h"
 #include "fork_keep.h"
 #include "log.h"
@@ -125,6 +127,8 @@ void resolver_thread_after_fork_child(void)
 	channel_after_fork_child();
 	cares_files_after_fork_child();
 	fdtable_clear_all();
+	dns_watch_forget_all(); /* the child watches none of the program's DNS sockets yet */
+	dns_learn_after_fork_child();
 	atomic_store(&tracked_live_count, 0); /* the child tracks nothing yet */
 	shimfd_close_all();
 	atomic_store(&incoming, NULL);
@@ -219,6 +223,7 @@ static void *thread_main(void *unused)
 		uint32_t seen = atomic_load(&wake_seq);
 		uint64_t now = runtime_now_ms();
 		uint64_t wake_at = now + runtime_config.ttl_ceiling_ms;
+		dns_learn_pending(); /* what the program looked up itself since the last connect */
 		adopt_incoming(now);
 		thread_lists_collect_released(now);
 		thread_lists_reap_closed(now, &wake_at);

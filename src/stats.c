@@ -9,6 +9,12 @@ struct stats stats;
 
 static const char *const reason_names[STATS_REASONS] = {"dns", "max_age"};
 static const char *const path_names[STATS_PATHS] = {"idle", "send", "deadline"};
+static const char *const learn_source_names[STATS_LEARN_SOURCES] = {"getaddrinfo", "gethostbyname", "dns"};
+
+const char *stats_learn_source_name(enum stats_learn_source source)
+{
+	return learn_source_names[source];
+}
 
 const char *stats_path_name(enum stats_path path)
 {
@@ -81,6 +87,12 @@ int stats_format(const struct stats *s, long pid, char *buf, size_t size)
 	       pid, &s->connects_redirected);
 	single(&t, "dnsaware_connect_failovers_total", "counter",
 	       "Blocking connects that failed and reached another address of the name.", pid, &s->connect_failovers);
+	family(&t, "dnsaware_names_learned_total", "counter",
+	       "Answers the program got that fed a name's record, by source (getaddrinfo, gethostbyname, or dns: "
+	       "a DNS answer it read itself).");
+	for (int i = 0; i < STATS_LEARN_SOURCES; i++)
+		put(&t, "dnsaware_names_learned_total{pid=\"%ld\",source=\"%s\"} %llu\n", pid, learn_source_names[i],
+		    (unsigned long long)get(&s->names_learned[i]));
 	single(&t, "dnsaware_thread_wakeups_total", "counter",
 	       "Times the background thread woke up and looked for work.", pid, &s->thread_wakeups);
 	single(&t, "dnsaware_thread_socket_visits_total", "counter",

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 enum stats_reason { STATS_REASON_DNS, STATS_REASON_MAX_AGE, STATS_REASONS };
+enum stats_learn_source { STATS_LEARN_GETADDRINFO, STATS_LEARN_GETHOSTBYNAME, STATS_LEARN_DNS, STATS_LEARN_SOURCES };
 enum stats_path { STATS_PATH_IDLE, STATS_PATH_SEND, STATS_PATH_DEADLINE, STATS_PATHS };
 
 struct stats {
@@ -21,6 +22,8 @@ struct stats {
 	_Atomic uint64_t shutdowns[STATS_REASONS][STATS_PATHS];
 	_Atomic uint64_t connects_redirected;
 	_Atomic uint64_t connect_failovers;
+	/* Answers the program got that fed a name's record, by where they were seen. */
+	_Atomic uint64_t names_learned[STATS_LEARN_SOURCES];
 	/* The background thread's own work, so its cost per wake-up can be watched (and tested):
 	 * loop iterations, and tracked sockets looked at by its walks (adoption not counted). */
 	_Atomic uint64_t thread_wakeups;
@@ -42,6 +45,9 @@ int stats_format(const struct stats *s, long pid, char *buf, size_t size);
 
 /* "idle", "send", "deadline": the path label, also the log's word for it. */
 const char *stats_path_name(enum stats_path path);
+
+/* "getaddrinfo", "gethostbyname", "dns": the source label, also the log's word for it. */
+const char *stats_learn_source_name(enum stats_learn_source source);
 
 /* The stats file's path: "%p" becomes pid, "%%" a single "%". False when it does not fit. */
 bool stats_expand_path(const char *pattern, long pid, char *out, size_t size);

@@ -1,5 +1,7 @@
 #include "tracked.h"
 
+#include "dns_watch.h"
+
 void tracked_init(struct tracked_socket *s)
 {
 	atomic_init(&s->state, 0);
@@ -60,6 +62,16 @@ static void release(struct tracked_socket *s, int fd)
 	}
 }
 
+/* fd no longer refers to what its slot held (previous). */
+static void release_slot(uintptr_t previous, int fd)
+{
+	struct tracked_socket *old = fdtable_socket(previous);
+	if (old != NULL)
+		release(old, fd);
+	else if (fdtable_is_dns(previous))
+		dns_watch_unref(fdtable_dns_index(previous));
+}
+
 bool tracked_attach(int fd, struct tracked_socket *s)
 {
 	bool ok;
@@ -71,11 +83,20 @@ bool tracked_attach(int fd, struct tracked_socket *s)
 		release(s, fd);
 		return false;
 	}
-	struct tracked_socket *old = fdtable_socket(previous);
-	if (old != NULL && old != s)
-		release(old, fd);
-	else if (old == s)
-		release(s, fd); /* attached twice to the same fd: keep one reference */
+	/* Attached twice to the same fd: keep one reference. */
+	release_slot(previous, fd);
+	return true;
+}
+
+bool tracked_attach_dns(int fd, int index)
+{
+	bool ok;
+	uintptr_t previous = fdtable_exchange(fd, fdtable_dns_slot(index), &ok);
+	if (!ok) {
+		dns_watch_unref(index);
+		return false;
+	}
+	release_slot(previous, fd);
 	return true;
 }
 
@@ -85,10 +106,8 @@ struct tracked_socket *tracked_detach(int fd)
 		return NULL;
 	bool ok;
 	uintptr_t previous = fdtable_exchange(fd, 0, &ok);
-	struct tracked_socket *old = fdtable_socket(previous);
-	if (old != NULL)
-		release(old, fd);
-	return old;
+	release_slot(previous, fd);
+	return fdtable_socket(previous);
 }
 
 bool tracked_detach_if(int fd, struct tracked_socket *s)
@@ -103,9 +122,14 @@ void tracked_duplicate(int oldfd, int newfd)
 {
 	if (oldfd == newfd)
 		return;
-	struct tracked_socket *s = fdtable_socket(fdtable_load(oldfd));
-	if (s == NULL || !tracked_attach(newfd, s))
+	uintptr_t slot = fdtable_load(oldfd);
+	struct tracked_socket *s = fdtable_socket(slot);
+	if (fdtable_is_dns(slot)) {
+		dns_watch_ref(fdtable_dns_index(slot));
+		tracked_attach_dns(newfd, fdtable_dns_index(slot));
+	} else if (s == NULL || !tracked_attach(newfd, s)) {
 		tracked_detach(newfd);
+	}
 }
 
 int tracked_any_fd(struct tracked_socket *s)

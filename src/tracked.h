@@ -84,8 +84,23 @@ struct tracked_socket *tracked_take_released(void);
 #define FDTABLE_CHUNKS 1024
 #define FDTABLE_MAX_FD (FDTABLE_CHUNKS << FDTABLE_CHUNK_BITS)
 
-/* A slot holds 0 (not tracked), FDTABLE_SHIM (one of the library's own fds), or a socket pointer. */
+/* A slot holds 0 (not tracked), FDTABLE_SHIM (one of the library's own fds), a socket pointer
+ * (aligned: its two low bits are clear), or one of the program's DNS sockets (dns_watch.h): its
+ * index in the pool, shifted, with FDTABLE_DNS_TAG. */
 #define FDTABLE_SHIM ((uintptr_t)1)
+#define FDTABLE_DNS_TAG ((uintptr_t)2)
+static inline bool fdtable_is_dns(uintptr_t slot)
+{
+	return (slot & FDTABLE_DNS_TAG) != 0;
+}
+static inline int fdtable_dns_index(uintptr_t slot)
+{
+	return (int)(slot >> 2);
+}
+static inline uintptr_t fdtable_dns_slot(int index)
+{
+	return FDTABLE_DNS_TAG | (uintptr_t)index << 2;
+}
 
 typedef _Atomic uintptr_t fdtable_slot;
 extern _Atomic(fdtable_slot *) fdtable_chunks[FDTABLE_CHUNKS];
@@ -110,7 +125,7 @@ static inline uintptr_t fdtable_load(int fd)
 }
 static inline struct tracked_socket *fdtable_socket(uintptr_t slot)
 {
-	return slot > FDTABLE_SHIM ? (struct tracked_socket *)slot : NULL;
+	return (slot & (FDTABLE_SHIM | FDTABLE_DNS_TAG)) == 0 ? (struct tracked_socket *)slot : NULL;
 }
 /* Stores a slot value, mapping the chunk if needed. Returns the previous value, or sets *ok = false
  * (and stores nothing) when fd is out of range or memory cannot be had. */
@@ -136,6 +151,10 @@ bool tracked_detach_if(int fd, struct tracked_socket *s);
 /* newfd is a duplicate of oldfd (dup, dup2, dup3, F_DUPFD): newfd refers to oldfd's socket, or
  * to nothing if oldfd is not tracked. */
 void tracked_duplicate(int oldfd, int newfd);
+/* fd is one of the program's DNS sockets: socket index of the pool (a reference the caller holds
+ * passes to the table). Whatever fd referred to before is released. False (the reference dropped)
+ * if the table could not take it. */
+bool tracked_attach_dns(int fd, int index);
 /* An fd of s that still refers to s in the table, or -1. */
 int tracked_any_fd(struct tracked_socket *s);
 

@@ -1,0 +1,60 @@
+#include "learn.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "log.h"
+#include "names.h"
+#include "runtime.h"
+
+static bool is_numeric_host(const char *host)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+	char literal[INET6_ADDRSTRLEN + 1];
+	if (inet_aton(host, &v4))
+		return true;
+	/* "fe80::1%eth0": the scope does not make it a name. */
+	size_t len = strcspn(host, "%");
+	if (len >= sizeof literal)
+		return false;
+	memcpy(literal, host, len);
+	literal[len] = '\0';
+	return inet_pton(AF_INET6, literal, &v6) == 1;
+}
+
+bool learn_selected(const char *host)
+{
+	return host != NULL && atomic_load_explicit(&runtime_active, memory_order_relaxed) && !is_numeric_host(host) &&
+	       config_host_selected(&runtime_config, host);
+}
+
+bool learn_wanted(const char *host)
+{
+	return !runtime_inside && learn_selected(host);
+}
+
+void learn_record(const char *host, const struct ip_addr *addrs, unsigned n, enum stats_learn_source source,
+		  uint32_t ttl_seconds)
+{
+	char name[NAME_MAX_LEN + 1];
+	if (n == 0 || !names_normalize(host, name))
+		return;
+	runtime_settle_fork();
+	sigset_t saved;
+	names_lock(&saved);
+	struct name_entry *entry = names_learn(name, addrs, n, runtime_now_ms());
+	if (entry != NULL && ttl_seconds != LEARN_TTL_UNKNOWN) {
+		entry->learned_ttl_known = true;
+		entry->learned_ttl_seconds = ttl_seconds;
+	}
+	names_unlock(&saved);
+	if (entry == NULL)
+		return;
+	stats_count(&stats.names_learned[source], 1);
+	if (log_enabled(LOG_DEBUG)) {
+		char text[IP_ADDR_STRLEN];
+		log_msg(LOG_DEBUG, "learned %s -> %s%s (%s)", name, ip_addr_format(&addrs[0], text),
+			n > 1 ? " and more" : "", stats_learn_source_name(source));
+	}
+}
