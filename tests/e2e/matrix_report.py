@@ -8,7 +8,8 @@ import os
 import sys
 import time
 
-import matrix
+import matrix_clients
+import matrix_scenarios
 
 HEADER = """# Compatibility: real clients under libdnsaware
 
@@ -112,7 +113,7 @@ def main(opts):
     out = [HEADER.format(date=time.strftime("%Y-%m-%d", time.gmtime(newest)),
                          host=os.uname().machine + ", " + str(os.cpu_count()) + " cores")]
 
-    scen_order = [s for s in matrix.SCENARIOS if s in runs]
+    scen_order = [s for s in matrix_scenarios.SCENARIOS if s in runs]
     clients = []
     versions = {}
     for s in scen_order:
@@ -129,7 +130,7 @@ def main(opts):
         row = []
         for s in scen_order:
             r = next((x for x in runs[s]["results"] if x["client"] == c and x["shim"]), None)
-            row.append(cell(r, matrix.SCENARIOS[s].expect) if r else "")
+            row.append(cell(r, matrix_scenarios.SCENARIOS[s].expect) if r else "")
         out.append("| %s | %s |" % (c, " | ".join(row)))
     out.append("")
     out.append("Control runs (the same clients without the shim, beside them, in every "
@@ -145,7 +146,7 @@ def main(opts):
     out.append("| id | what runs | version |")
     out.append("|---|---|---|")
     for c in clients:
-        label = matrix.ALL_CLIENTS[c].label if c in matrix.ALL_CLIENTS else c
+        label = matrix_clients.ALL_CLIENTS[c].label if c in matrix_clients.ALL_CLIENTS else c
         out.append("| %s | %s | %s |" % (c, label, versions.get(c, "–")))
     out.append("")
 
@@ -165,7 +166,7 @@ def main(opts):
         out.append("|---" * len(cols) + "|")
         for r in run["results"]:
             row = [r["client"], "shim" if r["shim"] else "control",
-                   cell(r, matrix.SCENARIOS[s].expect)]
+                   cell(r, matrix_scenarios.SCENARIOS[s].expect)]
             if has_move:
                 row.append(fmt(r.get("last_old_s")))
             row += [fmt(r["requests"]), fmt(r["failed"]), fmt(r["reconnects"]),
@@ -193,7 +194,7 @@ def main(opts):
                                 r.get("old_closes_spread_s"), r["move_first_s"],
                                 r["move_last_s"], r.get("conns_total", 0) / run["rate"],
                                 r.get("new_accepts"), r.get("new_accepts_spread_s")))
-            if matrix.SCENARIOS[s].expect == "failover":
+            if matrix_scenarios.SCENARIOS[s].expect == "failover":
                 extra.append("- %s (%s): answered by %s" % (
                     r["client"], "shim" if r["shim"] else "control",
                     ", ".join("%s %d" % kv for kv in sorted(r["by_backend"].items()))))
