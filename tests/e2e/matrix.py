@@ -45,7 +45,7 @@ import dnsmove  # (namespace, process handling)
 from dnsmove import log
 from matrix_clients import ALL_CLIENTS, sanitizer_skips
 from matrix_judge import analyse, dns_counts, judge
-from matrix_layout import ADDRS, NGINX_LISTEN, REPO, SHIM_DNS
+from matrix_layout import REPO
 from matrix_scenarios import SCENARIOS
 from matrix_scene import MatrixScene, run_scenario
 
@@ -66,8 +66,8 @@ def inside(opts):
 
     def body():
         scene.setup_namespace()
-        for a in ADDRS + list(NGINX_LISTEN.values()) + [SHIM_DNS]:
-            with socket.socket() as s:
+        for a in sc.net.local():
+            with socket.socket(socket.AF_INET6 if ":" in a else socket.AF_INET) as s:
                 s.bind((a, 0))
         facts, events = run_scenario(scene, opts)
         dns = dns_counts(scene)
@@ -119,7 +119,7 @@ def report_run(sc, events, results, opts, duration):
     return 0
 
 
-def prerequisites(opts, clients):
+def prerequisites(opts, sc, clients):
     missing = []
     if os.geteuid() != 0:
         missing.append("must run as root (namespaces, bind mounts over /etc, port 53)")
@@ -128,6 +128,13 @@ def prerequisites(opts, clients):
             missing.append("%s not found (util-linux / iproute2)" % prog)
     needs = {"curl": ["curl"], "java": ["java"], "node": ["node"],
              "redis": ["redis-server"], "nginx": ["nginx"], "postgres": ["runuser"]}
+    if sc.tls:
+        for prog in ["openssl"] + (["keytool"] if any(ALL_CLIENTS[c].tls == "jvm"
+                                                        for c in clients) else []):
+            if not shutil.which(prog):
+                missing.append("%s not found (needed to make the test CA of %s)" % (prog, sc.name))
+        missing += ["client %s has no --tls in its adapter (%s is HTTPS)" % (c, sc.name)
+                    for c in clients if not ALL_CLIENTS[c].tls]
     for c in clients:
         for prog in needs.get(c, []):
             if not shutil.which(prog) and not os.path.exists("/usr/sbin/" + prog):
@@ -153,7 +160,7 @@ def outside(opts):
         return EXIT_SKIP
     if skipped:
         opts.clients = ",".join(clients)
-    missing = prerequisites(opts, clients)
+    missing = prerequisites(opts, sc, clients)
     if missing:
         for m in missing:
             log("FAIL (%s): prerequisite missing: %s" % (sc.name, m))

@@ -9,7 +9,7 @@ from matrix_layout import CLIENT_DIR, DOMAIN, HTTP_PORT, PG_PORT, REDIS_PORT
 
 
 class Client:
-    def __init__(self, cid, label, proto, argv, steering=False, conns=1, rate=None):
+    def __init__(self, cid, label, proto, argv, steering=False, conns=1, rate=None, tls=None):
         self.cid = cid
         self.label = label          # for the report
         self.proto = proto          # http | redis | pg | nginx
@@ -17,6 +17,10 @@ class Client:
         self.steering = steering    # keeps the address itself: follows by connect steering
         self.conns = conns
         self.rate = rate            # overrides the scenario's rate (requests/s)
+        # How it trusts the TLS scenarios' test CA (matrix_tls.trust): ca-file (--tls CA_FILE
+        # is enough), jvm (a keytool trust store too), node (NODE_EXTRA_CA_CERTS too); None:
+        # its adapter has no --tls.
+        self.tls = tls
 
     def port(self):
         return {"http": HTTP_PORT, "nginx": HTTP_PORT, "redis": REDIS_PORT,
@@ -29,16 +33,17 @@ def _py(script, *extra):
 
 CLIENTS = [
     Client("curl", "curl, one invocation with many URLs", "http", _py("http_curl.py"),
-           steering=True),
-    Client("requests", "python requests.Session", "http", _py("http_requests.py")),
+           steering=True, tls="ca-file"),
+    Client("requests", "python requests.Session", "http", _py("http_requests.py"),
+           tls="ca-file"),
     Client("urllib3", "python urllib3.PoolManager", "http", _py("http_urllib3.py")),
     Client("java", "Java 17 HttpURLConnection (java File.java)", "http",
-           ["java", os.path.join(CLIENT_DIR, "HttpLoop.java")], steering=True),
+           ["java", os.path.join(CLIENT_DIR, "HttpLoop.java")], steering=True, tls="jvm"),
     Client("java-forever", "Java 17, InetAddress cache forever (-Dsun.net.inetaddr.ttl=-1)",
            "http", ["java", "-Dsun.net.inetaddr.ttl=-1", os.path.join(CLIENT_DIR, "HttpLoop.java")],
-           steering=True),
+           steering=True, tls="jvm"),
     Client("node", "Node.js http.Agent({keepAlive: true})", "http",
-           ["node", os.path.join(CLIENT_DIR, "http_node.js")]),
+           ["node", os.path.join(CLIENT_DIR, "http_node.js")], tls="node"),
     Client("redis", "redis-py against redis-server", "redis", _py("redis_loop.py")),
     Client("postgres", "libpq (psycopg2), one session", "pg", _py("pg_loop.py")),
     Client("nginx", "nginx reverse proxy, upstream keepalive", "nginx",

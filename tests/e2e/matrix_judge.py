@@ -9,7 +9,7 @@ import subprocess
 import dnsresponder  # (the DNS query log)
 import promtext  # (a strict Prometheus text-format parser)
 from matrix_clients import FAILS_PER_RECONNECT, instance_name
-from matrix_layout import ADDRS, PROGRAM_DNS, SHIM_DNS, SLOW_SECONDS, TTL
+from matrix_layout import SLOW_SECONDS, TTL
 
 
 def dns_counts(scene):
@@ -46,8 +46,11 @@ def analyse(scene, client, shim, facts, events, dns):
     t0 = reqs[0]["t"] if reqs else t_ref
     t1 = reqs[-1]["t_end"] if reqs else t_ref
     served = max(0.001, t1 - t0 - (sc.fault[1] if sc.fault and sc.fault[0] == "stopped" else 0))
-    shim_a = len(dns.get((name, SHIM_DNS, "A"), []))
-    prog_a = len(dns.get((name, PROGRAM_DNS, "A"), []))
+    # The queries for the name's records (A; AAAA in an IPv6 scenario), the program's and the
+    # shim's background resolver's.
+    net = sc.net
+    shim_a = len(dns.get((name, net.shim_dns, net.qtype), []))
+    prog_a = len(dns.get((name, net.program_dns, net.qtype), []))
     res = {
         "client": client.cid, "label": client.label, "shim": shim,
         "version": program_version(client, meta), "requests": len(reqs), "failed": len(failed),
@@ -79,13 +82,23 @@ def analyse(scene, client, shim, facts, events, dns):
         slow = [r for r in reqs if r.get("slow") or (r.get("t_end", 0) - r["t"]) >= SLOW_SECONDS * 0.9]
         res["slow_requests"] = len(slow)
         res["slow_ok"] = bool(slow) and all(r.get("ok") for r in slow)
+    if sc.tls:
+        res["tls"] = tls_versions(scene, reqs)
     if sc.ttl_after and shim:
         # After the change, the shim's refreshes are spaced by the new TTL.
-        ts = sorted(dns.get((name, SHIM_DNS, "A"), []))
+        ts = sorted(dns.get((name, net.shim_dns, net.qtype), []))
         later = [t for t in ts if t > events["change"] + TTL * 1.2]
         gaps = [b - a for a, b in zip(later, later[1:])]
         res["shim_query_gaps_after_change"] = [round(g, 2) for g in gaps]
     return res
+
+
+def tls_versions(scene, reqs):
+    """The TLS versions the backends negotiated on this client's connections (their logs)."""
+    ports = {(r.get("backend"), r.get("client_port")) for r in reqs if r.get("ok")}
+    return sorted({e.get("tls") or "none" for a in scene.net.addrs
+                   for e in backend_events(scene, a)
+                   if e.get("event") == "connect" and (a, e.get("client_port")) in ports})
 
 
 def program_version(client, meta):
@@ -173,7 +186,7 @@ def many_connections(scene, client, shim, reqs, removed, events):
     # The backends' view (this scenario runs no other client under the shim): when the old
     # address saw its connections closed (the shim's shutdowns) and the new one accepted.
     closes, accepts = [], []
-    for a in ADDRS:
+    for a in scene.net.addrs:
         for e in backend_events(scene, a):
             if not events["change"] <= e["t"] < events["stop"]:
                 continue
@@ -224,6 +237,10 @@ def judge(sc, client, res):
             return "fail", ("expected the shim's thread in an nginx worker and not in the "
                             "master; master %s, workers %s"
                             % (res.get("master_threads"), res.get("worker_threads")))
+    if sc.tls:
+        why = judge_keepalive(sc, client, res)
+        if why:
+            return "fail", why
     if shim:
         why = judge_metrics(sc, client, res)
         if why:
@@ -302,6 +319,19 @@ def judge_metrics(sc, client, res):
         return "recycled, but %d max-age shutdowns counted" % st["shutdown_max_age"]
     if sc.expect == "failover" and st["redirected"] < 1:
         return "no connect was steered away from the refusing address"
+    return None
+
+
+def judge_keepalive(sc, client, res):
+    """A move over TLS shows what it should only if the client kept its connection open
+    across requests, as over plain HTTP: one connection until the change (the whole run for
+    the control), a TLS 1.3 one. Returns why not, or None."""
+    if sc.tls and res.get("tls") != ["TLSv1.3"]:
+        return "expected TLS 1.3 on every connection, the backends saw %s" % res.get("tls")
+    conns = res["connections"] if not res["shim"] else res["connections_before"]
+    if conns != client.conns:
+        return "keep-alive not used: %d connections %s (expected %d)" % (
+            conns, "in the run" if not res["shim"] else "before the change", client.conns)
     return None
 
 

@@ -14,6 +14,29 @@ SHIM_DNS = "127.0.0.3"     # DNSAWARE_NAMESERVERS of every shim
 ADDRS = ["127.0.0.10", "127.0.0.11", "127.0.0.12", "127.0.0.13"]
 NGINX_LISTEN = {True: "127.0.0.20", False: "127.0.0.21"}
 HTTP_PORT, REDIS_PORT, PG_PORT = 8080, 6379, 5432
+TLS_PORT = 8443            # the HTTP backends' port in a TLS scenario
+
+
+class Net:
+    """The addresses of one scenario's world: the DNS listeners, the driver's source address,
+    the servers' and nginx's addresses, and the record type the names have."""
+
+    def __init__(self, family, program_dns, shim_dns, driver_src, addrs, nginx_listen, qtype):
+        self.family = family
+        self.program_dns = program_dns
+        self.shim_dns = shim_dns
+        self.driver_src = driver_src    # the driver's own DNS queries come from here
+        self.addrs = addrs
+        self.nginx_listen = nginx_listen
+        self.qtype = qtype              # the record type the names have (and are counted by)
+
+    def local(self):
+        """Every address the scene listens on or sends from."""
+        return ([self.program_dns, self.shim_dns, self.driver_src] + self.addrs
+                + list(self.nginx_listen.values()))
+
+
+NET4 = Net(4, PROGRAM_DNS, SHIM_DNS, dnsmove.DRIVER_SRC, ADDRS, NGINX_LISTEN, "A")
 TTL = 1
 TTL_FLOOR = "200ms"
 DOMAIN = "e2e.test"

@@ -2,14 +2,14 @@
 are expected to do under it."""
 
 from matrix_clients import CLIENTS
-from matrix_layout import ADDRS, SLOW_SECONDS, TTL
+from matrix_layout import ADDRS, NET4, SLOW_SECONDS, TTL
 
 
 class Scenario:
     def __init__(self, name, title, initial, final=None, ttl_after=None, fault=None,
                  rotate=None, controls=False, rate=5.0, env=None, clients=None, slow=False,
                  expect="follow", run_after=6.0, failures_reported=False, settle=0.0,
-                 refusing=(), connection="keep-alive"):
+                 refusing=(), connection="keep-alive", tls=False, net=NET4):
         self.name = name
         self.title = title
         self.initial = initial      # addresses at start
@@ -31,6 +31,8 @@ class Scenario:
         self.settle = settle        # added to the deadline: the client's own reuse interval
         self.refusing = list(refusing)  # addresses of the name where nothing listens
         self.connection = connection    # close: a fresh connection per request
+        self.tls = tls              # HTTPS to the backends (TLS_PORT), a test CA made at run time
+        self.net = net              # the addresses (matrix_layout.Net)
 
     def removed(self):
         return set(self.initial) - set(self.final or self.initial)
@@ -75,4 +77,8 @@ SCENARIOS = {s.name: s for s in [
     Scenario("many", "200 keep-alive connections in one process, A moves to B", [OLD], [NEW],
              rate=100.0, clients=["requests-200"], controls=True, run_after=6.0,
              settle=2.0),   # each connection is used every 2 s: it reconnects at its next use
+    # The move over HTTPS: the shim sees only encrypted bytes, and the idle boundary must still
+    # come after a complete TLS record exchange (each client trusts a test CA its own way).
+    Scenario("move-tls", "A moves to B, HTTPS keep-alive (TLS 1.3, a test CA)", [OLD], [NEW],
+             tls=True, clients=["curl", "requests", "java", "node"], controls=True),
 ]}

@@ -9,17 +9,18 @@ import time
 
 import dnsmove  # (namespace, process handling, HTTP backend)
 import dnsresponder  # (the programmable DNS server and its client helpers)
+import matrix_tls  # (the TLS scenarios' test CA)
 import services  # (redis-server, PostgreSQL, nginx)
 from dnsmove import PYTHON, HarnessError, tail
 from matrix_clients import ALL_CLIENTS, instance_name
-from matrix_layout import (HERE, HTTP_PORT, NGINX_LISTEN, PG_PORT, PROGRAM_DNS, REDIS_PORT,
-                           SHIM_DNS, TTL, TTL_FLOOR)
+from matrix_layout import HERE, HTTP_PORT, PG_PORT, REDIS_PORT, TLS_PORT, TTL, TTL_FLOOR
 
 
 class MatrixScene(dnsmove.Scene):
     def __init__(self, opts, workdir, scenario, clients):
         super().__init__(opts, workdir)
         self.sc = scenario
+        self.net = scenario.net
         self.clients = clients
         self.zone = self.path("zone.json")
         self.dns_log = self.path("dns-queries.jsonl")
@@ -28,6 +29,7 @@ class MatrixScene(dnsmove.Scene):
         self.stop_file = self.path("clients.stop")
         self.nginx = {}             # shim -> master Popen
         self.pg_template = None
+        self.pki = None             # matrix_tls.Pki in a TLS scenario
 
     # ---- DNS ----
     def zone_names(self, addrs, ttl, mode="answer"):
@@ -47,8 +49,9 @@ class MatrixScene(dnsmove.Scene):
         n = len([p for name, p in self.procs if name.startswith("dns")])
         self.responder = self.spawn(
             "dns.%d" % n,
-            [PYTHON, os.path.join(HERE, "dnsresponder.py"), "--listen", PROGRAM_DNS,
-             "--listen", SHIM_DNS, "--port", "53", "--zone", self.zone, "--log", self.dns_log])
+            [PYTHON, os.path.join(HERE, "dnsresponder.py"), "--listen", self.net.program_dns,
+             "--listen", self.net.shim_dns, "--port", "53", "--zone", self.zone,
+             "--log", self.dns_log])
         self.wait_dns(lambda rcode, ans: rcode == 0 and ans, "answer")
 
     def stop_responder(self):
@@ -66,8 +69,9 @@ class MatrixScene(dnsmove.Scene):
                 raise HarnessError("the DNS responder exited with status %s:\n%s"
                                    % (self.responder.returncode, tail(self.path("dns.0.out"))))
             try:
-                rcode, ans, _ = dnsresponder.query(PROGRAM_DNS, self.probe_name(), "A",
-                                                   timeout=0.3, src=dnsmove.DRIVER_SRC)
+                rcode, ans, _ = dnsresponder.query(self.net.program_dns, self.probe_name(),
+                                                   self.net.qtype, timeout=0.3,
+                                                   src=self.net.driver_src)
                 last = (rcode, ans)
                 if ok(rcode, ans):
                     return time.time()
@@ -80,14 +84,25 @@ class MatrixScene(dnsmove.Scene):
                            % (what, timeout, last))
 
     # ---- servers ----
+    def http_port(self):
+        return TLS_PORT if self.sc.tls else HTTP_PORT
+
+    def make_pki(self):
+        """The TLS scenarios' test CA and the backends' certificate, valid for every client
+        instance's name."""
+        names = [instance_name(c, shim) for c in self.clients for shim in self.shim_modes()]
+        self.pki = matrix_tls.make_pki(self.path("tls"), names,
+                                       truststore=any(c.tls == "jvm" for c in self.clients))
+
     def start_servers(self):
         addrs = sorted((set(self.sc.initial) | set(self.sc.final or [])) - set(self.sc.refusing))
         protos = {c.proto for c in self.clients}
         if protos & {"http", "nginx"}:
+            tls = ["--cert", self.pki.cert, "--key", self.pki.key] if self.pki else []
             for a in addrs:
                 self.spawn("backend-" + a, [PYTHON, dnsmove.__file__, "backend", "--addr", a,
-                                            "--port", str(HTTP_PORT),
-                                            "--log", self.path("backend-%s.jsonl" % a)])
+                                            "--port", str(self.http_port()),
+                                            "--log", self.path("backend-%s.jsonl" % a)] + tls)
         if "redis" in protos:
             for a in addrs:
                 services.start_redis(self.spawn, self.wd, a, REDIS_PORT)
@@ -97,14 +112,14 @@ class MatrixScene(dnsmove.Scene):
                 services.start_postgres(self.spawn, self.wd, a, PG_PORT, template=template)
         if protos & {"http", "nginx"}:
             for a in addrs:
-                wait_port(a, HTTP_PORT, "HTTP backend")
+                wait_port(a, self.http_port(), "HTTP backend")
         if "nginx" in protos:
             for shim in self.shim_modes():
                 c = ALL_CLIENTS["nginx"]
                 nwd = self.path("nginx-%s" % ("shim" if shim else "control"))
                 os.makedirs(nwd, exist_ok=True)
                 self.nginx[shim] = services.start_nginx(
-                    self.spawn, nwd, NGINX_LISTEN[shim], HTTP_PORT, instance_name(c, shim),
+                    self.spawn, nwd, self.net.nginx_listen[shim], HTTP_PORT, instance_name(c, shim),
                     HTTP_PORT, env=self.program_env(c, shim))
 
     # ---- clients ----
@@ -113,7 +128,7 @@ class MatrixScene(dnsmove.Scene):
         if shim:
             env["LD_PRELOAD"] = dnsmove.preload(self.opts.lib)
             env["DNSAWARE_TTL_FLOOR"] = TTL_FLOOR
-            env["DNSAWARE_NAMESERVERS"] = SHIM_DNS
+            env["DNSAWARE_NAMESERVERS"] = self.net.shim_dns
             env["DNSAWARE_LOG"] = self.opts.log_level
             env["DNSAWARE_LOG_FILE"] = self.path("shim-%s.log" % client.cid)
             # One file per process (nginx has a master and workers), as an operator's
@@ -139,10 +154,11 @@ class MatrixScene(dnsmove.Scene):
             for shim in self.shim_modes():
                 rate = c.rate or self.sc.rate
                 if c.proto == "nginx":
-                    target = "%s:%d" % (NGINX_LISTEN[shim], HTTP_PORT)
+                    target = hostport(self.net.nginx_listen[shim], HTTP_PORT)
                     env = dnsmove.clean_env()       # the front client is not under test
                 else:
-                    target = "%s:%d" % (instance_name(c, shim), c.port())
+                    port = self.http_port() if c.proto == "http" else c.port()
+                    target = "%s:%d" % (instance_name(c, shim), port)
                     env = self.program_env(c, shim)
                 argv = c.argv + ["--target", target, "--rate", "%g" % rate,
                                  "--out", self.out_file(c, shim), "--stop-file", self.stop_file,
@@ -153,6 +169,8 @@ class MatrixScene(dnsmove.Scene):
                     argv += ["--conns", str(c.conns)]
                 if self.sc.connection != "keep-alive":
                     argv += ["--connection", self.sc.connection]
+                if self.pki:
+                    argv, env = matrix_tls.trust(c, self.pki, argv, env)
                 p = self.spawn("client-%s-%s" % (c.cid, "shim" if shim else "control"), argv,
                                env=env)
                 self.instances[(c.cid, shim)] = self.nginx[shim] if c.proto == "nginx" else p
@@ -256,6 +274,10 @@ def refuses(addr, port):
     raise HarnessError("%s:%d should refuse connections, but something listens" % (addr, port))
 
 
+def hostport(host, port):
+    return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+
+
 def wait_port(addr, port, what, timeout=10.0):
     end = time.monotonic() + timeout
     while True:
@@ -276,6 +298,8 @@ def run_scenario(scene, opts):
     sc = scene.sc
     scene.zone_names(sc.initial, TTL)
     scene.start_responder()
+    if sc.tls:
+        scene.make_pki()
     scene.start_servers()
     for a in sc.refusing:
         refuses(a, HTTP_PORT)
