@@ -143,6 +143,7 @@ def run_backend(args):
     class Server(http.server.ThreadingHTTPServer):
         daemon_threads = True
         allow_reuse_address = True
+        address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
 
         def server_bind(self):
             # HTTPServer.server_bind would do a reverse lookup (getfqdn) of the address.

@@ -128,6 +128,8 @@ def prerequisites(opts, sc, clients):
             missing.append("%s not found (util-linux / iproute2)" % prog)
     needs = {"curl": ["curl"], "java": ["java"], "node": ["node"],
              "redis": ["redis-server"], "nginx": ["nginx"], "postgres": ["runuser"]}
+    if sc.net.family == 6 and not os.path.isdir("/proc/sys/net/ipv6"):
+        missing.append("IPv6 is disabled in this kernel (%s is IPv6 only)" % sc.name)
     if sc.tls:
         for prog in ["openssl"] + (["keytool"] if any(ALL_CLIENTS[c].tls == "jvm"
                                                         for c in clients) else []):

@@ -237,7 +237,7 @@ def judge(sc, client, res):
             return "fail", ("expected the shim's thread in an nginx worker and not in the "
                             "master; master %s, workers %s"
                             % (res.get("master_threads"), res.get("worker_threads")))
-    if sc.tls:
+    if sc.tls or sc.net.family == 6:
         why = judge_keepalive(sc, client, res)
         if why:
             return "fail", why
@@ -323,9 +323,9 @@ def judge_metrics(sc, client, res):
 
 
 def judge_keepalive(sc, client, res):
-    """A move over TLS shows what it should only if the client kept its connection open
-    across requests, as over plain HTTP: one connection until the change (the whole run for
-    the control), a TLS 1.3 one. Returns why not, or None."""
+    """A move over TLS or IPv6 shows what it should only if the client kept its connection
+    open across requests, as over plain HTTP: one connection until the change (the whole run
+    for the control), and, over TLS, a TLS one. Returns why not, or None."""
     if sc.tls and res.get("tls") != ["TLSv1.3"]:
         return "expected TLS 1.3 on every connection, the backends saw %s" % res.get("tls")
     conns = res["connections"] if not res["shim"] else res["connections_before"]

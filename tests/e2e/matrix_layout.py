@@ -18,8 +18,9 @@ TLS_PORT = 8443            # the HTTP backends' port in a TLS scenario
 
 
 class Net:
-    """The addresses of one scenario's world: the DNS listeners, the driver's source address,
-    the servers' and nginx's addresses, and the record type the names have."""
+    """The addresses of one scenario's world: IPv4 on 127.0.0.0/8 (every scenario but the IPv6
+    ones), or IPv6 on fd00::/8 addresses added to lo, where the DNS itself is reached over IPv6
+    and the names have only AAAA records."""
 
     def __init__(self, family, program_dns, shim_dns, driver_src, addrs, nginx_listen, qtype):
         self.family = family
@@ -37,6 +38,8 @@ class Net:
 
 
 NET4 = Net(4, PROGRAM_DNS, SHIM_DNS, dnsmove.DRIVER_SRC, ADDRS, NGINX_LISTEN, "A")
+NET6 = Net(6, "fd00::1", "fd00::3", "fd00::2", ["fd00::10", "fd00::11", "fd00::12", "fd00::13"],
+           {True: "fd00::20", False: "fd00::21"}, "AAAA")
 TTL = 1
 TTL_FLOOR = "200ms"
 DOMAIN = "e2e.test"

@@ -2,7 +2,7 @@
 are expected to do under it."""
 
 from matrix_clients import CLIENTS
-from matrix_layout import ADDRS, NET4, SLOW_SECONDS, TTL
+from matrix_layout import ADDRS, NET4, NET6, SLOW_SECONDS, TTL
 
 
 class Scenario:
@@ -32,7 +32,7 @@ class Scenario:
         self.refusing = list(refusing)  # addresses of the name where nothing listens
         self.connection = connection    # close: a fresh connection per request
         self.tls = tls              # HTTPS to the backends (TLS_PORT), a test CA made at run time
-        self.net = net              # the addresses (matrix_layout.Net)
+        self.net = net              # NET4, or NET6: IPv6 addresses and AAAA-only names
 
     def removed(self):
         return set(self.initial) - set(self.final or self.initial)
@@ -81,4 +81,8 @@ SCENARIOS = {s.name: s for s in [
     # come after a complete TLS record exchange (each client trusts a test CA its own way).
     Scenario("move-tls", "A moves to B, HTTPS keep-alive (TLS 1.3, a test CA)", [OLD], [NEW],
              tls=True, clients=["curl", "requests", "java", "node"], controls=True),
+    # The move in an IPv6-only world: AAAA-only names (NODATA for A), backends on fd00::10 and
+    # fd00::11, the program's and the shim's DNS servers on fd00::1 and fd00::3.
+    Scenario("move-ipv6", "A moves to B, IPv6 only (AAAA records, fd00::/8 on lo)",
+             [NET6.addrs[0]], [NET6.addrs[1]], net=NET6, controls=True),
 ]}

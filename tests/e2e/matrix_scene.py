@@ -31,6 +31,26 @@ class MatrixScene(dnsmove.Scene):
         self.pg_template = None
         self.pki = None             # matrix_tls.Pki in a TLS scenario
 
+    def setup_namespace(self):
+        super().setup_namespace()
+        if self.net.family == 6:
+            self.setup_ipv6()
+
+    def setup_ipv6(self):
+        """IPv6 on lo, the scene's fd00::/8 addresses on it (no duplicate address detection:
+        usable at once), and resolv.conf naming the program's DNS server by its IPv6 address
+        (rewritten in place: it is bind-mounted over /etc/resolv.conf)."""
+        with open("/proc/sys/net/ipv6/conf/lo/disable_ipv6", "w") as f:
+            f.write("0\n")
+        for a in self.net.local():
+            r = subprocess.run(["ip", "-6", "addr", "add", a + "/128", "dev", "lo", "nodad"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if r.returncode != 0:
+                raise HarnessError("ip -6 addr add %s dev lo failed: %s" % (a, r.stdout.strip()))
+        with open(self.path("resolv.conf"), "r+") as f:
+            f.truncate(0)
+            f.write("nameserver %s\noptions timeout:1 attempts:2\n" % self.net.program_dns)
+
     # ---- DNS ----
     def zone_names(self, addrs, ttl, mode="answer"):
         names = {}
