@@ -10,6 +10,7 @@ import time
 
 import matrix_clients
 import matrix_scenarios
+from matrix_layout import TLS_PORT
 
 HEADER = """# Compatibility: real clients under libdnsaware
 
@@ -22,7 +23,8 @@ The stats-file column sums the Prometheus files the client's processes wrote
 format and the metrics contract (`tests/e2e/promtext.py`), and against what the run did.
 
 Every client below is the real, unmodified program or library, talking to real servers on
-127.0.0.10-13 in a private network namespace, while a DNS server (a programmable responder,
+127.0.0.10-13 (fd00::10 and fd00::11 in move-ipv6; over HTTPS in move-tls) in a private network
+namespace, while a DNS server (a programmable responder,
 `tests/e2e/dnsresponder.py`) changes or breaks the answer for its name. TTL 1 s; the shim runs
 with `DNSAWARE_TTL_FLOOR=200ms` and its defaults otherwise (idle 100 ms, stale after 2
 answers). Each client has its own name, so DNS queries are counted per client; the shim's
@@ -84,6 +86,24 @@ def stats_cell(r):
         return "–"
     return "%d / %d / %d / %d" % (st["removed"], st["shutdown_dns"] + st["shutdown_max_age"],
                                   st["redirected"], st["resolutions_error"])
+
+
+def scenario_intro(sc):
+    """What sets a scenario's world apart from the others (TLS, IPv6), or ''."""
+    if sc.tls:
+        return ("HTTPS on port %d: the backends serve a certificate signed by a test CA made "
+                "for the run (one DNS name per client instance); each client trusts that CA "
+                "its own way (`tests/e2e/clients/README.md`, `--tls`). Every run must keep one "
+                "connection until the change (the control: for the whole run), TLS 1.3 on "
+                "each (the backends' logs). " % TLS_PORT)
+    if sc.net.family == 6:
+        return ("IPv6 only: the names have AAAA records and no A (NODATA); the servers listen "
+                "on %s, the DNS server on %s (the programs' resolv.conf) and %s (the shim's "
+                "DNSAWARE_NAMESERVERS), all on lo in the namespace. The DNS columns count AAAA "
+                "queries. Every run must keep one connection until the change (the control: "
+                "for the whole run). " % (" and ".join(sorted(set(sc.initial) | set(sc.final))),
+                                          sc.net.program_dns, sc.net.shim_dns))
+    return ""
 
 
 def fmt(v, unit=""):
@@ -155,13 +175,16 @@ def main(opts):
         out.append("## %s: %s\n" % (s, run["title"]))
         ev = ", ".join("%s %+.1f s" % (k, v) for k, v in sorted(run["events"].items(),
                                                                   key=lambda kv: kv[1]))
-        out.append("Rate %g requests/s per client. Events: %s.\n" % (run["rate"], ev))
+        out.append("%sRate %g requests/s per client. Events: %s.\n" % (
+            scenario_intro(matrix_scenarios.SCENARIOS[s]), run["rate"], ev))
         has_move = any("moved" in r for r in run["results"])
         cols = ["client", "run", "verdict"]
         if has_move:
             cols += ["last request on old (s after change)"]
-        cols += ["requests", "failed", "reconnects", "DNS A (program)", "DNS A (shim)",
-                 "shim A per TTL", "stats file: removed / shutdowns / redirects / DNS errors"]
+        qtype = matrix_scenarios.SCENARIOS[s].net.qtype
+        cols += ["requests", "failed", "reconnects", "DNS %s (program)" % qtype,
+                 "DNS %s (shim)" % qtype, "shim %s per TTL" % qtype,
+                 "stats file: removed / shutdowns / redirects / DNS errors"]
         out.append("| " + " | ".join(cols) + " |")
         out.append("|---" * len(cols) + "|")
         for r in run["results"]:
