@@ -16,11 +16,14 @@ private mount + network namespace (the script re-executes itself under
     whose upstream is a name.
   - Clients: tests/e2e/clients/ (contract in its README.md). Only the program under test gets
     LD_PRELOAD (for nginx that is nginx; its front client is plain).
+  - move-tls: the HTTP backends serve HTTPS on 8443 with a certificate from a test CA made at
+    run time (matrix_tls.py); move-ipv6: the same roles on fd00::1 (program DNS), fd00::3
+    (shim DNS), fd00::10-13 and fd00::20-21, added to lo, with AAAA-only names.
 
 The parts: matrix_layout.py (addresses, ports, timings), matrix_clients.py (the clients),
 matrix_scenarios.py (the scenarios), matrix_scene.py (the scene and the run), matrix_judge.py
-(what each client run did, and the verdict), matrix_report.py (docs/compatibility.md); this file
-is the command line and the driver.
+(what each client run did, and the verdict), matrix_tls.py (the TLS scenarios' test CA),
+matrix_report.py (docs/compatibility.md); this file is the command line and the driver.
 
 Each scenario writes <results>/<scenario>.json; `matrix.py report` turns a results directory
 into docs/compatibility.md. Exit status: 0 pass, 1 an assertion failed, 2 harness error or a
