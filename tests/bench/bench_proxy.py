@@ -81,7 +81,7 @@ E2E = os.path.join(REPO, "tests", "e2e")
 sys.path.insert(0, E2E)
 import dnsmove  # noqa: E402  (namespace set-up, process handling)
 import dnsresponder  # noqa: E402  (the programmable DNS server)
-import matrix  # noqa: E402  (read_stats: the shim's stats files, checked strictly)
+import matrix_judge  # noqa: E402  (read_stats: the shim's stats files, checked strictly)
 import services  # noqa: E402  (nginx helpers)
 from dnsmove import PYTHON, HarnessError, Failure, log  # noqa: E402
 
@@ -887,7 +887,7 @@ def reaction_trial(scene, p, mech, ttl, conns, logs):
     for t in tails.values():
         t.poll()
     wres = parse_wrk(out)
-    stats = matrix.read_stats(px["stats_dir"]) if px["stats_dir"] else None
+    stats = matrix_judge.read_stats(px["stats_dir"]) if px["stats_dir"] else None
     dns = scene.dns_queries(t_change, t_stop)
     learned = first_answer(scene, SHIM_DNS if mech == "shim" else HAPROXY_DNS, NEW, t_change)
     scene.stop_proxy(px)

@@ -80,15 +80,21 @@ def log(msg):
 def run_backend(args):
     import http.server
     import socketserver
+    import ssl
     import threading
 
     lock = threading.Lock()
     out = open(args.log, "a", buffering=1)
     addr = args.addr
+    tls = None
+    if args.cert:
+        # HTTPS: the same server behind TLS (--cert and --key, PEM), handshake per connection.
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.cert, args.key)
 
-    def record(event, client):
-        line = json.dumps({"t": time.time(), "event": event, "backend": addr,
-                           "client_ip": client[0], "client_port": client[1]})
+    def record(event, client, **extra):
+        line = json.dumps(dict({"t": time.time(), "event": event, "backend": addr,
+                                "client_ip": client[0], "client_port": client[1]}, **extra))
         with lock:
             out.write(line + "\n")
 
@@ -100,7 +106,10 @@ def run_backend(args):
 
         def setup(self):
             super().setup()
-            record("connect", self.client_address)
+            if tls is None:
+                record("connect", self.client_address)
+            else:
+                record("connect", self.client_address, tls=self.request.version())
 
         def finish(self):
             try:
@@ -134,12 +143,25 @@ def run_backend(args):
     class Server(http.server.ThreadingHTTPServer):
         daemon_threads = True
         allow_reuse_address = True
+        address_family = socket.AF_INET6 if ":" in addr else socket.AF_INET
 
         def server_bind(self):
             # HTTPServer.server_bind would do a reverse lookup (getfqdn) of the address.
             socketserver.TCPServer.server_bind(self)
             self.server_name = addr
             self.server_port = self.server_address[1]
+
+        def finish_request(self, request, client_address):
+            # The TLS handshake in the connection's thread: a slow or failed one (the driver's
+            # port probe) holds up no other connection.
+            if tls is None:
+                return super().finish_request(request, client_address)
+            try:
+                conn = tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+            with conn:
+                super().finish_request(conn, client_address)
 
     srv = Server((addr, args.port), Handler)
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
@@ -962,6 +984,8 @@ def main():
         ap.add_argument("--addr", required=True)
         ap.add_argument("--port", type=int, default=PORT)
         ap.add_argument("--log", required=True)
+        ap.add_argument("--cert", help="serve HTTPS with this certificate (PEM; needs --key)")
+        ap.add_argument("--key")
         return run_backend(ap.parse_args())
     if len(sys.argv) > 1 and sys.argv[1] == "client":
         ap = argparse.ArgumentParser(prog="dnsmove.py client")

@@ -8,7 +8,9 @@ import os
 import sys
 import time
 
-import matrix
+import matrix_clients
+import matrix_scenarios
+from matrix_layout import TLS_PORT
 
 HEADER = """# Compatibility: real clients under libdnsaware
 
@@ -21,7 +23,8 @@ The stats-file column sums the Prometheus files the client's processes wrote
 format and the metrics contract (`tests/e2e/promtext.py`), and against what the run did.
 
 Every client below is the real, unmodified program or library, talking to real servers on
-127.0.0.10-13 in a private network namespace, while a DNS server (a programmable responder,
+127.0.0.10-13 (fd00::10 and fd00::11 in move-ipv6; over HTTPS in move-tls) in a private network
+namespace, while a DNS server (a programmable responder,
 `tests/e2e/dnsresponder.py`) changes or breaks the answer for its name. TTL 1 s; the shim runs
 with `DNSAWARE_TTL_FLOOR=200ms` and its defaults otherwise (idle 100 ms, stale after 2
 answers). Each client has its own name, so DNS queries are counted per client; the shim's
@@ -85,6 +88,24 @@ def stats_cell(r):
                                   st["redirected"], st["resolutions_error"])
 
 
+def scenario_intro(sc):
+    """What sets a scenario's world apart from the others (TLS, IPv6), or ''."""
+    if sc.tls:
+        return ("HTTPS on port %d: the backends serve a certificate signed by a test CA made "
+                "for the run (one DNS name per client instance); each client trusts that CA "
+                "its own way (`tests/e2e/clients/README.md`, `--tls`). Every run must keep one "
+                "connection until the change (the control: for the whole run), TLS 1.3 on "
+                "each (the backends' logs). " % TLS_PORT)
+    if sc.net.family == 6:
+        return ("IPv6 only: the names have AAAA records and no A (NODATA); the servers listen "
+                "on %s, the DNS server on %s (the programs' resolv.conf) and %s (the shim's "
+                "DNSAWARE_NAMESERVERS), all on lo in the namespace. The DNS columns count AAAA "
+                "queries. Every run must keep one connection until the change (the control: "
+                "for the whole run). " % (" and ".join(sorted(set(sc.initial) | set(sc.final))),
+                                          sc.net.program_dns, sc.net.shim_dns))
+    return ""
+
+
 def fmt(v, unit=""):
     if v is None:
         return "–"
@@ -112,7 +133,7 @@ def main(opts):
     out = [HEADER.format(date=time.strftime("%Y-%m-%d", time.gmtime(newest)),
                          host=os.uname().machine + ", " + str(os.cpu_count()) + " cores")]
 
-    scen_order = [s for s in matrix.SCENARIOS if s in runs]
+    scen_order = [s for s in matrix_scenarios.SCENARIOS if s in runs]
     clients = []
     versions = {}
     for s in scen_order:
@@ -129,7 +150,7 @@ def main(opts):
         row = []
         for s in scen_order:
             r = next((x for x in runs[s]["results"] if x["client"] == c and x["shim"]), None)
-            row.append(cell(r, matrix.SCENARIOS[s].expect) if r else "")
+            row.append(cell(r, matrix_scenarios.SCENARIOS[s].expect) if r else "")
         out.append("| %s | %s |" % (c, " | ".join(row)))
     out.append("")
     out.append("Control runs (the same clients without the shim, beside them, in every "
@@ -145,7 +166,7 @@ def main(opts):
     out.append("| id | what runs | version |")
     out.append("|---|---|---|")
     for c in clients:
-        label = matrix.ALL_CLIENTS[c].label if c in matrix.ALL_CLIENTS else c
+        label = matrix_clients.ALL_CLIENTS[c].label if c in matrix_clients.ALL_CLIENTS else c
         out.append("| %s | %s | %s |" % (c, label, versions.get(c, "–")))
     out.append("")
 
@@ -154,18 +175,21 @@ def main(opts):
         out.append("## %s: %s\n" % (s, run["title"]))
         ev = ", ".join("%s %+.1f s" % (k, v) for k, v in sorted(run["events"].items(),
                                                                   key=lambda kv: kv[1]))
-        out.append("Rate %g requests/s per client. Events: %s.\n" % (run["rate"], ev))
+        out.append("%sRate %g requests/s per client. Events: %s.\n" % (
+            scenario_intro(matrix_scenarios.SCENARIOS[s]), run["rate"], ev))
         has_move = any("moved" in r for r in run["results"])
         cols = ["client", "run", "verdict"]
         if has_move:
             cols += ["last request on old (s after change)"]
-        cols += ["requests", "failed", "reconnects", "DNS A (program)", "DNS A (shim)",
-                 "shim A per TTL", "stats file: removed / shutdowns / redirects / DNS errors"]
+        qtype = matrix_scenarios.SCENARIOS[s].net.qtype
+        cols += ["requests", "failed", "reconnects", "DNS %s (program)" % qtype,
+                 "DNS %s (shim)" % qtype, "shim %s per TTL" % qtype,
+                 "stats file: removed / shutdowns / redirects / DNS errors"]
         out.append("| " + " | ".join(cols) + " |")
         out.append("|---" * len(cols) + "|")
         for r in run["results"]:
             row = [r["client"], "shim" if r["shim"] else "control",
-                   cell(r, matrix.SCENARIOS[s].expect)]
+                   cell(r, matrix_scenarios.SCENARIOS[s].expect)]
             if has_move:
                 row.append(fmt(r.get("last_old_s")))
             row += [fmt(r["requests"]), fmt(r["failed"]), fmt(r["reconnects"]),
@@ -193,7 +217,7 @@ def main(opts):
                                 r.get("old_closes_spread_s"), r["move_first_s"],
                                 r["move_last_s"], r.get("conns_total", 0) / run["rate"],
                                 r.get("new_accepts"), r.get("new_accepts_spread_s")))
-            if matrix.SCENARIOS[s].expect == "failover":
+            if matrix_scenarios.SCENARIOS[s].expect == "failover":
                 extra.append("- %s (%s): answered by %s" % (
                     r["client"], "shim" if r["shim"] else "control",
                     ", ".join("%s %d" % kv for kv in sorted(r["by_backend"].items()))))

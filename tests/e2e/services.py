@@ -314,6 +314,10 @@ def start_postgres(spawn, workdir, addr, port=5432, template=None):
         raise RuntimeError("copying %s to %s failed: %s"
                            % (template, data, r.stdout.decode("utf-8", "replace")))
     os.chmod(data, 0o700)
+    if ":" in addr:
+        # initdb trusts 127.0.0.1 and ::1; an IPv6 scene's clients come from fd00::/8 on lo.
+        with open(os.path.join(data, "pg_hba.conf"), "a") as f:
+            f.write("host all all fd00::/8 trust\n")
     _pg_mkdir(sockdir, uid, gid)
     name = "postgres-%s-%d" % (addr, port)
     # setpriv execs postgres directly: the Popen is the postmaster itself, so the driver's

@@ -1,11 +1,14 @@
 // HTTP adapter: Java 17 HttpURLConnection keep-alive loop, JVM networking defaults untouched.
 //
 //     java HttpLoop.java --target NAME:PORT --rate R --out FILE --stop-file FILE
-//         [--max-duration S] [--slow-file FILE] [--conns 1]
+//         [--max-duration S] [--slow-file FILE] [--conns 1] [--tls CA_FILE]
 //
 // GET http://NAME:PORT/java on a fixed schedule. Each body (or error body) is read to the end
-// and its stream closed, so the connection goes back to the JVM's keep-alive cache.
-// See README.md.
+// and its stream closed, so the connection goes back to the JVM's keep-alive cache. With --tls,
+// https://NAME:PORT/java (HttpsURLConnection, the same keep-alive cache); the JVM trusts the CA
+// through its trust store, a keytool-made store holding CA_FILE's certificate named by
+// -Djavax.net.ssl.trustStore on the java command line (the adapter refuses to start without
+// it). See README.md.
 
 import java.io.FileOutputStream;
 import java.io.IOException;
@@ -49,7 +52,7 @@ public class HttpLoop {
     static void usage(String msg) {
         System.err.println("HttpLoop: " + msg + "\nusage: java HttpLoop.java --target NAME:PORT"
             + " --rate R --out FILE --stop-file FILE [--max-duration S] [--slow-file FILE]"
-            + " [--conns 1] [--connection keep-alive|close]");
+            + " [--conns 1] [--connection keep-alive|close] [--tls CA_FILE]");
         System.exit(2);
     }
 
@@ -66,7 +69,7 @@ public class HttpLoop {
         a.put("--conns", "1");
         a.put("--connection", "keep-alive");
         for (int i = 0; i < argv.length; i += 2) {
-            if (!argv[i].matches("--(target|rate|out|stop-file|max-duration|slow-file|conns|connection)")
+            if (!argv[i].matches("--(target|rate|out|stop-file|max-duration|slow-file|conns|connection|tls)")
                     || i + 1 >= argv.length)
                 usage("bad argument " + argv[i]);
             a.put(argv[i], argv[i + 1]);
@@ -88,7 +91,11 @@ public class HttpLoop {
         boolean fresh = a.get("--connection").equals("close");
         // --slow-file is ignored: HTTP slow answers come from the backend.
 
-        URL url = new URL("http://" + a.get("--target") + "/" + CLIENT);
+        boolean tls = a.containsKey("--tls");
+        if (tls && System.getProperty("javax.net.ssl.trustStore") == null)
+            usage("--tls CA_FILE needs -Djavax.net.ssl.trustStore=<a store holding CA_FILE's"
+                + " certificate> on the java command line");
+        URL url = new URL((tls ? "https://" : "http://") + a.get("--target") + "/" + CLIENT);
         Path stopFile = Path.of(a.get("--stop-file"));
         PrintWriter out = new PrintWriter(new OutputStreamWriter(
             new FileOutputStream(a.get("--out"), true), StandardCharsets.UTF_8));

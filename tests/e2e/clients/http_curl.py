@@ -2,10 +2,10 @@
 """HTTP adapter: the real curl binary, run once with many URLs, so it reuses one connection.
 
     /usr/bin/python3 http_curl.py --target NAME:PORT --rate R --out FILE --stop-file FILE
-        [--max-duration S] [--connection keep-alive|close]
+        [--max-duration S] [--connection keep-alive|close] [--tls CA_FILE]
 
 curl gets http://NAME:PORT/curl?n=[1-M] (a URL glob, M = enough for the whole run) and paces
-the transfers itself with --rate. After each transfer it writes the body (the backend's JSON)
+the transfers itself with --rate (with --tls: https://, and --cacert CA_FILE). After each transfer it writes the body (the backend's JSON)
 and then a marker line (-w). This wrapper reads that output as it arrives: t_end is the arrival
 of the marker line, t = t_end - time_total. See README.md.
 """
@@ -44,7 +44,7 @@ def die_with_parent():
 
 
 def main():
-    args = loop.parse_args(__doc__.splitlines()[0])
+    args = loop.parse_args(__doc__.splitlines()[0], tls=True)
     version = subprocess.run(["curl", "--version"], capture_output=True, text=True,
                              check=True).stdout.splitlines()[0]
     # Enough URLs for the whole run (curl does not wait after the last one of the glob).
@@ -53,7 +53,9 @@ def main():
            "--max-time", "5", "--rate", curl_rate(args.rate), "-w", WRITE_OUT]
     if args.connection == "close":
         cmd += ["-H", "Connection: close"]
-    cmd.append("http://%s/%s?n=[1-%d]" % (args.target, CLIENT, count))
+    if args.tls:
+        cmd += ["--cacert", args.tls]
+    cmd.append("%s?n=[1-%d]" % (loop.http_url(args, CLIENT), count))
 
     emit = loop.Records(args.out).emit
     emit({"type": "meta", "t": time.time(), "pid": os.getpid(), "client": CLIENT,

@@ -2,27 +2,31 @@
 // HTTP adapter: Node.js http.Agent({keepAlive: true, maxSockets: 1}) loop.
 //
 //     node http_node.js --target NAME:PORT --rate R --out FILE --stop-file FILE
-//         [--max-duration S] [--slow-file FILE] [--conns 1]
+//         [--max-duration S] [--slow-file FILE] [--conns 1] [--tls CA_FILE]
 //
-// GET http://NAME:PORT/node on a fixed schedule, one request at a time. See README.md.
+// GET http://NAME:PORT/node on a fixed schedule, one request at a time. With --tls,
+// https://NAME:PORT/node through an https.Agent({keepAlive: true, maxSockets: 1}); node trusts
+// the CA because NODE_EXTRA_CA_CERTS names CA_FILE (node reads it only at start, so whoever
+// starts the adapter sets it; the adapter refuses to start otherwise). See README.md.
 'use strict';
 
 const fs = require('fs');
 const http = require('http');
+const https = require('https');
 
 const CLIENT = 'node';
 
 function usage(msg) {
   process.stderr.write(`http_node.js: ${msg}\nusage: node http_node.js --target NAME:PORT ` +
     '--rate R --out FILE --stop-file FILE [--max-duration S] [--slow-file FILE] [--conns 1] ' +
-    '[--connection keep-alive|close]\n');
+    '[--connection keep-alive|close] [--tls CA_FILE]\n');
   process.exit(2);
 }
 
 const args = {'max-duration': '120', conns: '1', connection: 'keep-alive'};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i += 2) {
-  const m = /^--(target|rate|out|stop-file|max-duration|slow-file|conns|connection)$/.exec(argv[i]);
+  const m = /^--(target|rate|out|stop-file|max-duration|slow-file|conns|connection|tls)$/.exec(argv[i]);
   if (!m || i + 1 >= argv.length) usage(`bad argument ${argv[i]}`);
   args[m[1]] = argv[i + 1];
 }
@@ -36,20 +40,24 @@ if (!['keep-alive', 'close'].includes(args.connection)) usage('--connection must
 // close: a fresh connection for every request (the failover scenario).
 const headers = args.connection === 'close' ? {Connection: 'close'} : {};
 // --slow-file is ignored: HTTP slow answers come from the backend.
+if ('tls' in args && process.env.NODE_EXTRA_CA_CERTS !== args.tls) {
+  usage('--tls CA_FILE needs NODE_EXTRA_CA_CERTS=CA_FILE in the environment (read at start)');
+}
+const proto = 'tls' in args ? https : http;
 
-const url = `http://${args.target}/${CLIENT}`;
+const url = `${'tls' in args ? 'https' : 'http'}://${args.target}/${CLIENT}`;
 const outFd = fs.openSync(args.out, 'a');
 const emit = (rec) => fs.writeSync(outFd, JSON.stringify(rec) + '\n');
 const now = () => Date.now() / 1000;
 const mono = () => performance.now() / 1000;
 const sleep = (s) => new Promise((resolve) => setTimeout(resolve, s * 1000));
 
-const agent = new http.Agent({keepAlive: true, maxSockets: 1});
+const agent = new proto.Agent({keepAlive: true, maxSockets: 1});
 
 // One GET; resolves to {status, body} or rejects with the error.
 function get() {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, {agent, headers, timeout: 5000}, (res) => {
+    const req = proto.get(url, {agent, headers, timeout: 5000}, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({status: res.statusCode, body: Buffer.concat(chunks).toString()}));

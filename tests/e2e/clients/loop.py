@@ -9,7 +9,7 @@ import signal
 import time
 
 
-def parse_args(description, many_connections=False):
+def parse_args(description, many_connections=False, tls=False):
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--target", required=True, help="NAME:PORT")
     ap.add_argument("--rate", type=float, required=True, help="requests per second in total")
@@ -21,6 +21,9 @@ def parse_args(description, many_connections=False):
                     help="close: a fresh connection for every request")
     ap.add_argument("--conns", type=int, default=1,
                     help="keep-alive connections" + ("" if many_connections else " (only 1)"))
+    if tls:
+        ap.add_argument("--tls", metavar="CA_FILE",
+                        help="HTTPS, trusting the certificate authority in CA_FILE (PEM)")
     args = ap.parse_args()
     host, sep, port = args.target.rpartition(":")
     if not sep or not host or not port.isdigit():
@@ -30,7 +33,14 @@ def parse_args(description, many_connections=False):
         ap.error("--rate must be positive")
     if args.conns < 1 or (args.conns != 1 and not many_connections):
         ap.error("--conns must be %s" % (">= 1" if many_connections else "1"))
+    if tls and args.tls and not os.path.isfile(args.tls):
+        ap.error("--tls: no such file: %s" % args.tls)
     return args
+
+
+def http_url(args, client):
+    """The URL an HTTP adapter asks for: http://NAME:PORT/<client>, https:// with --tls."""
+    return "%s://%s/%s" % ("https" if getattr(args, "tls", None) else "http", args.target, client)
 
 
 class Records:

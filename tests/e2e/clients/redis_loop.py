@@ -16,8 +16,9 @@ import loop
 
 
 def split_hostport(s):
+    """CLIENT INFO's addr and laddr: HOST:PORT, or [HOST]:PORT for IPv6."""
     host, _, port = s.rpartition(":")
-    return host, int(port)
+    return host.strip("[]"), int(port)
 
 
 def pooled_socket_addresses(r):

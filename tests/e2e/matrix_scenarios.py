@@ -1,0 +1,88 @@
+"""The matrix's scenarios (tests/e2e/matrix.py): one DNS behaviour each, and what the clients
+are expected to do under it."""
+
+from matrix_clients import CLIENTS
+from matrix_layout import ADDRS, NET4, NET6, SLOW_SECONDS, TTL
+
+
+class Scenario:
+    def __init__(self, name, title, initial, final=None, ttl_after=None, fault=None,
+                 rotate=None, controls=False, rate=5.0, env=None, clients=None, slow=False,
+                 expect="follow", run_after=6.0, failures_reported=False, settle=0.0,
+                 refusing=(), connection="keep-alive", tls=False, net=NET4):
+        self.name = name
+        self.title = title
+        self.initial = initial      # addresses at start
+        self.final = final          # addresses after the change (None: no change of set)
+        self.ttl_after = ttl_after  # TTL after the change (None: unchanged)
+        self.fault = fault          # (mode, seconds): DNS misbehaves, then answers again
+        self.rotate = rotate        # answer this many random addresses of the set per query
+        self.controls = controls    # run every client a second time without the shim
+        self.rate = rate
+        self.env = env or {}
+        self.clients = clients or [c.cid for c in CLIENTS]
+        self.slow = slow            # a slow request is in flight across the change
+        self.expect = expect        # follow | stay | recycle | pinned | failover
+        self.run_after = run_after  # seconds of traffic after the change / fault
+        # Busy clients are never idle: the shim fails their next request with EPIPE, before a
+        # byte is sent, and clients that do not retry such a request report it. Counted and
+        # reported per client, not asserted (docs/compatibility.md).
+        self.failures_reported = failures_reported
+        self.settle = settle        # added to the deadline: the client's own reuse interval
+        self.refusing = list(refusing)  # addresses of the name where nothing listens
+        self.connection = connection    # close: a fresh connection per request
+        self.tls = tls              # HTTPS to the backends (TLS_PORT), a test CA made at run time
+        self.net = net              # NET4, or NET6: IPv6 addresses and AAAA-only names
+
+    def removed(self):
+        return set(self.initial) - set(self.final or self.initial)
+
+    def deadline(self, t_change):
+        """When every request must land on a current address (follow scenarios)."""
+        extra = (self.ttl_after or TTL) * 1.1 if self.ttl_after else 0.0
+        return (t_change + TTL + extra + 3.0 + (SLOW_SECONDS if self.slow else 0.0)
+                + self.settle)
+
+
+OLD, NEW = ADDRS[0], ADDRS[1]
+SCENARIOS = {s.name: s for s in [
+    Scenario("move", "A moves to B", [OLD], [NEW], controls=True),
+    # The control of steering itself: without it, the clients that keep the address stay.
+    Scenario("move-no-redirect", "A moves to B, DNSAWARE_REDIRECT=0", [OLD], [NEW],
+             env={"DNSAWARE_REDIRECT": "0"}, clients=["curl", "java", "java-forever", "nginx"],
+             expect="pinned"),
+    Scenario("move-ttl", "A moves to B and the TTL goes from 1 s to 3 s", [OLD], [NEW],
+             ttl_after=3, controls=True, run_after=8.0),
+    Scenario("add-remove", "one address added to and one removed from a set of three",
+             ADDRS[0:3], ADDRS[1:4], controls=True),
+    Scenario("outage", "DNS server stopped for 5 s", [OLD], fault=("stopped", 5.0),
+             expect="stay"),
+    Scenario("servfail", "SERVFAIL for 4 s", [OLD], fault=("servfail", 4.0), expect="stay"),
+    Scenario("nxdomain", "NXDOMAIN for 4 s", [OLD], fault=("nxdomain", 4.0), expect="stay"),
+    Scenario("empty", "empty NOERROR answer for 4 s", [OLD], fault=("empty", 4.0),
+             expect="stay"),
+    Scenario("silent", "no answer at all (timeouts) for 4 s", [OLD], fault=("silent", 4.0),
+             expect="stay"),
+    Scenario("rotating", "2 random addresses out of 4 on each query", ADDRS, rotate=2,
+             expect="stay", run_after=10.0),
+    Scenario("slow", "a 1.5 s request in flight across the move", [OLD], [NEW],
+             controls=True, slow=True),
+    Scenario("max-age", "DNSAWARE_MAX_AGE=2s, no DNS change", [OLD],
+             env={"DNSAWARE_MAX_AGE": "2s"}, expect="recycle", run_after=8.0, controls=True),
+    Scenario("busy", "50 requests/s on one keep-alive connection, A moves to B", [OLD], [NEW],
+             rate=50.0, controls=True, failures_reported=True),
+    Scenario("failover", "3 addresses, the first refuses connections; a fresh connection per "
+             "request", ADDRS[0:3], refusing=[OLD], connection="close", rate=10.0, run_after=10.0,
+             clients=["curl", "requests", "java", "node"], controls=True, expect="failover"),
+    Scenario("many", "200 keep-alive connections in one process, A moves to B", [OLD], [NEW],
+             rate=100.0, clients=["requests-200"], controls=True, run_after=6.0,
+             settle=2.0),   # each connection is used every 2 s: it reconnects at its next use
+    # The move over HTTPS: the shim sees only encrypted bytes, and the idle boundary must still
+    # come after a complete TLS record exchange (each client trusts a test CA its own way).
+    Scenario("move-tls", "A moves to B, HTTPS keep-alive (TLS 1.3, a test CA)", [OLD], [NEW],
+             tls=True, clients=["curl", "requests", "java", "node"], controls=True),
+    # The move in an IPv6-only world: AAAA-only names (NODATA for A), backends on fd00::10 and
+    # fd00::11, the program's and the shim's DNS servers on fd00::1 and fd00::3.
+    Scenario("move-ipv6", "A moves to B, IPv6 only (AAAA records, fd00::/8 on lo)",
+             [NET6.addrs[0]], [NET6.addrs[1]], net=NET6, controls=True),
+]}
