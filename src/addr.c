@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Linux accepts an AF_INET6 sockaddr without sin6_scope_id (the RFC 2133 layout), so only the
@@ -83,5 +84,14 @@ const char *ip_addr_format(const struct ip_addr *a, char *buf)
 	if (a == NULL || (a->family != AF_INET && a->family != AF_INET6) ||
 	    inet_ntop(a->family, a->bytes, buf, IP_ADDR_STRLEN) == NULL)
 		memcpy(buf, "?", sizeof "?");
+	return buf;
+}
+
+const char *ip_addr_format_peer(const struct ip_addr *a, uint16_t port, char *buf)
+{
+	char text[IP_ADDR_STRLEN];
+	ip_addr_format(a, text);
+	bool bracketed = a != NULL && a->family == AF_INET6;
+	snprintf(buf, IP_PEER_STRLEN, bracketed ? "[%s]:%u" : "%s:%u", text, port);
 	return buf;
 }

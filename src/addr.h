@@ -19,4 +19,8 @@ bool ip_addr_equal(const struct ip_addr *a, const struct ip_addr *b);
 /* Writes a printable form into buf (IP_ADDR_STRLEN bytes). */
 const char *ip_addr_format(const struct ip_addr *a, char *buf);
 
+/* An address with its port as the log writes it: "10.0.0.5:443", "[fd00::10]:8080". */
+#define IP_PEER_STRLEN (IP_ADDR_STRLEN + sizeof "[]:65535")
+const char *ip_addr_format_peer(const struct ip_addr *a, uint16_t port, char *buf);
+
 #endif

@@ -17,9 +17,9 @@ void connect_failure_remember(const struct ip_addr *addr, uint16_t port, const c
 	steer_mark_failed(&names_failed_connects, addr, port, runtime_now_ms(), runtime_config.cooldown_ms);
 	names_unlock(&saved);
 	if (say) {
-		char text[IP_ADDR_STRLEN];
-		log_msg(LOG_INFO, "a connect to %s:%u failed; avoiding it for %llums while %s has other addresses",
-			ip_addr_format(addr, text), port, (unsigned long long)runtime_config.cooldown_ms, host);
+		char text[IP_PEER_STRLEN];
+		log_msg(LOG_INFO, "a connect to %s failed; avoiding it for %llums while %s has other addresses",
+			ip_addr_format_peer(addr, port, text), (unsigned long long)runtime_config.cooldown_ms, host);
 	}
 }
 

@@ -24,9 +24,9 @@ void drain_start(struct tracked_socket *s, enum drain_reason reason, uint64_t no
 	s->drain_started_ms = now;
 	s->drain_not_before_ms = not_before;
 	if (log_enabled(LOG_INFO)) {
-		char text[IP_ADDR_STRLEN];
-		log_msg(LOG_INFO, "draining fd %d to %s:%u (%s) from +%llums", tracked_any_fd(s),
-			ip_addr_format(&s->peer, text), s->port,
+		char text[IP_PEER_STRLEN];
+		log_msg(LOG_INFO, "draining fd %d to %s (%s) from +%llums", tracked_any_fd(s),
+			ip_addr_format_peer(&s->peer, s->port, text),
 			reason == DRAIN_MAX_AGE ? "max age reached" : "address left the record set",
 			(unsigned long long)(not_before - now));
 	}
@@ -45,17 +45,17 @@ void drain_log_shutdown(struct tracked_socket *s, int fd, enum stats_path where)
 	const char *path = stats_path_name(where);
 	if (!log_enabled(LOG_INFO))
 		return;
-	char text[IP_ADDR_STRLEN];
+	char text[IP_PEER_STRLEN];
 	char fd_text[24] = "a socket"; /* the program may have closed every fd of it already */
 	if (fd >= 0)
 		snprintf(fd_text, sizeof fd_text, "fd %d", fd);
 	const char *name = s->name_count > 0 ? s->names[0]->host : "?";
 	if (s->drain_reason == DRAIN_MAX_AGE)
-		log_msg(LOG_INFO, "shut down %s to %s:%u (older than DNSAWARE_MAX_AGE; path %s)", fd_text,
-			ip_addr_format(&s->peer, text), s->port, path);
+		log_msg(LOG_INFO, "shut down %s to %s (older than DNSAWARE_MAX_AGE; path %s)", fd_text,
+			ip_addr_format_peer(&s->peer, s->port, text), path);
 	else
-		log_msg(LOG_INFO, "shut down %s to %s:%u (%s no longer resolves to it; path %s)", fd_text,
-			ip_addr_format(&s->peer, text), s->port, name, path);
+		log_msg(LOG_INFO, "shut down %s to %s (%s no longer resolves to it; path %s)", fd_text,
+			ip_addr_format_peer(&s->peer, s->port, text), name, path);
 }
 
 /* Claims the socket (no send began since the state was read) and shuts it down. */

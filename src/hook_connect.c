@@ -175,7 +175,7 @@ static int fail_over(int fd, const struct sockaddr *addr, socklen_t len, uint16_
 	bool bounded = getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, &tlen) == 0 && timeval_ms(&timeout) > 0;
 	uint64_t deadline = runtime_now_ms() + (bounded ? timeval_ms(&timeout) : 0);
 	int result = -1, result_errno = first_errno;
-	char from[IP_ADDR_STRLEN], to[IP_ADDR_STRLEN];
+	char from[IP_PEER_STRLEN], to[IP_PEER_STRLEN];
 
 	for (unsigned i = 0; i < route->other_count; i++) {
 		const struct ip_addr *next = &route->others[i];
@@ -198,9 +198,9 @@ static int fail_over(int fd, const struct sockaddr *addr, socklen_t len, uint16_
 			stats_count(&stats.connect_failovers, 1);
 			result = rc;
 			result_errno = e;
-			log_msg(LOG_INFO, "connect fd %d to %s:%u failed (%s); failed over to %s:%u of %s", fd,
-				ip_addr_format(&route->first, from), port, strerror(first_errno), ip_addr_format(next, to),
-				port, route->host);
+			log_msg(LOG_INFO, "connect fd %d to %s failed (%s); failed over to %s of %s", fd,
+				ip_addr_format_peer(&route->first, port, from), strerror(first_errno),
+				ip_addr_format_peer(next, port, to), route->host);
 			if (rc == 0)
 				connect_success_remember(next, port);
 			break;
@@ -248,9 +248,9 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	int connect_errno = rc == 0 ? saved_errno : errno;
 	if (routed && route.redirected) {
 		stats_count(&stats.connects_redirected, 1);
-		char from[IP_ADDR_STRLEN], to[IP_ADDR_STRLEN];
-		log_msg(LOG_INFO, "redirected connect fd %d from %s:%u to %s:%u (%s)", fd, ip_addr_format(&peer, from), port,
-			ip_addr_format(&route.first, to), port,
+		char from[IP_PEER_STRLEN], to[IP_PEER_STRLEN];
+		log_msg(LOG_INFO, "redirected connect fd %d from %s to %s (%s)", fd, ip_addr_format_peer(&peer, port, from),
+			ip_addr_format_peer(&route.first, port, to),
 			route.departed ? "the name no longer resolves to it" : "it refused a connection lately");
 	}
 	if (routed && rc != 0 && failover_error(connect_errno)) {

@@ -154,9 +154,9 @@ static bool adopt_incoming(uint64_t now)
 		for (unsigned i = 0; i < s->name_count; i++)
 			refresh_schedule_first(s->names[i], now);
 		if (log_enabled(LOG_DEBUG)) {
-			char text[IP_ADDR_STRLEN];
-			log_msg(LOG_DEBUG, "tracking fd %d to %s:%u (%s)", tracked_any_fd(s), ip_addr_format(&s->peer, text),
-				s->port, s->names[0]->host);
+			char text[IP_PEER_STRLEN];
+			log_msg(LOG_DEBUG, "tracking fd %d to %s (%s)", tracked_any_fd(s),
+				ip_addr_format_peer(&s->peer, s->port, text), s->names[0]->host);
 		}
 		/* Its address left its names after the connect claimed them (in the set then) and before
 		 * this: the answer's thread_lists_drain_removed walked the list before the socket was on it. */

@@ -257,3 +257,21 @@ Test(addr, format_longest_and_unknown)
 	cr_assert_str_eq(ip_addr_format(&a, buf), "?");
 	cr_assert_str_eq(ip_addr_format(NULL, buf), "?");
 }
+
+/* The log's form of a peer (design.md): IPv6 in brackets, so the port cannot read as a group. */
+Test(addr, format_peer_brackets_ipv6)
+{
+	struct sockaddr_in6 v6 = make_v6("fd00::10", 1);
+	struct sockaddr_in v4 = make_v4("10.0.0.5", 1);
+	struct sockaddr_in6 longest = make_v6("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1);
+	struct ip_addr a;
+	char buf[IP_PEER_STRLEN];
+
+	cr_assert(ip_addr_from_sockaddr((struct sockaddr *)&v6, sizeof v6, &a, NULL));
+	cr_assert_str_eq(ip_addr_format_peer(&a, 8080, buf), "[fd00::10]:8080");
+	cr_assert(ip_addr_from_sockaddr((struct sockaddr *)&v4, sizeof v4, &a, NULL));
+	cr_assert_str_eq(ip_addr_format_peer(&a, 443, buf), "10.0.0.5:443");
+	cr_assert(ip_addr_from_sockaddr((struct sockaddr *)&longest, sizeof longest, &a, NULL));
+	cr_assert_str_eq(ip_addr_format_peer(&a, 65535, buf), "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
+	cr_assert_str_eq(ip_addr_format_peer(NULL, 1, buf), "?:1");
+}
