@@ -13,13 +13,6 @@ static atomic_flag collecting = ATOMIC_FLAG_INIT;
 /* Only the collector uses it: 4 KB off every program thread's stack. */
 static uint8_t answer[DNS_ANSWER_MAX];
 
-static bool question_matches(const uint8_t *query, size_t len, void *context)
-{
-	const struct dnsmsg_question *asked = context;
-	struct dnsmsg_question sent;
-	return dnsmsg_question(query, len, &sent) && dnsmsg_same_question(&sent, asked);
-}
-
 void dns_learn_after_fork_child(void)
 {
 	atomic_flag_clear(&collecting); /* a thread the child does not have may have held it */
@@ -32,21 +25,15 @@ void dns_learn_collect(void)
 	pthread_sigmask(SIG_SETMASK, &all, &saved);
 	if (atomic_flag_test_and_set_explicit(&collecting, memory_order_acquire))
 		goto done;
-	size_t len;
-	unsigned index;
-	while ((len = dns_watch_take_answer(answer, &index)) > 0) {
-		struct dnsmsg_learned learned;
-		if (!dnsmsg_read_answer(answer, len, &learned))
-			continue;
-		if (!dns_watch_find_query(index, question_matches, &learned.question)) {
-			log_msg(LOG_DEBUG, "ignored a DNS answer for %s: it matches no query the program sent on that socket",
-				learned.question.name);
-			continue;
-		}
+	struct dnsmsg_learned learned;
+	unsigned unmatched = 0;
+	while (dnsmsg_next_learned(answer, &learned, &unmatched))
 		if (learn_selected(learned.question.name))
 			learn_record(learned.question.name, learned.addrs, learned.count, STATS_LEARN_DNS,
 				     learned.ttl_seconds);
-	}
+	if (unmatched > 0)
+		log_msg(LOG_DEBUG, "ignored %u DNS answer%s the program read: no query it sent on that socket matches",
+			unmatched, unmatched == 1 ? "" : "s");
 	atomic_flag_clear_explicit(&collecting, memory_order_release);
 done:
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);

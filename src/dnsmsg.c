@@ -1,5 +1,7 @@
 #include "dnsmsg.h"
 
+#include "dns_watch.h"
+
 #include <ares.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -102,4 +104,25 @@ bool dnsmsg_read_answer(const uint8_t *msg, size_t len, struct dnsmsg_learned *o
 			add_address(out, AF_INET6, &found[i].ip6addr, found[i].ttl);
 	}
 	return out->count > 0;
+}
+
+static bool question_matches(const uint8_t *query, size_t len, void *context)
+{
+	const struct dnsmsg_question *asked = context;
+	struct dnsmsg_question sent;
+	return dnsmsg_question(query, len, &sent) && dnsmsg_same_question(&sent, asked);
+}
+
+bool dnsmsg_next_learned(uint8_t *buf, struct dnsmsg_learned *out, unsigned *unmatched)
+{
+	size_t len;
+	unsigned index;
+	while ((len = dns_watch_take_answer(buf, &index)) > 0) {
+		if (!dnsmsg_read_answer(buf, len, out))
+			continue;
+		if (dns_watch_find_query(index, question_matches, &out->question))
+			return true;
+		(*unmatched)++;
+	}
+	return false;
 }

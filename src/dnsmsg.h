@@ -43,4 +43,9 @@ struct dnsmsg_learned {
  * NODATA, a malformed message. */
 bool dnsmsg_read_answer(const uint8_t *msg, size_t len, struct dnsmsg_learned *out);
 
+/* Takes the ready answers of the pool (dns_watch.h) until one reads as an answer (above) to a
+ * query its socket sent, id and question alike: true with it in *out. False when none is left.
+ * buf: DNS_ANSWER_MAX bytes of room. *unmatched counts the answers that matched no query. */
+bool dnsmsg_next_learned(uint8_t *buf, struct dnsmsg_learned *out, unsigned *unmatched);
+
 #endif

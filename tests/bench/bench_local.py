@@ -189,6 +189,10 @@ def callgrind_run(wd, tag, argv, env):
     return total, funcs, prog_err
 
 
+# Modes on an untracked fd, in a process with no tracked connection (no thread to compare with).
+UNTRACKED_MODES = ("devnull", "read", "recv")
+
+
 def hotpath(opts, wd):
     n = 2000 if opts.smoke else 100000
     wall_loops = 100000 if opts.smoke else 1000000
@@ -201,17 +205,19 @@ def hotpath(opts, wd):
     cases = [
         # key, mode, label, budget (None: information only)
         ("untracked", "devnull", "write(2), untracked fd (/dev/null)", BUDGET_UNTRACKED),
+        ("untracked_read", "read", "read(2), untracked fd (/dev/zero)", BUDGET_UNTRACKED),
         ("tracked_send", "send", "send(2), tracked healthy TCP socket", BUDGET_TRACKED),
         ("tracked_write", "write", "write(2), tracked healthy TCP socket", BUDGET_TRACKED),
+        ("untracked_recv", "recv", "recv(2), untracked empty datagram socket (EAGAIN)", BUDGET_UNTRACKED),
         ("untracked_threaded", "devnull-tracked",
          "write(2) to /dev/null, process with a tracked connection", None),
     ]
     if opts.smoke:
-        cases = cases[:2]
+        cases = cases[:3]
     jobs = []
     for key, mode, _, _ in cases:
         variants = [("plain", plain_env, []), ("shim", shim_env, [])]
-        if mode != "devnull":
+        if mode not in UNTRACKED_MODES:
             variants.append(("plain_thread", plain_env, ["--thread"]))
         for vname, env, extra in variants:
             for count in (n, 2 * n):
@@ -259,7 +265,7 @@ def hotpath(opts, wd):
         if per_call["shim"] < per_call["plain"]:
             raise BenchError("hotpath %s: fewer instructions with the shim (%.2f) than without "
                              "(%.2f)" % (key, per_call["shim"], per_call["plain"]))
-        if mode != "devnull" and case.get("threads_shim") != 2:
+        if mode not in UNTRACKED_MODES and case.get("threads_shim") != 2:
             raise BenchError("hotpath %s: the connection was not tracked under the shim (threads=%s, "
                              "expected 2: the background thread starts at the first tracked connect)"
                              % (key, case.get("threads_shim")))

@@ -3,6 +3,10 @@
  *     hotpath devnull N     write(2) of one byte to /dev/null, N times (an untracked fd)
  *     hotpath send N        send(2) of one byte on a tracked, healthy loopback TCP socket, N times
  *     hotpath write N       write(2) of one byte on that tracked socket, N times
+ *     hotpath read N        read(2) of one byte from /dev/zero, N times (an untracked fd: the
+ *                           receive hooks' fast path)
+ *     hotpath recv N        recv(2) with MSG_DONTWAIT on an empty untracked datagram socket, N times
+ *                           (each call fails with EAGAIN)
  *     hotpath devnull-tracked N   like devnull, in a process that made a tracked connection first
  *                           (under the shim its background thread runs: the process is threaded)
  *
@@ -28,6 +32,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +56,7 @@ static void drain(int fd)
 int main(int argc, char **argv)
 {
 	if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "--thread") != 0)) {
-		fprintf(stderr, "usage: hotpath devnull|devnull-tracked|send|write N [--thread]\n");
+		fprintf(stderr, "usage: hotpath devnull|devnull-tracked|read|recv|send|write N [--thread]\n");
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -73,6 +78,19 @@ int main(int argc, char **argv)
 		for (long i = 0; i < count; i++)
 			if (write(fd, &byte, 1) != 1)
 				die("write");
+		return 0;
+	}
+	if (strcmp(mode, "read") == 0 || strcmp(mode, "recv") == 0) {
+		bool use_read = strcmp(mode, "read") == 0;
+		int fd = use_read ? open("/dev/zero", O_RDONLY | O_CLOEXEC) : socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die(use_read ? "/dev/zero" : "socket");
+		fprintf(stderr, "hotpath %s %ld threads=%d\n", mode, count, task_count());
+		for (long i = 0; i < count; i++) {
+			ssize_t n = use_read ? read(fd, &byte, 1) : recv(fd, &byte, 1, MSG_DONTWAIT);
+			if (use_read ? n != 1 : n != -1)
+				die(mode);
+		}
 		return 0;
 	}
 	int use_send = strcmp(mode, "send") == 0;

@@ -25,7 +25,7 @@
 #include "env_names.h"
 #include "stats.h"
 
-#define VARIABLE_COUNT 16
+#define VARIABLE_COUNT 17
 #define HOST_QUERY_SELECTOR ('a' + VARIABLE_COUNT)
 #define ENTRIES_MAX 64
 #define HOSTS_MAX 16
@@ -62,6 +62,7 @@ static const struct variable variables[VARIABLE_COUNT] = {
 	{ ENV_STATS_INTERVAL, DURATION, FIELD(stats_interval_ms), 0, 100 },
 	{ ENV_NAMESERVERS, SERVERS, STRING_FIELD(nameservers), 0 },
 	{ ENV_DISABLE, SWITCH, FIELD(disable), 0, 0 },
+	{ ENV_LEARN_DNS, SWITCH, FIELD(learn_dns), 0, 0 },
 };
 
 /* The environment of one input: names point into variables[] or at a name nobody reads. */

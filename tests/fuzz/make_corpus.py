@@ -17,7 +17,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 VARIABLES = [
     "TTL_FLOOR", "TTL_CEILING", "MAX_AGE", "IDLE", "DRAIN_TIMEOUT", "STALE_AFTER", "REDIRECT",
     "COOLDOWN", "HOSTS", "EXCLUDE", "LOG", "LOG_FILE", "STATS_FILE", "STATS_INTERVAL",
-    "NAMESERVERS", "DISABLE",
+    "NAMESERVERS", "DISABLE", "LEARN_DNS",
 ]
 HOST_QUERY = chr(ord("a") + len(VARIABLES))
 
@@ -44,6 +44,7 @@ VALUES = {
     "NAMESERVERS": ["10.0.0.1", "10.0.0.1:5353,[2001:db8::1]:53", "[::1]", "bad:host:x",
                     "1.2.3.4:99999", ",", "[0::00:00:00/2]"],
     "DISABLE": ["0", "1", "2"],
+    "LEARN_DNS": ["0", "1", "on"],
 }
 HOSTS = ["api.example.com", "API.Example.COM.", "", ".", "metadata.google.internal",
          "a" * 300 + ".", "x.svc.cluster.local"]
@@ -189,6 +190,36 @@ def answer_seeds():
     }
 
 
+# ---- fuzz_dnsmsg: a header byte (even: datagram, odd: stream), then operations (see the file) ----
+def dns_query(qid=0x1234, qtype_choice=1, name_choice=0, stream_pieces=b""):
+    return bytes([0, qid >> 8, qid & 0xff, qtype_choice, name_choice]) + stream_pieces
+
+
+def dns_answer(records=1, last_byte=7, extra=b"", stream_pieces=b""):
+    return bytes([2, 1, records, last_byte]) + extra + bytes([1]) + stream_pieces
+
+
+READ = bytes([4])
+WHOLE = bytes([1, 0, 0])          # framed, one piece of everything
+PIECES = bytes([1]) + bytes([2, 1]) * 40  # framed, 3-byte pieces
+
+
+def dnsmsg_seeds():
+    cname_records = bytes([0, 3, 0, 0, 0]) + bytes([0, 0, 0, 9, 9, 9])  # a CNAME, then an A
+    return {
+        "datagram-a": bytes([0]) + dns_query() + dns_answer() + READ,
+        "datagram-aaaa": bytes([0]) + dns_query(qtype_choice=0) + dns_answer() + READ,
+        "datagram-other-type": bytes([0]) + dns_query(qtype_choice=3) + dns_answer() + READ,
+        "datagram-cname": bytes([0]) + dns_query() + dns_answer(records=3, extra=cname_records) + READ,
+        "datagram-unasked": bytes([0]) + bytes([2, 0, 0x55, 0x55, 1, 0, 1, 7, 1]) + READ,
+        "stream-whole": bytes([1]) + dns_query(stream_pieces=WHOLE) + dns_answer(stream_pieces=WHOLE) + READ,
+        "stream-pieces": bytes([1]) + dns_query(stream_pieces=PIECES) + dns_answer(stream_pieces=PIECES) + READ,
+        "stream-discarded": bytes([1]) + dns_query(stream_pieces=WHOLE) + bytes([3, 5])
+        + dns_answer(stream_pieces=WHOLE) + READ,
+        "raw-bytes": bytes([0, 1, 0, 40]) + bytes(range(0x80, 0xa8)) + READ,
+    }
+
+
 def write(target, seeds):
     directory = HERE / "corpus" / target
     directory.mkdir(parents=True, exist_ok=True)
@@ -202,7 +233,7 @@ def write(target, seeds):
 def main():
     total_files = total_bytes = 0
     for target, seeds in (("config", config_seeds()), ("duration", duration_seeds()),
-                          ("answer", answer_seeds())):
+                          ("answer", answer_seeds()), ("dnsmsg", dnsmsg_seeds())):
         files, size = write(target, seeds)
         print(f"{target}: {files} seeds, {size} bytes")
         total_files += files

@@ -104,12 +104,13 @@ for form in separate joined; do
 		if [[ $form == separate ]]; then args+=("$option" "$value"); else args+=("$option=$value"); fi
 	done
 	# --log-file and --stats point into $tmp so the library, which really loads here, is harmless.
-	run DNSAWARE_LIB="$library" -- "$wrapper" "${args[@]}" --no-redirect --disable -- env
+	run DNSAWARE_LIB="$library" -- "$wrapper" "${args[@]}" --no-redirect --no-learn-dns --disable -- env
 	if ((status != 0)); then
 		fail "options ($form form): the wrapper exited $status"; show "$tmp/err"; continue
 	fi
 	wrong=()
-	for row in "${option_table[@]}" "--no-redirect 0 DNSAWARE_REDIRECT" "--disable 1 DNSAWARE_DISABLE"; do
+	for row in "${option_table[@]}" "--no-redirect 0 DNSAWARE_REDIRECT" "--no-learn-dns 0 DNSAWARE_LEARN_DNS" \
+		"--disable 1 DNSAWARE_DISABLE"; do
 		read -r option value variable <<<"$row"
 		grep -qxF -- "$variable=$value" "$tmp/out" || wrong+=("$option: no $variable=$value")
 	done
@@ -470,11 +471,11 @@ fi
 
 run -- "$wrapper" --help
 missing=()
-for option in --ttl-floor --ttl-ceiling --max-age --idle --drain-timeout --stale-after --cooldown --no-redirect \
+for option in --ttl-floor --ttl-ceiling --max-age --idle --drain-timeout --stale-after --cooldown --no-redirect --no-learn-dns \
 	--hosts --exclude --log --log-file --stats --stats-interval --nameservers --disable --force --check --help --version \
 	DNSAWARE_TTL_FLOOR DNSAWARE_TTL_CEILING DNSAWARE_MAX_AGE DNSAWARE_IDLE DNSAWARE_DRAIN_TIMEOUT DNSAWARE_STALE_AFTER \
 	DNSAWARE_REDIRECT DNSAWARE_COOLDOWN DNSAWARE_HOSTS DNSAWARE_EXCLUDE DNSAWARE_LOG DNSAWARE_LOG_FILE \
-	DNSAWARE_STATS_FILE DNSAWARE_STATS_INTERVAL DNSAWARE_NAMESERVERS DNSAWARE_DISABLE DNSAWARE_LIB; do
+	DNSAWARE_STATS_FILE DNSAWARE_STATS_INTERVAL DNSAWARE_NAMESERVERS DNSAWARE_LEARN_DNS DNSAWARE_DISABLE DNSAWARE_LIB; do
 	grep -q -- "$option\b" "$tmp/out" || missing+=("$option")
 done
 if ((status == 0 && ${#missing[@]} == 0)); then
