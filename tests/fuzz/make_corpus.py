@@ -202,6 +202,8 @@ def dns_answer(records=1, last_byte=7, extra=b"", stream_pieces=b""):
 READ = bytes([4])
 WHOLE = bytes([1, 0, 0])          # framed, one piece of everything
 PIECES = bytes([1]) + bytes([2, 1]) * 40  # framed, 3-byte pieces
+# Queries are always framed: no framing byte.
+QUERY_WHOLE, QUERY_PIECES = WHOLE[1:], PIECES[1:]
 
 
 def dnsmsg_seeds():
@@ -212,9 +214,9 @@ def dnsmsg_seeds():
         "datagram-other-type": bytes([0]) + dns_query(qtype_choice=3) + dns_answer() + READ,
         "datagram-cname": bytes([0]) + dns_query() + dns_answer(records=3, extra=cname_records) + READ,
         "datagram-unasked": bytes([0]) + bytes([2, 0, 0x55, 0x55, 1, 0, 1, 7, 1]) + READ,
-        "stream-whole": bytes([1]) + dns_query(stream_pieces=WHOLE) + dns_answer(stream_pieces=WHOLE) + READ,
-        "stream-pieces": bytes([1]) + dns_query(stream_pieces=PIECES) + dns_answer(stream_pieces=PIECES) + READ,
-        "stream-discarded": bytes([1]) + dns_query(stream_pieces=WHOLE) + bytes([3, 5])
+        "stream-whole": bytes([1]) + dns_query(stream_pieces=QUERY_WHOLE) + dns_answer(stream_pieces=WHOLE) + READ,
+        "stream-pieces": bytes([1]) + dns_query(stream_pieces=QUERY_PIECES) + dns_answer(stream_pieces=PIECES) + READ,
+        "stream-discarded": bytes([1]) + dns_query(stream_pieces=QUERY_WHOLE) + bytes([3, 5])
         + dns_answer(stream_pieces=WHOLE) + READ,
         "raw-bytes": bytes([0, 1, 0, 40]) + bytes(range(0x80, 0xa8)) + READ,
     }
