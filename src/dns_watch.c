@@ -2,6 +2,10 @@
 
 #include <string.h>
 
+#include "tracked.h"
+
+_Static_assert(DNS_WATCH_SOCKETS == FDTABLE_DNS_SOCKETS, "one fd-table gate per DNS socket");
+
 struct dns_watched_socket dns_watch_pool[DNS_WATCH_SOCKETS];
 _Atomic unsigned dns_watch_pending;
 _Atomic uint64_t dns_watch_dropped;

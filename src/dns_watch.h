@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#define DNS_WATCH_SOCKETS 64
+#define DNS_WATCH_SOCKETS 64 /* FDTABLE_DNS_SOCKETS: one gate each */
 /* Queries kept per socket: a client with more outstanding on one socket loses the oldest (their
  * answers are then not learned from; nothing else happens). */
 #define DNS_WATCH_QUERIES 16

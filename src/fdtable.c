@@ -1,4 +1,5 @@
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -8,6 +9,10 @@ typedef fdtable_slot fd_slot;
 
 #define CHUNK_SIZE ((size_t)1 << FDTABLE_CHUNK_BITS)
 #define CHUNK_MASK (CHUNK_SIZE - 1)
+
+_Static_assert(offsetof(struct tracked_socket, state) == 0, "the send hooks read a slot's first word as its state");
+
+struct fdtable_dns_gate fdtable_dns_gates[FDTABLE_DNS_SOCKETS] = {[0 ... FDTABLE_DNS_SOCKETS - 1] = {STATE_DNS_SOCKET}};
 
 /* Chunks are mapped, never unmapped: a send racing a fork-child clear must not touch freed memory. */
 _Atomic(fd_slot *) fdtable_chunks[FDTABLE_CHUNKS];

@@ -11,7 +11,11 @@
 /* The fast path's test: libc not looked up yet, or one of the program's DNS sockets. */
 static inline bool slow_path_needed(int fd, const void *real_call)
 {
-	return __builtin_expect(real_call == NULL, 0) || __builtin_expect(fdtable_is_dns(fdtable_load(fd)), 0);
+	if (__builtin_expect(real_call == NULL, 0))
+		return true;
+	fdtable_slot *slot = fdtable_slot_of(fd);
+	return __builtin_expect(slot != NULL, 0) &&
+	       __builtin_expect(fdtable_is_dns(atomic_load_explicit(slot, memory_order_acquire)), 0);
 }
 
 /* After a call that read into one buffer. */

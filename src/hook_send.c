@@ -68,16 +68,16 @@ static inline struct tracked_socket *gated_socket(uintptr_t slot)
 }
 
 /* The fast path: loads only, so each hook below compiles to a tail jump into libc with no
- * register saved. Anything else (libc not looked up yet, a draining socket, a DNS socket) takes
- * the slow path. */
+ * register saved. Anything else (libc not looked up yet, a draining socket, a DNS socket, whose
+ * gate's word has STATE_DNS_SOCKET) takes the slow path. */
 static inline bool slow_path_needed(int fd, const void *real_call)
 {
 	if (__builtin_expect(real_call == NULL, 0))
 		return true;
 	uintptr_t slot = fdtable_load(fd);
-	if (__builtin_expect(slot == 0, 1))
+	if (__builtin_expect(slot <= FDTABLE_SHIM, 1))
 		return false;
-	return fdtable_is_dns(slot) || gated_socket(slot) != NULL;
+	return (fdtable_slot_state(slot) & (STATE_DRAINING | STATE_CLOSING | STATE_DNS_SOCKET)) != 0;
 }
 
 /* Slow path: true when the send may go ahead; false with errno = EPIPE when it must fail unsent.

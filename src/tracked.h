@@ -24,7 +24,7 @@ struct name_entry;
 enum drain_reason { DRAIN_NONE = 0, DRAIN_DNS = 1, DRAIN_MAX_AGE = 2 };
 
 struct tracked_socket {
-	_Atomic uint64_t state;
+	_Atomic uint64_t state;             /* first: read through the slot as a gate's is (fdtable_slot_state) */
 	_Atomic int refs;                   /* fds that refer to this socket */
 	_Atomic int fds[TRACKED_MAX_FDS];   /* some of those fds, -1 for a free slot */
 
@@ -84,22 +84,37 @@ struct tracked_socket *tracked_take_released(void);
 #define FDTABLE_CHUNKS 1024
 #define FDTABLE_MAX_FD (FDTABLE_CHUNKS << FDTABLE_CHUNK_BITS)
 
-/* A slot holds 0 (not tracked), FDTABLE_SHIM (one of the library's own fds), a socket pointer
- * (aligned: its two low bits are clear), or one of the program's DNS sockets (dns_watch.h): its
- * index in the pool, shifted, with FDTABLE_DNS_TAG. */
+/* A slot holds 0 (not tracked), FDTABLE_SHIM (one of the library's own fds), a socket pointer, or
+ * the gate of one of the program's DNS sockets (dns_watch.h): an entry of fdtable_dns_gates, whose
+ * first word, like a socket's state word, the send hooks load. Its STATE_DNS_SOCKET bit sends them
+ * to the slow path without a test of their own: a tracked socket costs what it did before DNS
+ * sockets existed. */
 #define FDTABLE_SHIM ((uintptr_t)1)
-#define FDTABLE_DNS_TAG ((uintptr_t)2)
+#define STATE_DNS_SOCKET ((uint64_t)1 << 3)
+#define FDTABLE_DNS_SOCKETS 64
+
+struct fdtable_dns_gate {
+	_Atomic uint64_t state; /* STATE_DNS_SOCKET, always */
+} __attribute__((aligned(16)));
+extern struct fdtable_dns_gate fdtable_dns_gates[FDTABLE_DNS_SOCKETS] __attribute__((visibility("hidden")));
+
+/* The first word of what a slot above FDTABLE_SHIM points to: a socket's state, or a gate's. */
+static inline uint64_t fdtable_slot_state(uintptr_t slot)
+{
+	return atomic_load_explicit((_Atomic uint64_t *)slot, memory_order_acquire);
+}
+/* One subtraction and compare: the receive hooks' whole test. */
 static inline bool fdtable_is_dns(uintptr_t slot)
 {
-	return (slot & FDTABLE_DNS_TAG) != 0;
+	return slot - (uintptr_t)fdtable_dns_gates < sizeof fdtable_dns_gates;
 }
 static inline int fdtable_dns_index(uintptr_t slot)
 {
-	return (int)(slot >> 2);
+	return (int)((slot - (uintptr_t)fdtable_dns_gates) / sizeof fdtable_dns_gates[0]);
 }
 static inline uintptr_t fdtable_dns_slot(int index)
 {
-	return FDTABLE_DNS_TAG | (uintptr_t)index << 2;
+	return (uintptr_t)&fdtable_dns_gates[index];
 }
 
 typedef _Atomic uintptr_t fdtable_slot;
@@ -125,7 +140,7 @@ static inline uintptr_t fdtable_load(int fd)
 }
 static inline struct tracked_socket *fdtable_socket(uintptr_t slot)
 {
-	return (slot & (FDTABLE_SHIM | FDTABLE_DNS_TAG)) == 0 ? (struct tracked_socket *)slot : NULL;
+	return slot > FDTABLE_SHIM && !fdtable_is_dns(slot) ? (struct tracked_socket *)slot : NULL;
 }
 /* Stores a slot value, mapping the chunk if needed. Returns the previous value, or sets *ok = false
  * (and stores nothing) when fd is out of range or memory cannot be had. */
