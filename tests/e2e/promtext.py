@@ -235,6 +235,7 @@ DNSAWARE = {
                                                     "path": ("idle", "send", "deadline")}),
     "dnsaware_connects_redirected_total": ("counter", {}),
     "dnsaware_connect_failovers_total": ("counter", {}),
+    "dnsaware_names_learned_total": ("counter", {"source": ("getaddrinfo", "gethostbyname", "dns")}),
     "dnsaware_thread_wakeups_total": ("counter", {}),
     "dnsaware_thread_socket_visits_total": ("counter", {}),
 }

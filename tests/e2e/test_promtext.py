@@ -46,6 +46,11 @@ dnsaware_connects_redirected_total 2
 # HELP dnsaware_connect_failovers_total Failed connects retried on another address of the name.
 # TYPE dnsaware_connect_failovers_total counter
 dnsaware_connect_failovers_total 1
+# HELP dnsaware_names_learned_total Answers that fed a name's record, by source.
+# TYPE dnsaware_names_learned_total counter
+dnsaware_names_learned_total{source="getaddrinfo"} 12
+dnsaware_names_learned_total{source="gethostbyname"} 0
+dnsaware_names_learned_total{source="dns"} 3
 # HELP dnsaware_thread_wakeups_total Times the background thread woke up.
 # TYPE dnsaware_thread_wakeups_total counter
 dnsaware_thread_wakeups_total 120
@@ -155,7 +160,7 @@ def replace(doc, old, new):
 # Breakages of the dnsaware document: (what, document, line the error must name or None).
 BAD_DNSAWARE = [
     ("unknown family", DNSAWARE + "# HELP dnsaware_x X.\n# TYPE dnsaware_x gauge\ndnsaware_x 1\n",
-     34),
+     39),
     ("missing family", replace(DNSAWARE, "# HELP dnsaware_connect_failovers_total Failed"
                                " connects retried on another address of the name.\n"
                                "# TYPE dnsaware_connect_failovers_total counter\n"
@@ -240,7 +245,7 @@ def main():
     except ValueError as e:
         check(False, f"dnsaware document meets the contract: {e}")
     vals = promtext.values(parsed)
-    check(len(vals) == 15 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
+    check(len(vals) == 18 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
           and vals[("dnsaware_sockets_shutdown_total",
                     frozenset({"pid": "4242", "reason": "dns", "path": "deadline"}.items()))] == 1,
           "values()")

@@ -9,12 +9,14 @@
  *
  * Usage: preload_own_dns SUBTEST
  *   learned (expects the connection tracked): udp, sendto, recvmsg, recvmmsg, read, tcp, cname,
- *     ipv6, dup
+ *     ipv6, dup, signal (lookups go on in a signal handler every millisecond while the main
+ *     thread does its own: the hooks take no lock, so nothing deadlocks)
  *   not learned: wrong-id, wrong-name, nxdomain, off (meson sets DNSAWARE_LEARN_DNS=0)
  *   move: no max age; the name moves and the shim's own resolver sees it: the connection is shut
  *     down, a connect to the old address is steered, and the stats count one name from dns. */
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 
 #include "common.h"
@@ -243,7 +245,12 @@ static int dns_socket(const char *server, int type, bool connected)
 static bool readable(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
-	return poll(&p, 1, 2000) == 1;
+	uint64_t end = now_ms() + 2000;
+	int rc;
+	while ((rc = poll(&p, 1, 100)) == 0 || (rc < 0 && errno == EINTR))
+		if (now_ms() >= end)
+			return false;
+	return rc == 1;
 }
 
 /* One lookup over UDP with the calls `style` names. */
@@ -340,6 +347,41 @@ static void expect_tracked(const char *ip, bool tracked)
 	close(lfd);
 }
 
+static int signal_socket = -1;
+static volatile sig_atomic_t handler_lookups;
+
+/* A lookup's two halves in a signal handler: the send and, once its answer is there, the receive,
+ * on a DNS socket of its own, interrupting the main thread's lookups at any point of their hooks. */
+static void on_tick(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	uint8_t q[300], a[1024];
+	size_t qlen = make_query(q, 0x5151, NAME, 1);
+	if (recv(signal_socket, a, sizeof a, MSG_DONTWAIT) > 12)
+		handler_lookups++;
+	send(signal_socket, q, qlen, MSG_DONTWAIT);
+	errno = saved;
+}
+
+static void t_signal(void)
+{
+	signal_socket = dns_socket(DNS_V4, SOCK_DGRAM, true);
+	struct sigaction sa = { .sa_handler = on_tick, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+	struct itimerval every_ms = { .it_interval = {0, 1000}, .it_value = {0, 1000} };
+	CHECK(setitimer(ITIMER_REAL, &every_ms, NULL) == 0);
+	uint64_t until = now_ms() + 600;
+	int lookups = 0;
+	for (; lookups < 300 || now_ms() < until; lookups++)
+		lookup_udp(lookups % 2 ? "recvmsg" : "read", DNS_V4, 1);
+	struct itimerval off = {0};
+	CHECK(setitimer(ITIMER_REAL, &off, NULL) == 0);
+	CHECKF(handler_lookups > 50, "only %d lookups in the signal handler", (int)handler_lookups);
+	printf("%d lookups in the handler beside %d in the main thread\n", (int)handler_lookups, lookups);
+}
+
 static void start_server(void)
 {
 	CHECKF(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET) needs root");
@@ -412,6 +454,9 @@ int main(int argc, char **argv)
 		size_t qlen = make_query(q, 0x77, NAME, 1);
 		CHECK(send(copy, q, qlen, 0) == (ssize_t)qlen && readable(copy) && recv(copy, a, sizeof a, 0) > 12);
 		close(copy);
+		expect_tracked("127.0.0.10", true);
+	} else if (strcmp(t, "signal") == 0) {
+		t_signal();
 		expect_tracked("127.0.0.10", true);
 	} else if (strcmp(t, "wrong-id") == 0 || strcmp(t, "wrong-name") == 0 || strcmp(t, "nxdomain") == 0) {
 		server_mode = strcmp(t, "wrong-id") == 0 ? WRONG_ID : strcmp(t, "wrong-name") == 0 ? WRONG_NAME : NXDOMAIN;

@@ -22,6 +22,8 @@ static struct stats sample(void)
 	atomic_store(&s.connect_failovers, 7);
 	atomic_store(&s.thread_wakeups, 8);
 	atomic_store(&s.thread_socket_visits, 9);
+	atomic_store(&s.names_learned[STATS_LEARN_GETADDRINFO], 11);
+	atomic_store(&s.names_learned[STATS_LEARN_DNS], 12);
 	return s;
 }
 
@@ -36,7 +38,8 @@ Test(format, every_family_with_help_type_and_its_samples)
 	const char *families[] = {"dnsaware_tracked_sockets gauge", "dnsaware_watched_names gauge",
 				  "dnsaware_resolutions_total counter", "dnsaware_addresses_removed_total counter",
 				  "dnsaware_sockets_shutdown_total counter", "dnsaware_connects_redirected_total counter",
-				  "dnsaware_connect_failovers_total counter", "dnsaware_thread_wakeups_total counter",
+				  "dnsaware_connect_failovers_total counter", "dnsaware_names_learned_total counter",
+				  "dnsaware_thread_wakeups_total counter",
 				  "dnsaware_thread_socket_visits_total counter"};
 	for (unsigned i = 0; i < sizeof families / sizeof families[0]; i++) {
 		char type[128], help[128];
@@ -56,6 +59,9 @@ Test(format, every_family_with_help_type_and_its_samples)
 		"\ndnsaware_sockets_shutdown_total{pid=\"42\",reason=\"max_age\",path=\"deadline\"} 5\n",
 		"\ndnsaware_connects_redirected_total{pid=\"42\"} 6\n",
 		"\ndnsaware_connect_failovers_total{pid=\"42\"} 7\n",
+		"\ndnsaware_names_learned_total{pid=\"42\",source=\"getaddrinfo\"} 11\n",
+		"\ndnsaware_names_learned_total{pid=\"42\",source=\"gethostbyname\"} 0\n",
+		"\ndnsaware_names_learned_total{pid=\"42\",source=\"dns\"} 12\n",
 		"\ndnsaware_thread_wakeups_total{pid=\"42\"} 8\n",
 		"\ndnsaware_thread_socket_visits_total{pid=\"42\"} 9\n",
 	};
