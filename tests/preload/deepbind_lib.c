@@ -31,3 +31,10 @@ __attribute__((visibility("default"))) ssize_t deepbind_send(int fd, const void 
 {
 	return send(fd, buf, len, MSG_NOSIGNAL);
 }
+
+/* The dependency's count of its send calls, read through the library's own reference. */
+extern int deepbind_dep_send_calls;
+__attribute__((visibility("default"))) int deepbind_dep_sends(void)
+{
+	return deepbind_dep_send_calls;
+}
