@@ -9,7 +9,8 @@ import signal
 import time
 
 
-def parse_args(description, many_connections=False):
+def parse_args(description, many_connections=False, extra=None):
+    """The contract's options; extra(ap), when given, adds the adapter's own."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--target", required=True, help="NAME:PORT")
     ap.add_argument("--rate", type=float, required=True, help="requests per second in total")
@@ -21,6 +22,8 @@ def parse_args(description, many_connections=False):
                     help="close: a fresh connection for every request")
     ap.add_argument("--conns", type=int, default=1,
                     help="keep-alive connections" + ("" if many_connections else " (only 1)"))
+    if extra is not None:
+        extra(ap)
     args = ap.parse_args()
     host, sep, port = args.target.rpartition(":")
     if not sep or not host or not port.isdigit():
