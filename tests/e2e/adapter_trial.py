@@ -19,6 +19,8 @@ lo up, resolv.conf -> 127.0.0.1, hosts with localhost only, "hosts: files dns"):
 After the first answered request and --warmup seconds, svc.test moves .10 -> .11, then back, --moves
 times, --move-every seconds apart (keep it >= 8 s: an address that comes back within four of the
 shim's answers makes the name look rotating), and the run ends --after seconds after the last move.
+--stop-old S stops the old address's backend S seconds after a single move: how the client
+reconnects by itself when its server goes away.
 
 Prints, per move, where the requests went (how long until the first request on the new address,
 or "stayed"), the failed requests with their errors, and the program's own DNS queries; writes it
@@ -82,11 +84,10 @@ class Trial(dnsmove.Scene):
                                             "--port", str(port),
                                             "--log", self.path("backend-%s.jsonl" % a)])
         else:
-            argv = [PYTHON, os.path.join(HERE, "grpc_backend.py"), "--port", str(port),
-                    "--log", self.path("backend.jsonl")]
             for a in ADDRS:
-                argv += ["--addr", a]
-            self.spawn("backend", argv)
+                self.spawn("backend-" + a, [PYTHON, os.path.join(HERE, "grpc_backend.py"),
+                                            "--addr", a, "--port", str(port),
+                                            "--log", self.path("backend-%s.jsonl" % a)])
         for a in ADDRS:
             end = time.monotonic() + 15
             while True:
@@ -247,6 +248,11 @@ def inside(opts):
             trial.answer(addr)
             moves.append((t_move, addr))
             t = t_move + opts.move_every
+            if opts.stop_old is not None:
+                trial.sleep_until(t_move + opts.stop_old)
+                old = ADDRS[i % 2]
+                trial.kill(next(p for name, p in trial.procs if name == "backend-" + old))
+                log("stopped the backend on %s, %.1fs after the move" % (old, opts.stop_old))
         trial.sleep_until(t - opts.move_every + opts.after if moves else t)
         t_end = time.time()
         trial.stop_client()
@@ -269,6 +275,9 @@ def main():
     ap.add_argument("--moves", type=int, default=1)
     ap.add_argument("--move-every", type=float, default=10.0)
     ap.add_argument("--after", type=float, default=8.0)
+    ap.add_argument("--stop-old", type=float, metavar="S",
+                    help="stop the old address's backend S seconds after the move (only with "
+                         "--moves 1): the client's own reconnect, without the shim")
     ap.add_argument("--shim-env", action="append", default=[], metavar="VAR=VALUE")
     ap.add_argument("--env", action="append", default=[], metavar="VAR=VALUE")
     ap.add_argument("--workdir")
@@ -298,6 +307,10 @@ def main():
     args = ["--inside", "--workdir", wd, "--lib", os.path.abspath(opts.lib), "--proto",
             opts.proto, "--rate", str(opts.rate), "--warmup", str(opts.warmup), "--moves",
             str(opts.moves), "--move-every", str(opts.move_every), "--after", str(opts.after)]
+    if opts.stop_old is not None:
+        if opts.moves != 1:
+            ap.error("--stop-old needs --moves 1")
+        args += ["--stop-old", str(opts.stop_old)]
     if opts.shim:
         args.append("--shim")
     for kv in opts.shim_env:
