@@ -57,6 +57,8 @@ class Trial(dnsmove.Scene):
         self.out = self.path("client.jsonl")
         self.stop_file = self.path("client.stop")
         self.client = None
+        self.shim_events = []     # (time first seen, line): the shim's log has no timestamps
+        self._shim_log_pos = 0
 
     def answer(self, addr):
         dnsresponder.write_zone(self.zone, {NAME: {"addrs": [addr], "ttl": 1}})
@@ -132,9 +134,27 @@ class Trial(dnsmove.Scene):
             raise HarnessError("the adapter exited early with status %s:\n%s"
                                % (self.client.returncode, tail(self.path("client.out"))))
 
+    def tail_shim_log(self):
+        """Reads the shim's new log lines, stamped with the time they were first seen (within
+        the 50 ms of sleep_until's polling)."""
+        try:
+            with open(self.path("shim.log"), "rb") as f:
+                f.seek(self._shim_log_pos)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        end = data.rfind(b"\n") + 1
+        self._shim_log_pos += end
+        now = time.time()
+        with open(self.path("shim-events.jsonl"), "a") as f:
+            for line in data[:end].decode("utf-8", "replace").splitlines():
+                self.shim_events.append((now, line.strip()))
+                f.write(json.dumps({"t": now, "line": line.strip()}) + "\n")
+
     def sleep_until(self, t):
         while time.time() < t:
             self.alive()
+            self.tail_shim_log()
             time.sleep(min(0.05, max(0.0, t - time.time())))
 
     def wait_first_ok(self, timeout=30.0):
@@ -158,6 +178,28 @@ class Trial(dnsmove.Scene):
                                % (self.client.returncode, tail(self.path("client.out"))))
 
 
+def shutdown_events(trial, reqs):
+    """The shim's shutdowns (from its log, timed as seen), each with the failed requests that
+    started from 0.2 s before it was seen until the next shutdown (2 s at most)."""
+    events = []
+    for t, line in trial.shim_events:
+        if " shut down " not in line:
+            continue
+        reason = line.rpartition("(")[2].rstrip(")")
+        path = reason.rpartition("path ")[2] if "path " in reason else "?"
+        why = ("max_age" if "MAX_AGE" in reason else "dns" if "resolves" in reason
+               else "balance" if "balanc" in reason else reason.split(";")[0])
+        events.append({"t": t, "path": path, "reason": why})
+    for i, e in enumerate(events):
+        until = min(e["t"] + 2.0, events[i + 1]["t"] - 0.2 if i + 1 < len(events) else 1e20)
+        e["failed"] = sum(1 for r in reqs if not r.get("ok") and e["t"] - 0.2 <= r["t"] < until)
+    by = collections.defaultdict(lambda: [0, 0])
+    for e in events:
+        by["%s/%s" % (e["reason"], e["path"])][0] += 1
+        by["%s/%s" % (e["reason"], e["path"])][1] += e["failed"]
+    return events, {k: {"shutdowns": v[0], "failed_requests": v[1]} for k, v in by.items()}
+
+
 def summarize(trial, moves, t_end):
     """moves: [(t_dns_changed, new_addr)]. Returns the summary dict."""
     reqs = [r for r in trial.records() if r.get("type") == "req"]
@@ -173,7 +215,7 @@ def summarize(trial, moves, t_end):
         on_new = [r for r in window if r.get("ok") and r.get("backend") == addr]
         fails = [r for r in window if not r.get("ok")]
         out["moves"].append({
-            "to": addr, "requests": len(window),
+            "t": t_move, "to": addr, "requests": len(window),
             "first_on_new_s": round(on_new[0]["t"] - t_move, 2) if on_new else None,
             "last_on_old_s": max([round(r["t"] - t_move, 2) for r in window
                                   if r.get("ok") and r.get("backend") != addr], default=None),
@@ -211,6 +253,7 @@ def summarize(trial, moves, t_end):
                             if float(val):
                                 stats[key] = stats.get(key, 0) + float(val)
         out["shim_stats"] = stats
+        out["shutdown_events"], out["shutdowns"] = shutdown_events(trial, reqs)
     return out
 
 
@@ -227,6 +270,9 @@ def report(s):
     log("  DNS queries for %s: %s" % (NAME, s["dns_queries"]))
     if s["shim"]:
         log("  shim stats: %s" % s.get("shim_stats"))
+        for k, v in sorted(s["shutdowns"].items()):
+            log("  shutdowns %s: %d, failed requests right after them: %d"
+                % (k, v["shutdowns"], v["failed_requests"]))
         for ln in s.get("shim_log_lines", [])[:8]:
             log("  shim: %s" % ln)
 
@@ -256,6 +302,7 @@ def inside(opts):
         trial.sleep_until(t - opts.move_every + opts.after if moves else t)
         t_end = time.time()
         trial.stop_client()
+        trial.tail_shim_log()
         s = summarize(trial, moves, t_end)
         with open(trial.path("summary.json"), "w") as f:
             json.dump(s, f, indent=1)
