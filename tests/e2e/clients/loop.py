@@ -9,7 +9,8 @@ import signal
 import time
 
 
-def parse_args(description, many_connections=False, tls=False):
+def parse_args(description, many_connections=False, tls=False, extra=None):
+    """The contract's options (--tls when tls); extra(ap), when given, adds the adapter's own."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--target", required=True, help="NAME:PORT")
     ap.add_argument("--rate", type=float, required=True, help="requests per second in total")
@@ -24,6 +25,8 @@ def parse_args(description, many_connections=False, tls=False):
     if tls:
         ap.add_argument("--tls", metavar="CA_FILE",
                         help="HTTPS, trusting the certificate authority in CA_FILE (PEM)")
+    if extra is not None:
+        extra(ap)
     args = ap.parse_args()
     host, sep, port = args.target.rpartition(":")
     if not sep or not host or not port.isdigit():
