@@ -264,6 +264,32 @@ static UNUSED_FN int accept_one(int lfd)
 	return fd;
 }
 
+/* system(command) with the shim (and, in a sanitized build, the sanitizer runtime) left out of
+ * LD_PRELOAD: ip is not under test, and its leaks at exit are not ours. Called while the program
+ * has no thread of its own (setenv). */
+static UNUSED_FN int run_plain(const char *command)
+{
+	char *saved = getenv("LD_PRELOAD");
+	if (saved == NULL)
+		return system(command);
+	saved = strdup(saved);
+	CHECK(saved != NULL && unsetenv("LD_PRELOAD") == 0);
+	int status = system(command);
+	CHECK(setenv("LD_PRELOAD", saved, 1) == 0);
+	free(saved);
+	return status;
+}
+
+/* A network namespace of the test's own (root), lo up, and then `then` (NULL: nothing) run as
+ * by run_plain. */
+static UNUSED_FN void own_network(const char *then)
+{
+	CHECKF(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET) needs root");
+	char command[512];
+	snprintf(command, sizeof command, "ip link set lo up%s%s", then != NULL ? " && " : "", then != NULL ? then : "");
+	CHECK(run_plain(command) == 0);
+}
+
 /* Reads the stats file the shim writes for pid (DNSAWARE_STATS_FILE with its %p expanded) into buf,
  * NUL-terminated; false when it does not exist or is empty. */
 static UNUSED_FN bool read_stats_file(pid_t pid, char *buf, size_t size)

@@ -20,26 +20,12 @@
 
 enum { PORT = 8080 };
 
-static int run_plain(const char *command)
-{
-	char *saved = getenv("LD_PRELOAD");
-	if (saved == NULL)
-		return system(command);
-	saved = strdup(saved);
-	CHECK(saved != NULL && unsetenv("LD_PRELOAD") == 0);
-	int status = system(command);
-	CHECK(setenv("LD_PRELOAD", saved, 1) == 0);
-	free(saved);
-	return status;
-}
-
 int main(int argc, char **argv)
 {
 	CHECKF(argc == 3, "usage: %s SUBTEST LIBRARY", argv[0]);
 	t_name = argv[1];
 	watchdog(30);
-	CHECKF(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET) needs root");
-	CHECK(run_plain("ip link set lo up") == 0);
+	own_network(NULL);
 	private_hosts("deep.test", "127.0.0.10");
 	int lfd = listen_on("127.0.0.10", PORT, 8);
 

@@ -11,28 +11,6 @@
 
 enum { PORT = 8080 };
 
-/* system(command) with the shim (and, in a sanitized build, the sanitizer runtime) left out of
- * LD_PRELOAD: ip is not under test, and its leaks at exit are not ours. Called while the program
- * has no thread of its own (setenv). */
-static int run_plain(const char *command)
-{
-	char *saved = getenv("LD_PRELOAD");
-	if (saved == NULL)
-		return system(command);
-	saved = strdup(saved);
-	CHECK(saved != NULL && unsetenv("LD_PRELOAD") == 0);
-	int status = system(command);
-	CHECK(setenv("LD_PRELOAD", saved, 1) == 0);
-	free(saved);
-	return status;
-}
-
-static void private_network(void)
-{
-	CHECKF(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET) needs root");
-	CHECK(run_plain("ip link set lo up") == 0);
-}
-
 /* The address a connected socket reached. */
 static const char *peer_of(int fd, char *buf)
 {
@@ -312,7 +290,7 @@ int main(int argc, char **argv)
 	t_name = argv[1];
 	watchdog(40);
 	setvbuf(stdout, NULL, _IONBF, 0);
-	private_network();
+	own_network(NULL);
 	if (strcmp(t_name, "redirect") == 0)
 		t_redirect();
 	else if (strcmp(t_name, "spread") == 0)
