@@ -13,8 +13,12 @@ from matrix_layout import SLOW_SECONDS, TTL
 
 
 def dns_counts(scene):
+    """The queries per (name, listening address, type): the program's and the shim's, not the
+    driver's own probes (wait_dns asks for the first client's name, from net.driver_src)."""
     counts = {}
     for q in dnsresponder.read_log(scene.dns_log):
+        if q.get("src") == scene.net.driver_src:
+            continue
         key = (q.get("qname"), q.get("listen"), q.get("qtype"))
         counts.setdefault(key, []).append(q.get("t"))
     return counts
