@@ -20,6 +20,9 @@ private mount + network namespace (the script re-executes itself under
   - move-tls: the HTTP backends serve HTTPS on 8443 with a certificate from a test CA made at
     run time (matrix_tls.py); move-ipv6: the same roles on fd00::1 (program DNS), fd00::3
     (shim DNS), fd00::10-13 and fd00::20-21, added to lo, with AAAA-only names.
+  - move-own-dns: the move for clients the shim sees through the DNS they exchange themselves
+    (gRPC's and node's c-ares, a C program linking c-ares) and for PHP (libcurl loaded with
+    RTLD_DEEPBIND); the judge also asks the stats file how the name was learned.
 
 The parts: matrix_layout.py (addresses, ports, timings), matrix_clients.py (the clients),
 matrix_scenarios.py (the scenarios), matrix_scene.py (the scene and the run), matrix_judge.py
