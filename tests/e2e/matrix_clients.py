@@ -126,6 +126,9 @@ def instance_name(client, shim):
 SANITIZER_UNSUPPORTED = {
     "curl": "curl (7.88, Debian 12) hangs at start with the ASan or TSan runtime preloaded, shim "
             "or no shim: its second setlocale() waits for ever on glibc's locale lock",
+    "php": "PHP loads its extensions with dlopen(RTLD_DEEPBIND), which the sanitizer runtimes "
+           "refuse (google/sanitizers#611): 'You are trying to dlopen a .../opcache.so shared "
+           "library with RTLD_DEEPBIND flag which is incompatible with sanitizer runtime'",
 }
 
 
