@@ -12,13 +12,17 @@ private mount + network namespace (the script re-executes itself under
     (<client>.e2e.test, and <client>.ctl.e2e.test for its control run), so queries are
     counted per client. TTL 1 s, shim TTL floor 200 ms.
   - Servers on 127.0.0.10-13: HTTP/1.1 keep-alive backends (dnsmove.py backend), redis-server,
-    PostgreSQL, and nginx reverse proxies on 127.0.0.20 (under the shim) / 127.0.0.21 (control)
-    whose upstream is a name.
+    PostgreSQL, the gRPC backend (grpc_backend.py, port 50051), and nginx reverse proxies on
+    127.0.0.20 (under the shim) / 127.0.0.21 (control) whose upstream is a name. Each is started
+    only when a client of the scenario talks to it.
   - Clients: tests/e2e/clients/ (contract in its README.md). Only the program under test gets
     LD_PRELOAD (for nginx that is nginx; its front client is plain).
   - move-tls: the HTTP backends serve HTTPS on 8443 with a certificate from a test CA made at
     run time (matrix_tls.py); move-ipv6: the same roles on fd00::1 (program DNS), fd00::3
     (shim DNS), fd00::10-13 and fd00::20-21, added to lo, with AAAA-only names.
+  - move-own-dns: the move for clients the shim sees through the DNS they exchange themselves
+    (gRPC's and node's c-ares, a C program linking c-ares) and for PHP (libcurl loaded with
+    RTLD_DEEPBIND); the judge also asks the stats file how the name was learned.
 
 The parts: matrix_layout.py (addresses, ports, timings), matrix_clients.py (the clients),
 matrix_scenarios.py (the scenarios), matrix_scene.py (the scene and the run), matrix_judge.py
@@ -37,15 +41,17 @@ Usage:
 """
 
 import argparse
+import functools
 import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 
 import dnsmove  # (namespace, process handling)
-from dnsmove import log
+from dnsmove import PYTHON, log
 from matrix_clients import ALL_CLIENTS, sanitizer_skips
 from matrix_judge import analyse, dns_counts, judge
 from matrix_layout import REPO
@@ -129,8 +135,6 @@ def prerequisites(opts, sc, clients):
     for prog in ("unshare", "ip", "mount"):
         if not shutil.which(prog):
             missing.append("%s not found (util-linux / iproute2)" % prog)
-    needs = {"curl": ["curl"], "java": ["java"], "node": ["node"],
-             "redis": ["redis-server"], "nginx": ["nginx"], "postgres": ["runuser"]}
     if sc.net.family == 6 and not os.path.isdir("/proc/sys/net/ipv6"):
         missing.append("IPv6 is disabled in this kernel (%s is IPv6 only)" % sc.name)
     if sc.tls:
@@ -141,13 +145,36 @@ def prerequisites(opts, sc, clients):
         missing += ["client %s has no --tls in its adapter (%s is HTTPS)" % (c, sc.name)
                     for c in clients if not ALL_CLIENTS[c].tls]
     for c in clients:
-        for prog in needs.get(c, []):
-            if not shutil.which(prog) and not os.path.exists("/usr/sbin/" + prog):
-                missing.append("%s not found (needed by the %s client; tools/setup installs "
-                               "it)" % (prog, c))
+        missing += ["%s (needed by the %s client)" % (why, c)
+                    for why in client_missing(ALL_CLIENTS[c])]
     if not opts.lib or not os.path.isfile(opts.lib):
         missing.append("library %s does not exist (set DNSAWARE_LIB or --lib)" % opts.lib)
     return missing
+
+
+@functools.lru_cache(maxsize=None)
+def importable(module):
+    return subprocess.run([PYTHON, "-c", "import " + module], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def client_missing(client):
+    """What of client.needs is missing: programs on PATH (or in /usr/sbin), absolute paths
+    (built adapters), python3:MODULE (importable by the adapters' python)."""
+    out = []
+    for need in client.needs:
+        if need.startswith("python3:"):
+            module = need.split(":", 1)[1]
+            if not importable(module):
+                out.append("python module %s not importable by %s; tools/setup installs it"
+                           % (module, PYTHON))
+        elif os.path.isabs(need):
+            if not os.access(need, os.X_OK):
+                out.append("%s does not exist (an adapter meson builds; "
+                           "matrix_clients.py says where it is looked for)" % need)
+        elif not shutil.which(need) and not os.path.exists("/usr/sbin/" + need):
+            out.append("%s not found; tools/setup installs it" % need)
+    return out
 
 
 def outside(opts):

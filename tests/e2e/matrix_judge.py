@@ -13,8 +13,12 @@ from matrix_layout import SLOW_SECONDS, TTL
 
 
 def dns_counts(scene):
+    """The queries per (name, listening address, type): the program's and the shim's, not the
+    driver's own probes (wait_dns asks for the first client's name, from net.driver_src)."""
     counts = {}
     for q in dnsresponder.read_log(scene.dns_log):
+        if q.get("src") == scene.net.driver_src:
+            continue
         key = (q.get("qname"), q.get("listen"), q.get("qtype"))
         counts.setdefault(key, []).append(q.get("t"))
     return counts
@@ -110,7 +114,8 @@ def program_version(client, meta):
 
 
 STATS_KEYS = ("shutdown_dns", "shutdown_max_age", "removed", "resolutions_ok", "resolutions_error",
-              "redirected", "failovers")
+              "redirected", "failovers", "learned_getaddrinfo", "learned_gethostbyname",
+              "learned_dns")
 
 
 def read_stats(directory):
@@ -140,6 +145,8 @@ def read_stats(directory):
         total["resolutions_error"] += c("dnsaware_resolutions_total", result="error")
         total["redirected"] += c("dnsaware_connects_redirected_total")
         total["failovers"] += c("dnsaware_connect_failovers_total")
+        for source in ("getaddrinfo", "gethostbyname", "dns"):
+            total["learned_" + source] += c("dnsaware_names_learned_total", source=source)
     out["stats"] = {k: int(v) for k, v in total.items()}
     return out
 
@@ -295,9 +302,14 @@ def judge_metrics(sc, client, res):
     if res["stats_error"]:
         return "invalid stats file: %s" % res["stats_error"]
     if res["stats_files"] == 0:
-        return "no stats file was written (DNSAWARE_STATS_FILE)"
+        return "no stats file was written (DNSAWARE_STATS_FILE)%s" % (
+            "; it stayed on the old address" if res.get("moved") is False else "")
     st = res["stats"]
     shutdowns = st["shutdown_dns"] + st["shutdown_max_age"]
+    if client.learns and st["learned_" + client.learns] < 1:
+        return ("the stats file counts no name learned from %s "
+                "(dnsaware_names_learned_total{source=\"%s\"}: getaddrinfo %d, dns %d)"
+                % (client.learns, client.learns, st["learned_getaddrinfo"], st["learned_dns"]))
     if sc.expect == "follow" and res.get("moved"):
         if st["removed"] < 1 or st["shutdown_dns"] < 1:
             return "moved, but the stats file counts %d addresses removed, %d DNS shutdowns" % (

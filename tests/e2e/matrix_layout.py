@@ -14,6 +14,7 @@ SHIM_DNS = "127.0.0.3"     # DNSAWARE_NAMESERVERS of every shim
 ADDRS = ["127.0.0.10", "127.0.0.11", "127.0.0.12", "127.0.0.13"]
 NGINX_LISTEN = {True: "127.0.0.20", False: "127.0.0.21"}
 HTTP_PORT, REDIS_PORT, PG_PORT = 8080, 6379, 5432
+GRPC_PORT = 50051           # tests/e2e/grpc_backend.py on every backend address
 TLS_PORT = 8443            # the HTTP backends' port in a TLS scenario
 
 

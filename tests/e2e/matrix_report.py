@@ -10,7 +10,7 @@ import time
 
 import matrix_clients
 import matrix_scenarios
-from matrix_layout import TLS_PORT
+from matrix_layout import GRPC_PORT, TLS_PORT
 
 HEADER = """# Compatibility: real clients under libdnsaware
 
@@ -103,7 +103,30 @@ def scenario_intro(sc):
                 "queries. Every run must keep one connection until the change (the control: "
                 "for the whole run). " % (" and ".join(sorted(set(sc.initial) | set(sc.final))),
                                           sc.net.program_dns, sc.net.shim_dns))
+    learns = {c: matrix_clients.ALL_CLIENTS[c].learns for c in sc.clients
+              if c in matrix_clients.ALL_CLIENTS}
+    if "dns" in learns.values():
+        own = sorted(c for c, src in learns.items() if src == "dns")
+        gai = sorted(c for c, src in learns.items() if src == "getaddrinfo")
+        return ("Clients the shim sees only through the DNS they exchange themselves (%s: "
+                "gRPC's c-ares resolver, a C program calling c-ares's `ares_getaddrinfo`, "
+                "node's `dns.resolve4`): it learns their names from the answers they read on "
+                "their own port-53 sockets (`DNSAWARE_LEARN_DNS`). Beside them, through "
+                "`getaddrinfo`: %s (PHP's curl extension is loaded with `RTLD_DEEPBIND`, so "
+                "libcurl's calls bind to libc first; grpc-native is the same gRPC client with "
+                "`GRPC_DNS_RESOLVER=native`). The gRPC clients make unary calls on one channel "
+                "to `tests/e2e/grpc_backend.py` on port %d. Each shim run's stats file must "
+                "count its name in `dnsaware_names_learned_total`, with `source=\"dns\"` for "
+                "the first and `source=\"getaddrinfo\"` for the others (the last column). "
+                % (", ".join(own), ", ".join(gai), GRPC_PORT))
     return ""
+
+
+def learned_cell(r):
+    st = r.get("stats")
+    if not r["shim"] or not st or "learned_dns" not in st:
+        return "–"
+    return "%d / %d" % (st["learned_getaddrinfo"], st["learned_dns"])
 
 
 def fmt(v, unit=""):
@@ -185,6 +208,11 @@ def main(opts):
         cols += ["requests", "failed", "reconnects", "DNS %s (program)" % qtype,
                  "DNS %s (shim)" % qtype, "shim %s per TTL" % qtype,
                  "stats file: removed / shutdowns / redirects / DNS errors"]
+        # Scenarios with clients that say how the shim must learn their names.
+        learned = any(getattr(matrix_clients.ALL_CLIENTS.get(r["client"]), "learns", None)
+                      for r in run["results"])
+        if learned:
+            cols += ["names learned: getaddrinfo / dns"]
         out.append("| " + " | ".join(cols) + " |")
         out.append("|---" * len(cols) + "|")
         for r in run["results"]:
@@ -195,6 +223,8 @@ def main(opts):
             row += [fmt(r["requests"]), fmt(r["failed"]), fmt(r["reconnects"]),
                     fmt(r["dns_program_a"]), fmt(r["dns_shim_a"]) if r["shim"] else "–",
                     fmt(r["dns_shim_a_per_ttl"]) if r["shim"] else "–", stats_cell(r)]
+            if learned:
+                row.append(learned_cell(r))
             out.append("| " + " | ".join(row) + " |")
         out.append("")
         extra = []

@@ -1,7 +1,7 @@
 """The matrix's scenarios (tests/e2e/matrix.py): one DNS behaviour each, and what the clients
 are expected to do under it."""
 
-from matrix_clients import CLIENTS
+from matrix_clients import CLIENTS, OWN_DNS
 from matrix_layout import ADDRS, NET4, NET6, SLOW_SECONDS, TTL
 
 
@@ -85,4 +85,11 @@ SCENARIOS = {s.name: s for s in [
     # fd00::11, the program's and the shim's DNS servers on fd00::1 and fd00::3.
     Scenario("move-ipv6", "A moves to B, IPv6 only (AAAA records, fd00::/8 on lo)",
              [NET6.addrs[0]], [NET6.addrs[1]], net=NET6, controls=True),
+    # The move for programs the shim sees only through the DNS they exchange themselves
+    # (gRPC's and node's c-ares, a program linking c-ares: DNSAWARE_LEARN_DNS), and for PHP,
+    # whose curl extension is loaded with RTLD_DEEPBIND; gRPC native as the getaddrinfo
+    # reference on the same backend.
+    Scenario("move-own-dns", "A moves to B; clients that resolve with their own DNS client or "
+             "load libcurl with RTLD_DEEPBIND", [OLD], [NEW], controls=True,
+             clients=[c.cid for c in OWN_DNS]),
 ]}

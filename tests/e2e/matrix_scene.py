@@ -10,10 +10,11 @@ import time
 import dnsmove  # (namespace, process handling, HTTP backend)
 import dnsresponder  # (the programmable DNS server and its client helpers)
 import matrix_tls  # (the TLS scenarios' test CA)
-import services  # (redis-server, PostgreSQL, nginx)
+import services  # (redis-server, PostgreSQL, nginx, the gRPC backend)
 from dnsmove import PYTHON, HarnessError, tail
 from matrix_clients import ALL_CLIENTS, instance_name
-from matrix_layout import HERE, HTTP_PORT, PG_PORT, REDIS_PORT, TLS_PORT, TTL, TTL_FLOOR
+from matrix_layout import (GRPC_PORT, HERE, HTTP_PORT, PG_PORT, REDIS_PORT, TLS_PORT, TTL,
+                           TTL_FLOOR)
 
 
 class MatrixScene(dnsmove.Scene):
@@ -130,6 +131,8 @@ class MatrixScene(dnsmove.Scene):
             template = services.postgres_template(self.opts.cache or self.wd)
             for a in addrs:
                 services.start_postgres(self.spawn, self.wd, a, PG_PORT, template=template)
+        if "grpc" in protos:
+            services.start_grpc(self.spawn, self.wd, addrs, GRPC_PORT)
         if protos & {"http", "nginx"}:
             for a in addrs:
                 wait_port(a, self.http_port(), "HTTP backend")

@@ -1,4 +1,5 @@
-"""Real servers for the end-to-end matrix: redis-server, PostgreSQL and an nginx reverse proxy.
+"""Real servers for the end-to-end matrix: redis-server, PostgreSQL, an nginx reverse proxy and
+the gRPC backend (tests/e2e/grpc_backend.py).
 
 Every start_* helper takes `spawn`, the driver's `spawn(name, argv, env=None) -> Popen` (own
 session, output in <workdir>/<name>.out, killed at cleanup), and `workdir`, an absolute
@@ -13,6 +14,7 @@ Names and paths, for a server on ADDR:PORT:
             sockets pgsock-ADDR-PORT/, template pg-template/ (initdb once per workdir)
   nginx     output nginx-ADDR-PORT.out, prefix nginx-ADDR-PORT/ (nginx.conf, error.log,
             nginx.pid, temp dirs)
+  gRPC      output grpc-ADDR-PORT.out, call log grpc-ADDR-PORT.jsonl
 """
 
 import glob
@@ -33,6 +35,8 @@ SETPRIV = "/usr/bin/setpriv"
 RUNUSER = "/usr/sbin/runuser"
 PG_USER = "postgres"
 UNIX_PATH_MAX = 107            # sun_path is 108 bytes, including the NUL
+PYTHON3 = "/usr/bin/python3"   # the Debian python, with python3-grpcio
+GRPC_BACKEND = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grpc_backend.py")
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,6 +334,36 @@ def start_postgres(spawn, workdir, addr, port=5432, template=None):
     _wait_ready(proc, "postgres on %s:%d" % (addr, port),
                 lambda: _pg_startup_ok(addr, port), [os.path.join(workdir, name + ".out")])
     return proc
+
+
+# --------------------------------------------------------------------------------------------
+# gRPC (tests/e2e/grpc_backend.py)
+# --------------------------------------------------------------------------------------------
+
+def _grpc_ready(out_path, addr, port):
+    with open(out_path, "rb") as f:
+        if b"ready" not in f.read().split():
+            return False
+    with socket.create_connection((addr, port), timeout=1.0):
+        return True
+
+
+def start_grpc(spawn, workdir, addrs, port=50051):
+    """tests/e2e/grpc_backend.py on each of addrs:port, one process per address (all started,
+    then each waited for: python grpc takes a while to import). Each logs its calls to
+    grpc-ADDR-PORT.jsonl. Returns the Popens."""
+    procs = []
+    for addr in addrs:
+        name = "grpc-%s-%d" % (addr, port)
+        _port_free("grpc_backend.py", addr, port)
+        procs.append((addr, name, spawn(name, [PYTHON3, GRPC_BACKEND, "--addr", addr,
+                                              "--port", str(port), "--log",
+                                              os.path.join(workdir, name + ".jsonl")])))
+    for addr, name, proc in procs:
+        out = os.path.join(workdir, name + ".out")
+        _wait_ready(proc, "grpc_backend.py on %s" % _fmt_addr(addr, port),
+                    lambda: _grpc_ready(out, addr, port), [out])
+    return [p for _, _, p in procs]
 
 
 # --------------------------------------------------------------------------------------------
