@@ -82,6 +82,11 @@ OWN_DNS = [
     Client("grpc-default", "python grpcio 1.51, one channel, GRPC_DNS_RESOLVER unset "
            "(c-ares in Debian's build)", "grpc", _py("grpc_loop.py", "--resolver", "default"),
            steering=True, learns="dns", needs=["python3:grpc"]),
+    # The remedy docs/compatibility.md gives for the failed call above: a retry policy.
+    Client("grpc-ares-retry", "python grpcio 1.51, GRPC_DNS_RESOLVER=ares, a retryPolicy for "
+           "UNAVAILABLE in the service config", "grpc",
+           _py("grpc_loop.py", "--resolver", "ares", "--retry"),
+           steering=True, learns="dns", needs=["python3:grpc"]),
     Client("cares", "C, c-ares ares_getaddrinfo, HTTP/1.1 keep-alive", "http", [HTTP_CARES],
            learns="dns", needs=[HTTP_CARES]),
     Client("node-resolve4", "Node.js http.Agent({keepAlive: true}), lookup by dns.resolve4",

@@ -60,7 +60,7 @@ def main():
         os.environ["GRPC_DNS_RESOLVER"] = args.resolver
     import grpc                      # a missing module exits non-zero before any record
 
-    client = "grpc-" + args.resolver
+    client = "grpc-" + args.resolver + ("-retry" if args.retry else "")
     chan_opts = []
     if args.retry:
         client += "-retry"
