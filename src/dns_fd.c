@@ -64,13 +64,13 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 
 void dns_fd_before_send(int index, const struct iovec *iov, int iovcnt, size_t n)
 {
-	if (!dns_watch_pool[index].stream)
+	if (!dns_watch_socket(index)->stream)
 		dns_watch_sent(index, iov, iovcnt, n);
 }
 
 void dns_fd_after_send(int index, const struct iovec *iov, int iovcnt, ssize_t sent)
 {
-	if (dns_watch_pool[index].stream && sent > 0)
+	if (dns_watch_socket(index)->stream && sent > 0)
 		dns_watch_sent(index, iov, iovcnt, (size_t)sent);
 }
 
@@ -79,7 +79,7 @@ void dns_fd_received(int index, const struct iovec *iov, int iovcnt, ssize_t got
 	if (got <= 0 || (flags & MSG_PEEK) || !learning())
 		return; /* peeked bytes are read again */
 	size_t capacity = iov_total(iov, iovcnt);
-	if (dns_watch_pool[index].stream) {
+	if (dns_watch_socket(index)->stream) {
 		/* MSG_TRUNC on a stream: the bytes were discarded, not read. */
 		bool discarded = (flags & MSG_TRUNC) != 0;
 		dns_watch_received(index, discarded ? NULL : iov, iovcnt, (size_t)got, false);

@@ -1,12 +1,13 @@
 #include "dns_watch.h"
 
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tracked.h"
 
 _Static_assert(DNS_WATCH_SOCKETS == FDTABLE_DNS_SOCKETS, "one fd-table gate per DNS socket");
 
-struct dns_watched_socket dns_watch_pool[DNS_WATCH_SOCKETS];
+_Atomic(struct dns_watched_socket *) dns_watch_pool[DNS_WATCH_SOCKETS];
 _Atomic unsigned dns_watch_pending;
 _Atomic uint64_t dns_watch_dropped;
 
@@ -31,10 +32,27 @@ static void stream_reset(struct dns_stream *s)
 	s->have = 0;
 }
 
+/* Entry i, mapped if it was not yet; NULL without memory. */
+static struct dns_watched_socket *entry(int i)
+{
+	struct dns_watched_socket *w = dns_watch_socket(i);
+	if (w != NULL)
+		return w;
+	void *mapped = mmap(NULL, sizeof *w, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mapped == MAP_FAILED)
+		return NULL;
+	if (atomic_compare_exchange_strong(&dns_watch_pool[i], &w, (struct dns_watched_socket *)mapped))
+		return mapped;
+	munmap(mapped, sizeof *w); /* another claim mapped it first */
+	return w;
+}
+
 int dns_watch_claim(bool stream)
 {
 	for (int i = 0; i < DNS_WATCH_SOCKETS; i++) {
-		struct dns_watched_socket *w = &dns_watch_pool[i];
+		struct dns_watched_socket *w = entry(i);
+		if (w == NULL)
+			return -1;
 		int expected = 0;
 		if (!atomic_compare_exchange_strong(&w->refs, &expected, 1))
 			continue;
@@ -54,20 +72,22 @@ int dns_watch_claim(bool stream)
 
 void dns_watch_ref(int index)
 {
-	atomic_fetch_add(&dns_watch_pool[index].refs, 1);
+	atomic_fetch_add(&dns_watch_socket(index)->refs, 1);
 }
 
 void dns_watch_unref(int index)
 {
-	atomic_fetch_sub(&dns_watch_pool[index].refs, 1);
+	atomic_fetch_sub(&dns_watch_socket(index)->refs, 1);
 }
 
 void dns_watch_forget_all(void)
 {
 	/* Only the sockets in use: every page written here is one the kernel copies for the child. */
-	for (int i = 0; i < DNS_WATCH_SOCKETS; i++)
-		if (atomic_load_explicit(&dns_watch_pool[i].refs, memory_order_relaxed) != 0)
-			atomic_store(&dns_watch_pool[i].refs, 0);
+	for (int i = 0; i < DNS_WATCH_SOCKETS; i++) {
+		struct dns_watched_socket *w = dns_watch_socket(i);
+		if (w != NULL && atomic_load_explicit(&w->refs, memory_order_relaxed) != 0)
+			atomic_store(&w->refs, 0);
+	}
 }
 
 /* Copies up to cap of the n bytes held by iov into out; returns how many. */
@@ -177,7 +197,7 @@ static void stream_feed(struct dns_watched_socket *w, struct dns_stream *s, uint
 
 void dns_watch_sent(int index, const struct iovec *iov, int iovcnt, size_t n)
 {
-	struct dns_watched_socket *w = &dns_watch_pool[index];
+	struct dns_watched_socket *w = dns_watch_socket(index);
 	if (w->stream) {
 		stream_feed(w, &w->out, w->out_buf, sizeof w->out_buf, true, keep_query, iov, iovcnt, n);
 		return;
@@ -188,7 +208,7 @@ void dns_watch_sent(int index, const struct iovec *iov, int iovcnt, size_t n)
 
 void dns_watch_received(int index, const struct iovec *iov, int iovcnt, size_t n, bool truncated)
 {
-	struct dns_watched_socket *w = &dns_watch_pool[index];
+	struct dns_watched_socket *w = dns_watch_socket(index);
 	if (w->stream) {
 		stream_feed(w, &w->in, w->in_buf, sizeof w->in_buf, false, keep_answer, iov, iovcnt, n);
 		return;
@@ -222,7 +242,9 @@ size_t dns_watch_take_answer(uint8_t *buf, unsigned *index)
 	if (atomic_load(&dns_watch_pending) == 0)
 		return 0;
 	for (unsigned i = 0; i < DNS_WATCH_SOCKETS; i++) {
-		struct dns_watched_socket *w = &dns_watch_pool[i];
+		struct dns_watched_socket *w = dns_watch_socket((int)i);
+		if (w == NULL)
+			break; /* entries are mapped in order: none after this one */
 		for (int a = 0; a < DNS_WATCH_ANSWERS; a++) {
 			struct dns_answer_slot *slot = &w->answers[a];
 			if (!slot_move(&slot->state, DNS_SLOT_READY, DNS_SLOT_READING))
@@ -241,7 +263,7 @@ size_t dns_watch_take_answer(uint8_t *buf, unsigned *index)
 bool dns_watch_find_query(unsigned index, bool (*match)(const uint8_t *query, size_t len, void *context),
 			  void *context)
 {
-	struct dns_watched_socket *w = &dns_watch_pool[index];
+	struct dns_watched_socket *w = dns_watch_socket((int)index);
 	for (int i = 0; i < DNS_WATCH_QUERIES; i++) {
 		struct dns_query_slot *q = &w->queries[i];
 		if (!slot_move(&q->state, DNS_SLOT_READY, DNS_SLOT_READING))

@@ -4,7 +4,7 @@
  * allocation, no parsing, so every hook on a DNS socket stays async-signal-safe and its cost is a
  * copy of a few hundred bytes. Pure data structure code, unit-testable.
  *
- * A fixed pool of sockets, each with a ring of recent queries and a few answer slots. Each slot is
+ * A fixed pool of sockets (each mapped on first use), each with a ring of recent queries and a few answer slots. Each slot is
  * owned by whoever moved it out of FREE/READY with a compare-and-swap, so a reader never sees
  * bytes being written. TCP sockets carry length-prefixed messages; each direction is reassembled
  * in a bounded buffer, and a message too long for it is skipped whole. */
@@ -62,7 +62,15 @@ struct dns_watched_socket {
 	struct dns_answer_slot answers[DNS_WATCH_ANSWERS];
 };
 
-extern struct dns_watched_socket dns_watch_pool[DNS_WATCH_SOCKETS];
+/* Each entry is mapped when first claimed (mmap: async-signal-safe) and never unmapped, so a
+ * process that never speaks DNS itself pays no memory for them; NULL until then. */
+extern _Atomic(struct dns_watched_socket *) dns_watch_pool[DNS_WATCH_SOCKETS];
+
+/* The socket of a claimed index. */
+static inline struct dns_watched_socket *dns_watch_socket(int index)
+{
+	return atomic_load_explicit(&dns_watch_pool[index], memory_order_acquire);
+}
 /* Answers waiting in the pool: the connect hook reads them only when this is not 0. */
 extern _Atomic unsigned dns_watch_pending;
 /* Answers dropped because every slot of their socket was full, or too long to keep. */
