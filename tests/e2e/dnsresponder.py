@@ -68,6 +68,11 @@ actually sent; "ttl" is the smallest TTL among the answer records (CNAMEs includ
 
 Helpers for test drivers (import this file): write_zone(), query(), read_log(), and the lower
 level build_query() / parse_message().
+
+The file is split by concern, and this one re-exports the others' names (drivers import them from
+here): dnsresponder_wire.py (the wire format), dnsresponder_zone.py (the zone file, write_zone),
+dnsresponder_client.py (query, exchange, parse_message, read_log); this file has the answers
+(resolve, build_reply, the hostile modes) and the server.
 """
 
 import argparse
@@ -79,323 +84,35 @@ import signal
 import socket
 import struct
 import sys
-import tempfile
 import threading
 import time
 
-GARBAGE_MODES = ("garbage", "truncated", "wrongid", "badcounts", "ptrloop")
-MODES = ("answer", "servfail", "nxdomain", "empty", "refused", "silent") + GARBAGE_MODES
-MODE_RCODE = {"answer": 0, "empty": 0, "servfail": 2, "nxdomain": 3, "refused": 5, "silent": None}
+from dnsresponder_client import (_qtype_number, build_query, exchange, parse_message, query,
+                                 read_log)
+from dnsresponder_wire import (CLASS_IN, EDNS_PAYLOAD, F_AA, F_QR, F_RA, F_RD, F_TC, QTYPE_NAMES,
+                               QTYPES, T_A, T_AAAA, T_CNAME, T_OPT, TCP_LIMIT, UDP_LIMIT,
+                               Malformed, Query, _recv_exact, encode_name, parse_query,
+                               qtype_name, read_name, skip_rr)
+from dnsresponder_zone import (DEFAULT_TTL, GARBAGE_MODES, MODE_RCODE, MODES, Entry, Zone,
+                               ZoneError, ZoneFile, _is_int, norm_name, parse_zone, write_zone)
 
-T_A, T_CNAME, T_OPT, T_AAAA = 1, 5, 41, 28
-CLASS_IN = 1
-QTYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28,
-          "SRV": 33, "OPT": 41, "ANY": 255}
-QTYPE_NAMES = {T_A: "A", T_AAAA: "AAAA"}     # the log names only these; others are numbers
-
-F_QR, F_AA, F_TC, F_RD, F_RA = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080
-UDP_LIMIT = 512              # classic DNS UDP message limit (RFC 1035)
-EDNS_PAYLOAD = 1232          # what we advertise in our OPT record (DNS flag day 2020 value)
-TCP_LIMIT = 65535            # the 2-byte TCP length prefix
 MAX_CNAME_HOPS = 16
 TCP_IDLE = 30.0              # seconds a TCP connection may sit idle before we close it
-DEFAULT_TTL = 1
+
+# What the drivers import from here (most of it re-exported from the modules above).
+__all__ = ["CLASS_IN", "DEFAULT_TTL", "EDNS_PAYLOAD", "Entry", "F_AA", "F_QR", "F_RA", "F_RD",
+           "F_TC", "GARBAGE_MODES", "MAX_CNAME_HOPS", "MODES", "MODE_RCODE", "Malformed", "QTYPES",
+           "QTYPE_NAMES", "Query", "QueryLog", "Server", "TCP_IDLE", "TCP_LIMIT", "T_A", "T_AAAA",
+           "T_CNAME", "T_OPT", "UDP_LIMIT", "Zone", "ZoneError", "ZoneFile", "_is_int",
+           "_qtype_number", "_recv_exact", "build_query", "build_reply", "encode_name", "exchange",
+           "garbage_mode", "mangle", "norm_name", "parse_message", "parse_query", "parse_zone",
+           "qtype_name", "query", "read_log", "read_name", "resolve", "serve", "skip_rr",
+           "write_zone"]
 
 
 # --------------------------------------------------------------------------------------------
-# zone
+# answers
 # --------------------------------------------------------------------------------------------
-
-class ZoneError(Exception):
-    """The zone file is unusable (message says why)."""
-
-
-def norm_name(name):
-    """Lower case, no trailing dot: the form used as zone key and in the log."""
-    return name.lower().rstrip(".") if name not in (".", "") else ""
-
-
-class Entry:
-    """One name of a loaded zone (immutable once built)."""
-    __slots__ = ("addrs4", "addrs6", "ttl", "mode", "rotate", "delay", "cname")
-
-    def __init__(self, addrs4, addrs6, ttl, mode, rotate, delay, cname):
-        self.addrs4 = addrs4      # tuple of (text, packed bytes, ttl)
-        self.addrs6 = addrs6
-        self.ttl = ttl
-        self.mode = mode
-        self.rotate = rotate      # None or int >= 1
-        self.delay = delay        # float seconds
-        self.cname = cname        # None or normalized target name
-
-
-class Zone:
-    def __init__(self, names, default):
-        self.names = names        # normalized name -> Entry
-        self.default = default
-
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _ttl(v, where):
-    if not _is_int(v) or not 0 <= v <= 0x7FFFFFFF:
-        raise ZoneError("%s: ttl must be an integer 0..2147483647, not %r" % (where, v))
-    return v
-
-
-def _encodable(name, where):
-    try:
-        encode_name(name)
-    except ValueError as e:
-        raise ZoneError("%s: %s" % (where, e))
-
-
-def parse_zone(text):
-    """Parse and validate zone JSON text; returns a Zone or raises ZoneError."""
-    try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise ZoneError("not valid JSON: %s" % e)
-    if not isinstance(doc, dict):
-        raise ZoneError("top level must be an object")
-    extra = set(doc) - {"names", "default"}
-    if extra:
-        raise ZoneError("unknown top-level keys %s" % sorted(extra))
-    default = doc.get("default", "nxdomain")
-    if default not in MODES or default == "answer" or default in GARBAGE_MODES:
-        raise ZoneError("default must be one of %s, not %r"
-                        % ([m for m in MODES if m != "answer" and m not in GARBAGE_MODES],
-                           default))
-    names = doc.get("names")
-    if not isinstance(names, dict):
-        raise ZoneError('"names" must be an object')
-    out = {}
-    for raw_name, spec in names.items():
-        where = "name %r" % raw_name
-        name = norm_name(raw_name)
-        _encodable(name, where)
-        if name in out:
-            raise ZoneError("%s: listed twice (names are case-insensitive)" % where)
-        if not isinstance(spec, dict):
-            raise ZoneError("%s: must be an object" % where)
-        extra = set(spec) - {"addrs", "ttl", "mode", "rotate", "delay", "cname"}
-        if extra:
-            raise ZoneError("%s: unknown keys %s" % (where, sorted(extra)))
-        ttl = _ttl(spec.get("ttl", DEFAULT_TTL), where)
-        mode = spec.get("mode", "answer")
-        if mode not in MODES:
-            raise ZoneError("%s: mode must be one of %s, not %r" % (where, list(MODES), mode))
-        rotate = spec.get("rotate")
-        if rotate is not None and (not _is_int(rotate) or rotate < 1):
-            raise ZoneError("%s: rotate must be an integer >= 1, not %r" % (where, rotate))
-        delay = spec.get("delay", 0.0)
-        if not isinstance(delay, (int, float)) or isinstance(delay, bool) or not 0 <= delay < 3600:
-            raise ZoneError("%s: delay must be a number of seconds >= 0, not %r" % (where, delay))
-        cname = spec.get("cname")
-        if cname is not None:
-            if not isinstance(cname, str) or not norm_name(cname):
-                raise ZoneError("%s: cname must be a non-empty name, not %r" % (where, cname))
-            cname = norm_name(cname)
-            _encodable(cname, where + " cname")
-        addrs = spec.get("addrs", [])
-        if not isinstance(addrs, list):
-            raise ZoneError("%s: addrs must be a list" % where)
-        a4, a6 = [], []
-        for a in addrs:
-            a_ttl = ttl
-            if isinstance(a, dict):
-                if set(a) - {"addr", "ttl"} or "addr" not in a:
-                    raise ZoneError('%s: an address object has exactly "addr" and optionally '
-                                    '"ttl", not %r' % (where, a))
-                if "ttl" in a:
-                    a_ttl = _ttl(a["ttl"], "%s address %r" % (where, a.get("addr")))
-                a = a["addr"]
-            try:
-                ip = ipaddress.ip_address(a)
-            except ValueError:
-                raise ZoneError("%s: %r is not an IP address" % (where, a))
-            (a4 if ip.version == 4 else a6).append((str(ip), ip.packed, a_ttl))
-        out[name] = Entry(tuple(a4), tuple(a6), ttl, mode, rotate, float(delay), cname)
-    return Zone(out, default)
-
-
-class ZoneFile:
-    """The zone, re-read when the file changes.
-
-    os.stat on every query is cheap and makes a rewrite visible to the very next query, which is
-    what a test driver wants (no SIGHUP, no polling interval to wait out). The driver replaces the
-    file with rename, so the inode changes even when size and mtime do not."""
-
-    def __init__(self, path):
-        self.path = path
-        self.lock = threading.Lock()
-        self.key = None
-        self.zone = None
-        self._load(startup=True)
-
-    @staticmethod
-    def _key(st):
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def _load(self, startup=False):
-        # Key and content come from the same open file (fstat), so a rename racing with the read
-        # can at worst cause one extra reload, never a stale zone under a new key.
-        try:
-            with open(self.path, "rb") as f:
-                key = self._key(os.fstat(f.fileno()))
-                text = f.read().decode("utf-8")
-            zone = parse_zone(text)
-        except (OSError, UnicodeDecodeError, ZoneError) as e:
-            if startup:
-                raise ZoneError("%s: %s" % (self.path, e))
-            # Remember the bad version so the complaint is printed once, not once per query.
-            try:
-                self.key = self._key(os.stat(self.path))
-            except OSError:
-                self.key = ("unreadable",)
-            print("dnsresponder: zone %s unusable, keeping the previous zone: %s"
-                  % (self.path, e), file=sys.stderr, flush=True)
-            return
-        self.key = key
-        self.zone = zone
-
-    def get(self):
-        try:
-            key = self._key(os.stat(self.path))
-        except OSError:
-            key = ("unreadable",)
-        if key != self.key:
-            with self.lock:
-                if key != self.key:
-                    self._load()
-        return self.zone
-
-
-# --------------------------------------------------------------------------------------------
-# wire format
-# --------------------------------------------------------------------------------------------
-
-class Malformed(Exception):
-    """A message we cannot parse."""
-
-
-def encode_name(name):
-    """'svc.test' -> b'\\x03svc\\x04test\\x00' (raises ValueError on a bad label)."""
-    name = name.rstrip(".") if name not in ("", ".") else ""
-    out = b""
-    for label in (name.split(".") if name else []):
-        b = label.encode("ascii") if label.isascii() else label.encode("idna")
-        if not 1 <= len(b) <= 63:
-            raise ValueError("label %r must be 1..63 bytes" % label)
-        out += bytes([len(b)]) + b
-    out += b"\0"
-    if len(out) > 255:
-        raise ValueError("name %r longer than 255 bytes" % name)
-    return out
-
-
-def read_name(buf, off):
-    """Read a possibly compressed name at off. Returns (dotted name, offset after it)."""
-    labels = []
-    end = None
-    total = 0
-    for _ in range(128):          # bounds pointer loops
-        if off >= len(buf):
-            raise Malformed("name runs past the end of the message")
-        ln = buf[off]
-        if ln == 0:
-            return ".".join(labels), (end if end is not None else off + 1)
-        if ln & 0xC0 == 0xC0:
-            if off + 2 > len(buf):
-                raise Malformed("truncated compression pointer")
-            if end is None:
-                end = off + 2
-            off = struct.unpack_from("!H", buf, off)[0] & 0x3FFF
-            continue
-        if ln & 0xC0:
-            raise Malformed("unsupported label type 0x%02x" % ln)
-        if off + 1 + ln > len(buf):
-            raise Malformed("label runs past the end of the message")
-        total += ln + 1
-        if total > 255:
-            raise Malformed("name longer than 255 bytes")
-        labels.append(buf[off + 1:off + 1 + ln].decode("latin-1"))
-        off += 1 + ln
-    raise Malformed("compression pointer loop")
-
-
-def skip_rr(buf, off):
-    """Skip one resource record; returns (type, class, ttl, rdata offset, rdlen, next offset)."""
-    _, off = read_name(buf, off)
-    if off + 10 > len(buf):
-        raise Malformed("truncated resource record")
-    rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", buf, off)
-    off += 10
-    if off + rdlen > len(buf):
-        raise Malformed("record data runs past the end of the message")
-    return rtype, rclass, ttl, off, rdlen, off + rdlen
-
-
-class Query:
-    __slots__ = ("id", "flags", "qname", "qtype", "question", "edns")
-
-
-def parse_query(buf):
-    """Parse an incoming query. Raises Malformed for anything we will not answer."""
-    if len(buf) < 12:
-        raise Malformed("message shorter than the 12-byte header (%d bytes)" % len(buf))
-    qid, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", buf, 0)
-    if flags & F_QR:
-        raise Malformed("QR set: a response, not a query")
-    opcode = (flags >> 11) & 0xF
-    if opcode != 0:
-        raise Malformed("unsupported opcode %d" % opcode)
-    if qd != 1:
-        raise Malformed("question count %d (expected 1)" % qd)
-    # The question name must be plain labels: a pointer could only point back into the header.
-    off = 12
-    labels = []
-    while True:
-        if off >= len(buf):
-            raise Malformed("question name runs past the end of the message")
-        ln = buf[off]
-        if ln == 0:
-            off += 1
-            break
-        if ln & 0xC0:
-            raise Malformed("compressed or extended label in the question")
-        if off + 1 + ln > len(buf):
-            raise Malformed("question label runs past the end of the message")
-        labels.append(buf[off + 1:off + 1 + ln])
-        off += 1 + ln
-    if off - 12 > 255:
-        raise Malformed("question name longer than 255 bytes")
-    if off + 4 > len(buf):
-        raise Malformed("question truncated before type/class")
-    qtype, _qclass = struct.unpack_from("!HH", buf, off)
-    off += 4
-    q = Query()
-    q.id, q.flags, q.qtype = qid, flags, qtype
-    q.qname = b".".join(labels).lower().decode("latin-1")   # ASCII-only case folding, as DNS
-    q.question = bytes(buf[12:off])
-    # EDNS: look for an OPT record in the additional section. Anything unparsable after the
-    # question is tolerated (treated as "no EDNS"): the question is all we need to answer.
-    q.edns = None
-    try:
-        for i in range(an + ns + ar):
-            rtype, rclass, _, _, _, off = skip_rr(buf, off)
-            if rtype == T_OPT and i >= an + ns:
-                q.edns = rclass                 # the requester's UDP payload size
-    except Malformed:
-        pass
-    return q
-
-
-def qtype_name(qtype):
-    return QTYPE_NAMES.get(qtype, str(qtype))
-
 
 def resolve(zone, qname, qtype):
     """What to answer. Returns (rcode or None for silent, records, delay), records being
@@ -703,17 +420,6 @@ class Server:
                 pass
 
 
-def _recv_exact(conn, n):
-    """n bytes, or None on EOF before all of them (b"" for n == 0)."""
-    buf = b""
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-
-
 def serve(argv=None):
     ap = argparse.ArgumentParser(description="Programmable DNS server for end-to-end tests.")
     ap.add_argument("--listen", action="append", required=True,
@@ -770,147 +476,6 @@ def serve(argv=None):
         except OSError:
             pass
     return 0
-
-
-# --------------------------------------------------------------------------------------------
-# helpers for test drivers
-# --------------------------------------------------------------------------------------------
-
-def write_zone(path, names, default="nxdomain"):
-    """Write a zone file atomically: a temporary file in the same directory, then rename, so the
-    server never reads a half-written file and always sees a new inode."""
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".zone-", suffix=".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"names": names, "default": default}, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _qtype_number(qtype):
-    if _is_int(qtype):
-        return qtype
-    s = str(qtype).upper()
-    return QTYPES[s] if s in QTYPES else int(s)
-
-
-def build_query(name, qtype="A", qid=None, rd=True, edns=None):
-    """Encode a query. edns: None (no OPT) or the UDP payload size to advertise."""
-    if qid is None:
-        qid = random.randrange(65536)
-    header = struct.pack("!HHHHHH", qid, F_RD if rd else 0, 1, 0, 0, 1 if edns else 0)
-    msg = header + encode_name(name) + struct.pack("!HH", _qtype_number(qtype), CLASS_IN)
-    if edns:
-        msg += struct.pack("!BHHIH", 0, T_OPT, edns, 0, 0)
-    return msg
-
-
-def parse_message(buf):
-    """Decode a whole message (for checks): a dict with id, flags, rcode, tc, aa, rd, ra,
-    question (raw bytes), answers and additional (lists of dicts: name, type, class, ttl, data;
-    data is the address text for A/AAAA, the target for CNAME, raw bytes otherwise)."""
-    if len(buf) < 12:
-        raise Malformed("message shorter than 12 bytes")
-    qid, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", buf, 0)
-    off = 12
-    for _ in range(qd):
-        _, off = read_name(buf, off)
-        off += 4
-    if off > len(buf):
-        raise Malformed("question runs past the end of the message")
-    out = {"id": qid, "flags": flags, "rcode": flags & 0xF, "tc": bool(flags & F_TC),
-           "aa": bool(flags & F_AA), "rd": bool(flags & F_RD), "ra": bool(flags & F_RA),
-           "qr": bool(flags & F_QR), "question": bytes(buf[12:off]),
-           "answers": [], "authority": [], "additional": []}
-    sections = ["answers"] * an + ["authority"] * ns + ["additional"] * ar
-    for sec in sections:
-        name, _ = read_name(buf, off)
-        rtype, rclass, ttl, roff, rdlen, off = skip_rr(buf, off)
-        rdata = bytes(buf[roff:roff + rdlen])
-        if rtype == T_A and rdlen == 4:
-            data = socket.inet_ntop(socket.AF_INET, rdata)
-        elif rtype == T_AAAA and rdlen == 16:
-            data = socket.inet_ntop(socket.AF_INET6, rdata)
-        elif rtype == T_CNAME:
-            data, _ = read_name(buf, roff)
-        else:
-            data = rdata
-        out[sec].append({"name": name, "type": rtype, "class": rclass, "ttl": ttl, "data": data})
-    return out
-
-
-def exchange(server_addr, msg, port=53, proto="udp", timeout=1.0, src=None):
-    """Send one raw message and return the raw reply (the one with the same ID, over UDP).
-    Raises TimeoutError when nothing comes back in time."""
-    fam = socket.AF_INET6 if ":" in server_addr else socket.AF_INET
-    deadline = time.monotonic() + timeout
-    if proto == "tcp":
-        with socket.create_connection((server_addr, port), timeout=timeout,
-                                      source_address=(src, 0) if src else None) as s:
-            s.sendall(struct.pack("!H", len(msg)) + msg)
-            s.settimeout(max(0.001, deadline - time.monotonic()))
-            head = _recv_exact(s, 2)
-            body = _recv_exact(s, struct.unpack("!H", head)[0]) if head else None
-            if body is None:
-                raise ConnectionError("server closed the TCP connection without a reply")
-            return body
-    if proto != "udp":
-        raise ValueError("proto must be udp or tcp")
-    with socket.socket(fam, socket.SOCK_DGRAM) as s:
-        if src:
-            s.bind((src, 0))
-        s.connect((server_addr, port))
-        s.send(msg)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no reply from %s:%d within %.2fs" % (server_addr, port,
-                                                                         timeout))
-            s.settimeout(left)
-            buf = s.recv(65535)
-            if buf[:2] == msg[:2]:           # ignore stray datagrams with another ID
-                return buf
-
-
-def query(server_addr, name, qtype="A", port=53, proto="udp", timeout=1.0, src=None,
-          edns=None):
-    """Ask server_addr for name/qtype. Returns (rcode, [(addr, ttl), ...], tc_flag): the A and
-    AAAA records of the answer section (CNAMEs skipped). src: source address to send from.
-    edns: advertise this UDP payload size in an OPT record (default: no OPT).
-    Raises TimeoutError when the server does not answer, ValueError when the reply does not
-    match the query (ID, QR, question section)."""
-    msg = build_query(name, qtype, edns=edns)
-    buf = exchange(server_addr, msg, port=port, proto=proto, timeout=timeout, src=src)
-    r = parse_message(buf)
-    qlen = len(encode_name(name)) + 4
-    if r["id"] != struct.unpack("!H", msg[:2])[0] or not r["qr"]:
-        raise ValueError("reply has the wrong ID or QR clear")
-    if r["question"] != msg[12:12 + qlen]:
-        raise ValueError("reply question %r differs from the query's %r"
-                         % (r["question"], msg[12:12 + qlen]))
-    addrs = [(a["data"], a["ttl"]) for a in r["answers"] if a["type"] in (T_A, T_AAAA)]
-    return r["rcode"], addrs, r["tc"]
-
-
-def read_log(path):
-    """The query log as a list of dicts. A last line without its newline (being written right
-    now) is skipped. A missing file reads as empty."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        return []
-    lines = data.split(b"\n")
-    lines.pop()                  # "" after the last newline, or a partial line
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 if __name__ == "__main__":
