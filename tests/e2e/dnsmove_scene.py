@@ -3,7 +3,7 @@ inside a private mount and network namespace, dnsmasq serving svc.test from an a
 the HTTP backends on 127.0.0.10 and 127.0.0.11 and the keep-alive client (both run as
 `dnsmove.py backend|client`, see dnsmove_http.py), and a tiny DNS client for the driver's own
 checks. Scene is the base of tests/e2e/matrix_scene.py's MatrixScene, adapter_trial.py's Trial,
-tests/bench/bench_proxy.py's BenchScene and tools/demo.py's DemoScene.
+tests/bench/bench_proxy_scene.py's BenchScene and tools/demo.py's DemoScene.
 """
 
 import json
