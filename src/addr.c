@@ -66,6 +66,21 @@ bool ip_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct ip_a
 	return true;
 }
 
+bool ip_addr_from_bytes(int family, const void *bytes, struct ip_addr *out)
+{
+	struct sockaddr_in v4 = {.sin_family = AF_INET};
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+	if (family == AF_INET) {
+		memcpy(&v4.sin_addr, bytes, 4);
+		return ip_addr_from_sockaddr((const struct sockaddr *)&v4, sizeof v4, out, NULL);
+	}
+	if (family == AF_INET6) {
+		memcpy(&v6.sin6_addr, bytes, 16);
+		return ip_addr_from_sockaddr((const struct sockaddr *)&v6, sizeof v6, out, NULL);
+	}
+	return false;
+}
+
 bool ip_addr_equal(const struct ip_addr *a, const struct ip_addr *b)
 {
 	if (a == NULL || b == NULL || a->family != b->family)

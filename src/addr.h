@@ -15,6 +15,9 @@ struct ip_addr {
 
 /* From a sockaddr (AF_INET / AF_INET6). Returns false for anything else. port may be NULL. */
 bool ip_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct ip_addr *out, uint16_t *port);
+/* From raw address bytes of family (AF_INET: 4, AF_INET6: 16), as from a sockaddr: v4-mapped IPv6
+ * folded to IPv4. False for another family. */
+bool ip_addr_from_bytes(int family, const void *bytes, struct ip_addr *out);
 bool ip_addr_equal(const struct ip_addr *a, const struct ip_addr *b);
 /* Writes a printable form into buf (IP_ADDR_STRLEN bytes). */
 const char *ip_addr_format(const struct ip_addr *a, char *buf);

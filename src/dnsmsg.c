@@ -53,19 +53,8 @@ static uint32_t ttl_seconds(int ttl)
 
 static void add_address(struct dnsmsg_learned *out, int family, const void *bytes, int ttl)
 {
-	/* Through a sockaddr, as every address the library compares: v4-mapped IPv6 folded to IPv4. */
-	struct sockaddr_in v4 = {.sin_family = AF_INET};
-	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
 	struct ip_addr addr;
-	bool ok;
-	if (family == AF_INET) {
-		memcpy(&v4.sin_addr, bytes, 4);
-		ok = ip_addr_from_sockaddr((const struct sockaddr *)&v4, sizeof v4, &addr, NULL);
-	} else {
-		memcpy(&v6.sin6_addr, bytes, 16);
-		ok = ip_addr_from_sockaddr((const struct sockaddr *)&v6, sizeof v6, &addr, NULL);
-	}
-	if (!ok)
+	if (!ip_addr_from_bytes(family, bytes, &addr))
 		return;
 	for (unsigned i = 0; i < out->count; i++)
 		if (ip_addr_equal(&out->addrs[i], &addr))

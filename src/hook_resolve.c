@@ -1,8 +1,6 @@
 /* getaddrinfo and gethostbyname*: the program's answers, recorded as name -> addresses. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
-#include <string.h>
 
 #include "learn.h"
 #include "names.h"
@@ -29,20 +27,9 @@ static void learn_hostent(const char *host, const struct hostent *he)
 		return;
 	if (!(he->h_addrtype == AF_INET && he->h_length == 4) && !(he->h_addrtype == AF_INET6 && he->h_length == 16))
 		return;
-	for (char **p = he->h_addr_list; *p != NULL && n < LEARN_MAX; p++) {
-		struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6};
-		struct sockaddr_in sa4 = {.sin_family = AF_INET};
-		bool ok;
-		if (he->h_addrtype == AF_INET) {
-			memcpy(&sa4.sin_addr, *p, 4);
-			ok = ip_addr_from_sockaddr((struct sockaddr *)&sa4, sizeof sa4, &addrs[n], NULL);
-		} else {
-			memcpy(&sa6.sin6_addr, *p, 16);
-			ok = ip_addr_from_sockaddr((struct sockaddr *)&sa6, sizeof sa6, &addrs[n], NULL);
-		}
-		if (ok)
+	for (char **p = he->h_addr_list; *p != NULL && n < LEARN_MAX; p++)
+		if (ip_addr_from_bytes(he->h_addrtype, *p, &addrs[n]))
 			n++;
-	}
 	learn_record(host, addrs, n, STATS_LEARN_GETHOSTBYNAME, LEARN_TTL_UNKNOWN);
 }
 

@@ -275,3 +275,23 @@ Test(addr, format_peer_brackets_ipv6)
 	cr_assert_str_eq(ip_addr_format_peer(&a, 65535, buf), "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
 	cr_assert_str_eq(ip_addr_format_peer(NULL, 1, buf), "?:1");
 }
+
+/* Raw bytes (a hostent's, a DNS record's) read as a sockaddr would be: v4-mapped folded. */
+Test(addr, from_bytes_folds_v4_mapped)
+{
+	struct ip_addr a;
+	struct in6_addr mapped, v6;
+	struct in_addr v4;
+	inet_pton(AF_INET6, "::ffff:10.0.0.7", &mapped);
+	inet_pton(AF_INET6, "fd00::10", &v6);
+	inet_pton(AF_INET, "10.0.0.5", &v4);
+	char buf[IP_ADDR_STRLEN];
+	cr_assert(ip_addr_from_bytes(AF_INET6, &mapped, &a));
+	cr_assert_eq(a.family, AF_INET);
+	cr_assert_str_eq(ip_addr_format(&a, buf), "10.0.0.7");
+	cr_assert(ip_addr_from_bytes(AF_INET6, &v6, &a));
+	cr_assert_str_eq(ip_addr_format(&a, buf), "fd00::10");
+	cr_assert(ip_addr_from_bytes(AF_INET, &v4, &a));
+	cr_assert_str_eq(ip_addr_format(&a, buf), "10.0.0.5");
+	cr_assert_not(ip_addr_from_bytes(AF_UNIX, &v6, &a));
+}
