@@ -62,10 +62,10 @@ static size_t iov_total(const struct iovec *iov, int iovcnt)
 	return total;
 }
 
-void dns_fd_before_send(int index, const struct iovec *iov, int iovcnt, size_t n)
+void dns_fd_before_send(int index, const struct iovec *iov, int iovcnt)
 {
 	if (!dns_watch_socket(index)->stream)
-		dns_watch_sent(index, iov, iovcnt, n);
+		dns_watch_sent(index, iov, iovcnt, iov_total(iov, iovcnt));
 }
 
 void dns_fd_after_send(int index, const struct iovec *iov, int iovcnt, ssize_t sent)

@@ -29,16 +29,23 @@ static inline int dns_fd_index(int fd)
 	return fdtable_is_dns(slot) ? fdtable_dns_index(slot) : -1;
 }
 
+/* A message's iov count as the recording takes it: none past IOV_MAX, which the kernel refuses
+ * anyway (msg_iovlen is a size_t the program fills). */
+static inline int dns_fd_msg_iovcnt(const struct msghdr *msg)
+{
+	return msg->msg_iovlen > 1024 ? 0 : (int)msg->msg_iovlen;
+}
+
 /* connect(fd, addr): a connect to port 53 marks fd as a DNS socket; a connect elsewhere ends it. */
 void dns_fd_connect(int fd, const struct sockaddr *addr, socklen_t len);
 /* A send on fd, to `to` (NULL: its connected peer): the pool index to record it in, marking fd if
  * `to` is a DNS server; -1 when it is no DNS socket (or learning is off). */
 int dns_fd_for_send(int fd, const struct sockaddr *to, socklen_t tolen);
 
-/* Around the real send of n bytes (gathered from iov) on DNS socket index: a datagram is recorded
- * before it leaves (its answer may be read by another thread before the call returns); a stream's
- * bytes after, as many as were sent. */
-void dns_fd_before_send(int index, const struct iovec *iov, int iovcnt, size_t n);
+/* Around the real send of iov on DNS socket index: a datagram (all of iov) is recorded before it
+ * leaves (its answer may be read by another thread before the call returns); a stream's bytes
+ * after, as many as were sent. */
+void dns_fd_before_send(int index, const struct iovec *iov, int iovcnt);
 void dns_fd_after_send(int index, const struct iovec *iov, int iovcnt, ssize_t sent);
 
 /* After a receive that returned got (> 0) bytes into iov (capacity: the iov's total), with the

@@ -22,7 +22,7 @@ static inline bool slow_path_needed(int fd, const void *real_call)
 static void received_into(int fd, void *buf, size_t len, ssize_t got, int flags)
 {
 	int index = dns_fd_index(fd);
-	if (index < 0 || got <= 0)
+	if (index < 0)
 		return;
 	struct iovec iov = {buf, len};
 	dns_fd_received(index, &iov, 1, got, flags, 0);
@@ -64,9 +64,9 @@ __attribute__((visibility("default"))) ssize_t recvfrom(int fd, void *buf, size_
 static void received_msg(int fd, const struct msghdr *msg, ssize_t got, int flags)
 {
 	int index = dns_fd_index(fd);
-	if (index < 0 || got <= 0 || msg == NULL || msg->msg_iovlen > (size_t)INT32_MAX)
+	if (index < 0 || msg == NULL)
 		return;
-	dns_fd_received(index, msg->msg_iov, (int)msg->msg_iovlen, got, flags, msg->msg_flags);
+	dns_fd_received(index, msg->msg_iov, dns_fd_msg_iovcnt(msg), got, flags, msg->msg_flags);
 }
 
 __attribute__((noinline)) static ssize_t recvmsg_slow(int fd, struct msghdr *msg, int flags)

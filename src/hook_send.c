@@ -90,12 +90,11 @@ static bool send_allowed(int fd)
 
 /* Before a send of iov on fd (to `to`, NULL: its peer): the DNS socket's pool index, its query
  * recorded if a datagram; -1 when fd is no DNS socket. */
-static int dns_send_begin(int fd, const struct sockaddr *to, socklen_t tolen, const struct iovec *iov, int iovcnt,
-			  size_t n)
+static int dns_send_begin(int fd, const struct sockaddr *to, socklen_t tolen, const struct iovec *iov, int iovcnt)
 {
 	int index = dns_fd_for_send(fd, to, tolen);
 	if (index >= 0)
-		dns_fd_before_send(index, iov, iovcnt, n);
+		dns_fd_before_send(index, iov, iovcnt);
 	return index;
 }
 
@@ -108,7 +107,7 @@ static void dns_send_end(int index, const struct iovec *iov, int iovcnt, ssize_t
 /* A send of one buffer: the DNS socket it goes on (-1: none), or false when it must fail unsent. */
 static bool buffer_send_begin(int fd, const struct sockaddr *to, socklen_t tolen, const struct iovec *iov, int *dns)
 {
-	*dns = dns_send_begin(fd, to, tolen, iov, 1, iov->iov_len);
+	*dns = dns_send_begin(fd, to, tolen, iov, 1);
 	return *dns >= 0 || send_allowed(fd);
 }
 
@@ -152,39 +151,28 @@ __attribute__((visibility("default"))) ssize_t sendto(int fd, const void *buf, s
 	return call(fd, buf, len, flags, addr, addrlen);
 }
 
-static size_t iov_total(const struct iovec *iov, size_t iovcnt)
-{
-	size_t total = 0;
-	for (size_t i = 0; i < iovcnt; i++)
-		total += iov[i].iov_len;
-	return total;
-}
-
 /* A message's destination, as the inline test reads it (msg may be anything the program passes). */
 static inline bool msg_to_dns_server(const struct msghdr *msg)
 {
 	return msg != NULL && dns_fd_is_server(msg->msg_name, msg->msg_namelen);
 }
 
-/* A message's iov count as the recording takes it (the kernel refuses more than IOV_MAX anyway). */
-static int msg_iovcnt(const struct msghdr *msg)
+/* dns_send_begin for one message (NULL, or without an iov: no DNS socket's to record). */
+static int msg_send_begin(int fd, const struct msghdr *msg)
 {
-	return msg->msg_iovlen > 1024 ? 0 : (int)msg->msg_iovlen;
+	if (msg == NULL || msg->msg_iov == NULL)
+		return -1;
+	return dns_send_begin(fd, msg->msg_name, msg->msg_namelen, msg->msg_iov, dns_fd_msg_iovcnt(msg));
 }
 
 __attribute__((noinline)) static ssize_t sendmsg_slow(int fd, const struct msghdr *msg, int flags)
 {
-	int dns = -1;
-	if (msg != NULL && msg->msg_iov != NULL) {
-		int iovcnt = msg_iovcnt(msg);
-		dns = dns_send_begin(fd, msg->msg_name, msg->msg_namelen, msg->msg_iov, iovcnt,
-				     iov_total(msg->msg_iov, (size_t)iovcnt));
-	}
+	int dns = msg_send_begin(fd, msg);
 	if (dns < 0 && !send_allowed(fd))
 		return -1;
 	ssize_t sent = REAL(sendmsg)(fd, msg, flags);
 	if (dns >= 0)
-		dns_send_end(dns, msg->msg_iov, msg_iovcnt(msg), sent);
+		dns_send_end(dns, msg->msg_iov, dns_fd_msg_iovcnt(msg), sent);
 	return sent;
 }
 
@@ -200,12 +188,7 @@ __attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *msgs,
 {
 	int dns = -1;
 	for (unsigned int i = 0; msgs != NULL && i < n; i++) {
-		const struct msghdr *msg = &msgs[i].msg_hdr;
-		if (msg->msg_iov == NULL)
-			continue;
-		int iovcnt = msg_iovcnt(msg);
-		int index = dns_send_begin(fd, msg->msg_name, msg->msg_namelen, msg->msg_iov, iovcnt,
-					   iov_total(msg->msg_iov, (size_t)iovcnt));
+		int index = msg_send_begin(fd, &msgs[i].msg_hdr);
 		if (index >= 0)
 			dns = index;
 	}
@@ -215,7 +198,7 @@ __attribute__((noinline)) static int sendmmsg_slow(int fd, struct mmsghdr *msgs,
 	int saved_errno = errno;
 	for (int i = 0; dns >= 0 && i < sent; i++)
 		if (msgs[i].msg_hdr.msg_iov != NULL)
-			dns_send_end(dns, msgs[i].msg_hdr.msg_iov, msg_iovcnt(&msgs[i].msg_hdr), (ssize_t)msgs[i].msg_len);
+			dns_send_end(dns, msgs[i].msg_hdr.msg_iov, dns_fd_msg_iovcnt(&msgs[i].msg_hdr), (ssize_t)msgs[i].msg_len);
 	errno = saved_errno;
 	return sent;
 }
@@ -251,7 +234,7 @@ __attribute__((noinline)) static ssize_t writev_slow(int fd, const struct iovec 
 {
 	int dns = -1;
 	if (iov != NULL && iovcnt > 0)
-		dns = dns_send_begin(fd, NULL, 0, iov, iovcnt, iov_total(iov, (size_t)iovcnt));
+		dns = dns_send_begin(fd, NULL, 0, iov, iovcnt);
 	if (dns < 0 && !send_allowed(fd))
 		return -1;
 	ssize_t sent = REAL(writev)(fd, iov, iovcnt);
