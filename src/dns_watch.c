@@ -130,21 +130,33 @@ static void keep_query(struct dns_watched_socket *w, const uint8_t *bytes, size_
 	}
 }
 
+/* A free answer slot of w, now WRITING; NULL (the answer dropped) when every one is taken. */
+static struct dns_answer_slot *claim_answer(struct dns_watched_socket *w)
+{
+	for (int i = 0; i < DNS_WATCH_ANSWERS; i++)
+		if (slot_move(&w->answers[i].state, DNS_SLOT_FREE, DNS_SLOT_WRITING))
+			return &w->answers[i];
+	atomic_fetch_add_explicit(&dns_watch_dropped, 1, memory_order_relaxed);
+	return NULL;
+}
+
+/* The claimed slot holds an answer of len bytes: ready for dns_watch_take_answer. */
+static void publish_answer(struct dns_answer_slot *a, size_t len)
+{
+	a->len = (uint16_t)len;
+	slot_set(&a->state, DNS_SLOT_READY);
+	atomic_fetch_add(&dns_watch_pending, 1);
+}
+
 static void keep_answer(struct dns_watched_socket *w, const uint8_t *bytes, size_t len)
 {
 	if (len < DNS_HEADER_LEN || !is_response(bytes))
 		return;
-	for (int i = 0; i < DNS_WATCH_ANSWERS; i++) {
-		struct dns_answer_slot *a = &w->answers[i];
-		if (!slot_move(&a->state, DNS_SLOT_FREE, DNS_SLOT_WRITING))
-			continue;
-		a->len = (uint16_t)len;
-		memcpy(a->bytes, bytes, len);
-		slot_set(&a->state, DNS_SLOT_READY);
-		atomic_fetch_add(&dns_watch_pending, 1);
+	struct dns_answer_slot *a = claim_answer(w);
+	if (a == NULL)
 		return;
-	}
-	atomic_fetch_add_explicit(&dns_watch_dropped, 1, memory_order_relaxed);
+	memcpy(a->bytes, bytes, len);
+	publish_answer(a, len);
 }
 
 /* Feeds n bytes of a length-prefixed stream (iov NULL: n bytes discarded unseen). Each complete
@@ -220,21 +232,15 @@ void dns_watch_received(int index, const struct iovec *iov, int iovcnt, size_t n
 	/* Straight into a free answer slot: no copy on the stack of whatever thread this is. */
 	if (n < DNS_HEADER_LEN)
 		return;
-	for (int i = 0; i < DNS_WATCH_ANSWERS; i++) {
-		struct dns_answer_slot *a = &w->answers[i];
-		if (!slot_move(&a->state, DNS_SLOT_FREE, DNS_SLOT_WRITING))
-			continue;
-		size_t len = gather(a->bytes, sizeof a->bytes, iov, iovcnt, n);
-		if (len < DNS_HEADER_LEN || !is_response(a->bytes)) {
-			slot_set(&a->state, DNS_SLOT_FREE);
-			return;
-		}
-		a->len = (uint16_t)len;
-		slot_set(&a->state, DNS_SLOT_READY);
-		atomic_fetch_add(&dns_watch_pending, 1);
+	struct dns_answer_slot *a = claim_answer(w);
+	if (a == NULL)
+		return;
+	size_t len = gather(a->bytes, sizeof a->bytes, iov, iovcnt, n);
+	if (len < DNS_HEADER_LEN || !is_response(a->bytes)) {
+		slot_set(&a->state, DNS_SLOT_FREE);
 		return;
 	}
-	atomic_fetch_add_explicit(&dns_watch_dropped, 1, memory_order_relaxed);
+	publish_answer(a, len);
 }
 
 size_t dns_watch_take_answer(uint8_t *buf, unsigned *index)

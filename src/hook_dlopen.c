@@ -59,7 +59,7 @@ __attribute__((noinline)) static void *dlopen_deepbind(const char *file, int fla
 	struct link_map **before = relink_snapshot(&count);
 	void *handle = REAL(dlopen)(file, flags);
 	if (handle != NULL) {
-		unsigned changed = relink_new_objects(handle, before, before != NULL ? count : 0);
+		unsigned changed = relink_new_objects(handle, before, count);
 		log_msg(LOG_DEBUG, "%s loaded with RTLD_DEEPBIND: %u of its calls pointed at the hooks", file, changed);
 	}
 	free(before);

@@ -90,8 +90,8 @@ static bool store(void **slot, void *value, const struct relro_search *relro)
 		return false;
 	uintptr_t at = (uintptr_t)slot;
 	bool protected = at >= relro->start && at < relro->end;
-	uintptr_t page = at & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
-	size_t span = (uintptr_t)sysconf(_SC_PAGESIZE);
+	size_t span = (size_t)sysconf(_SC_PAGESIZE);
+	uintptr_t page = at & ~(uintptr_t)(span - 1);
 	if (protected && mprotect((void *)page, span, PROT_READ | PROT_WRITE) != 0)
 		return false;
 	__atomic_store_n(slot, value, __ATOMIC_RELEASE); /* another thread may be calling through it */
