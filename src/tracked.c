@@ -83,7 +83,7 @@ bool tracked_attach(int fd, struct tracked_socket *s)
 		release(s, fd);
 		return false;
 	}
-	/* Attached twice to the same fd: keep one reference. */
+	/* Whatever fd referred to goes (s itself, attached twice: one reference kept). */
 	release_slot(previous, fd);
 	return true;
 }
