@@ -8,7 +8,8 @@
  * on it means the name was learned; none means it was not.
  *
  * Usage: preload_own_dns SUBTEST
- *   learned (expects the connection tracked): udp, sendto, recvmsg, recvmmsg, read, tcp, cname,
+ *   learned (expects the connection tracked): udp, sendto, recvmsg, recvmmsg, read,
+ *     fortified-read, fortified-recv, fortified-recvfrom (glibc's __read_chk and kin), tcp, cname,
  *     ipv6, dup, signal (lookups go on in a signal handler every millisecond while the main
  *     thread does its own: the hooks take no lock, so nothing deadlocks)
  *   not learned: wrong-id, wrong-name, nxdomain, off (meson sets DNSAWARE_LEARN_DNS=0)
@@ -229,6 +230,12 @@ static int dns_socket(const char *server, int type, bool connected)
 	return fd;
 }
 
+/* glibc's fortified receive calls, declared here: the test calls them directly. */
+ssize_t __read_chk(int fd, void *buf, size_t nbytes, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags, struct sockaddr *addr,
+		       socklen_t *addrlen);
+
 static bool readable(int fd)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -260,6 +267,18 @@ static void lookup_udp(const char *style, const char *server, unsigned qtype)
 		CHECK(write(fd, q, qlen) == (ssize_t)qlen);
 		CHECK(readable(fd));
 		got = read(fd, a, sizeof a);
+	} else if (strncmp(style, "fortified-", 10) == 0) {
+		/* What a _FORTIFY_SOURCE build calls when the length is not a constant: libc's checked
+		 * forms, which read through libc's internal recv/read, past the plain hooks. */
+		CHECK(send(fd, q, qlen, 0) == (ssize_t)qlen);
+		CHECK(readable(fd));
+		size_t len = sizeof a;
+		if (strcmp(style, "fortified-read") == 0)
+			got = __read_chk(fd, a, len, sizeof a);
+		else if (strcmp(style, "fortified-recv") == 0)
+			got = __recv_chk(fd, a, len, sizeof a, 0);
+		else
+			got = __recvfrom_chk(fd, a, len, sizeof a, 0, NULL, NULL);
 	} else if (strcmp(style, "recvmsg") == 0) {
 		struct iovec out = {q, qlen};
 		struct msghdr m = { .msg_iov = &out, .msg_iovlen = 1 };
