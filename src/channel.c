@@ -118,6 +118,19 @@ void channel_getaddrinfo(const char *host, const struct ares_addrinfo_hints *hin
 	ares_getaddrinfo(channel, host, NULL, hints, callback, arg);
 }
 
+bool channel_in_hosts_file(const char *host)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+	for (unsigned i = 0; i < sizeof families / sizeof families[0]; i++) {
+		struct hostent *he = NULL;
+		if (ares_gethostbyname_file(channel, host, families[i], &he) == ARES_SUCCESS) {
+			ares_free_hostent(he);
+			return true;
+		}
+	}
+	return false;
+}
+
 unsigned channel_pollfds(struct pollfd *fds)
 {
 	ares_socket_t socks[ARES_GETSOCK_MAXNUM];

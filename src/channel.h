@@ -21,6 +21,10 @@ bool channel_open(void);
 void channel_getaddrinfo(const char *host, const struct ares_addrinfo_hints *hints, ares_addrinfo_callback callback,
 			 void *arg);
 
+/* Whether /etc/hosts (as c-ares reads it, HOSTALIASES included) names host: its answers are not
+ * DNS's. The background thread only. */
+bool channel_in_hosts_file(const char *host);
+
 /* The channel's sockets to poll, into fds (at most CHANNEL_POLL_MAX); returns how many. */
 unsigned channel_pollfds(struct pollfd *fds);
 

@@ -20,7 +20,7 @@
 /* Longest DNS name (253) plus a trailing dot and the terminator. */
 #define HOST_NAME_BUFFER 256
 
-#define DURATION_FORM "250ms, 2s, 5m, 1h or a bare number of seconds"
+#define DURATION_FORM "250ms, 2s, 5m, 1h, 1d or a bare number of seconds"
 #define DURATION_MAX_TEXT "720h"
 
 #define DEFAULT_TTL_FLOOR_MS 5000ULL
@@ -29,6 +29,8 @@
 #define DEFAULT_IDLE_MS 100ULL
 #define DEFAULT_DRAIN_TIMEOUT_MS 300000ULL
 #define DEFAULT_COOLDOWN_MS 30000ULL
+#define DEFAULT_STALE_MAX_MS (24ULL * 3600 * 1000)
+#define DEFAULT_RESOLVE_TIMEOUT_MS 1800ULL
 #define DEFAULT_STALE_AFTER 2U
 #define DEFAULT_STATS_INTERVAL_MS 10000ULL
 
@@ -63,6 +65,9 @@ static const struct duration_rule idle_rule = { ENV_IDLE, 1, "1ms", "100ms" };
 static const struct duration_rule drain_timeout_rule = { ENV_DRAIN_TIMEOUT, 0, "0", "5m" };
 /* 0 turns the memory of failed addresses off; failover still tries every address. */
 static const struct duration_rule cooldown_rule = { ENV_COOLDOWN, 0, "0", "30s" };
+static const struct duration_rule stale_max_rule = { ENV_STALE_MAX, 0, "0", "1d" };
+/* 0: lookups of known names wait for the resolver as long as it takes. */
+static const struct duration_rule resolve_timeout_rule = { ENV_RESOLVE_TIMEOUT, 0, "0", "1800ms" };
 /* Rewriting the stats file faster than this is load for no reader's benefit. */
 static const struct duration_rule stats_interval_rule = { ENV_STATS_INTERVAL, 100, "100ms", "10s" };
 
@@ -108,6 +113,8 @@ static enum parse_status parse_duration(const char *text, uint64_t *out_ms)
 		unit_ms = 60 * 1000;
 	else if (strcmp(unit, "h") == 0)
 		unit_ms = 3600 * 1000;
+	else if (strcmp(unit, "d") == 0)
+		unit_ms = 24 * 3600 * 1000;
 	else
 		return PARSE_MALFORMED;
 	/* Divide rather than multiply so the check itself cannot wrap. */
@@ -156,6 +163,8 @@ void config_set_defaults(struct config *cfg)
 	cfg->redirect = true;
 	cfg->learn_dns = true;
 	cfg->cooldown_ms = DEFAULT_COOLDOWN_MS;
+	cfg->stale_max_ms = DEFAULT_STALE_MAX_MS;
+	cfg->resolve_timeout_ms = DEFAULT_RESOLVE_TIMEOUT_MS;
 	cfg->log_level = LOG_WARN;
 	cfg->stats_interval_ms = DEFAULT_STATS_INTERVAL_MS;
 	cfg->disable = false;
@@ -474,6 +483,10 @@ void config_load(struct config *cfg, config_getenv_fn getenv_fn, config_warn_fn 
 	load_switch(&env, ENV_REDIRECT, "1", &cfg->redirect);
 	load_switch(&env, ENV_LEARN_DNS, "1", &cfg->learn_dns);
 	load_duration(&env, &cooldown_rule, &cfg->cooldown_ms);
+	load_duration(&env, &stale_max_rule, &cfg->stale_max_ms);
+	load_duration(&env, &resolve_timeout_rule, &cfg->resolve_timeout_ms);
+	load_switch(&env, ENV_CACHE, "0", &cfg->cache);
+	load_string(&env, ENV_STATE_DIR, "the default place", cfg->state_dir, sizeof cfg->state_dir);
 	load_string(&env, ENV_HOSTS, "all names", cfg->hosts, sizeof cfg->hosts);
 	load_string(&env, ENV_EXCLUDE, "none", cfg->exclude, sizeof cfg->exclude);
 	load_log_level(&env, &cfg->log_level);

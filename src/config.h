@@ -23,6 +23,10 @@ struct config {
 	bool redirect;              /* default true */
 	bool learn_dns;             /* default true: learn from the program's own DNS answers */
 	uint64_t cooldown_ms;       /* default 30000: a failed connect's address is avoided this long */
+	uint64_t stale_max_ms;      /* default 1 day; 0 = never serve a stale answer */
+	uint64_t resolve_timeout_ms; /* default 1800: a known name's lookup waits this long at most; 0 = no timer */
+	bool cache;                 /* default false: answer known names from the fresh record set */
+	char state_dir[CONFIG_PATH_MAX]; /* empty = the default place; "off" = this process and its children only */
 	char hosts[CONFIG_LIST_MAX];   /* comma-separated globs; empty = all */
 	char exclude[CONFIG_LIST_MAX]; /* comma-separated globs; empty = none */
 	enum log_level log_level;   /* default LOG_WARN */
@@ -36,7 +40,7 @@ struct config {
 /* Longest duration accepted anywhere: 30 days. Larger values are invalid (overflow guard). */
 #define CONFIG_DURATION_MAX_MS (30ULL * 24 * 3600 * 1000)
 
-/* Parses "250ms", "2s", "5m", "1h", or a bare number of seconds ("3", "0.5" is NOT accepted).
+/* Parses "250ms", "2s", "5m", "1h", "1d", or a bare number of seconds ("3", "0.5" is NOT accepted).
  * Surrounding whitespace is not accepted. Returns 0 and sets *out_ms, or -1 (out untouched). */
 int config_parse_duration(const char *text, uint64_t *out_ms);
 

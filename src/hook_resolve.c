@@ -1,4 +1,5 @@
-/* getaddrinfo and gethostbyname*: the program's answers, recorded as name -> addresses. */
+/* getaddrinfo and gethostbyname*: the program's answers, recorded as name -> addresses, and its
+ * lookups of names it asked for before run through the stale-answer store (stale_lookup.h). */
 #include <errno.h>
 #include <netdb.h>
 
@@ -6,6 +7,7 @@
 #include "names.h"
 #include "real.h"
 #include "runtime.h"
+#include "stale_lookup.h"
 
 #define LEARN_MAX RECORDSET_MAX
 
@@ -33,76 +35,243 @@ static void learn_hostent(const char *host, const struct hostent *he)
 	learn_record(host, addrs, n, STATS_LEARN_GETHOSTBYNAME, LEARN_TTL_UNKNOWN);
 }
 
-/* After a gethostbyname* call: records its answer, leaving errno (and h_errno) as libc set them. */
+/* After a lookup: records its answer, leaving errno (and h_errno) as the call left them. */
 static void learn_hostent_result(const char *name, const struct hostent *he)
 {
-	if (he == NULL || !learn_wanted(name))
+	if (he == NULL)
 		return;
 	int saved_errno = errno;
 	learn_hostent(name, he);
 	errno = saved_errno;
 }
 
-__attribute__((visibility("default"))) int getaddrinfo(const char *node, const char *service,
-							const struct addrinfo *hints, struct addrinfo **res)
+static enum lookup_outcome hostent_outcome(int h_error)
 {
-	runtime_init();
+	if (h_error == TRY_AGAIN)
+		return LOOKUP_TEMPORARY;
+	return h_error == HOST_NOT_FOUND || h_error == NO_DATA ? LOOKUP_NEGATIVE : LOOKUP_OTHER;
+}
+
+/* ---- getaddrinfo ---- */
+
+struct gai_call {
+	struct lookup_call base;
+	const char *service;
+	const struct addrinfo *hints;
+	struct addrinfo **res;
+	int rc;
+};
+
+static int real_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+			    struct addrinfo **res)
+{
 	bool was_inside = runtime_inside;
 	runtime_inside = true;
 	int rc = REAL(getaddrinfo)(node, service, hints, res);
 	runtime_inside = was_inside;
-	if (rc == 0 && (hints == NULL || !(hints->ai_flags & AI_NUMERICHOST)) && learn_wanted(node)) {
+	return rc;
+}
+
+static enum lookup_outcome gai_ask(struct lookup_call *base)
+{
+	struct gai_call *call = (struct gai_call *)base;
+	call->rc = real_getaddrinfo(base->node, call->service, call->hints, call->res);
+	switch (call->rc) {
+	case 0:
+		return LOOKUP_GOOD;
+	case EAI_AGAIN:
+		return LOOKUP_TEMPORARY;
+	case EAI_NONAME:
+	case EAI_NODATA:
+		return LOOKUP_NEGATIVE;
+	default:
+		return LOOKUP_OTHER;
+	}
+}
+
+static bool gai_keep(struct lookup_call *base, struct gai_copy *out)
+{
+	struct gai_call *call = (struct gai_call *)base;
+	return gai_copy_from_addrinfo(*call->res, out);
+}
+
+static bool gai_serve(struct lookup_call *base, const struct gai_copy *answer)
+{
+	struct gai_call *call = (struct gai_call *)base;
+	struct addrinfo *list = gai_copy_to_addrinfo(answer);
+	if (list == NULL)
+		return false;
+	*call->res = list;
+	call->rc = 0;
+	return true;
+}
+
+__attribute__((visibility("default"))) int getaddrinfo(const char *node, const char *service,
+							const struct addrinfo *hints, struct addrinfo **res)
+{
+	runtime_init();
+	struct gai_call call = {.base = {.node = node, .ask = gai_ask, .keep = gai_keep, .serve = gai_serve},
+				.service = service, .hints = hints, .res = res};
+	if (!learn_wanted(node) || res == NULL ||
+	    !lookup_key_for_getaddrinfo(node, service, hints, 0, &call.base.key))
+		return real_getaddrinfo(node, service, hints, res);
+	stale_lookup_run(&call.base);
+	if (call.rc == 0) {
 		int saved_errno = errno;
 		learn_addrinfo(node, *res);
 		errno = saved_errno;
 	}
-	return rc;
+	return call.rc;
+}
+
+/* ---- gethostbyname, gethostbyname2 ---- */
+
+/* Where a kept answer is laid out for the non-reentrant calls, as glibc keeps one per function. */
+struct hostent_static {
+	struct hostent he;
+	char buf[2 * sizeof(struct gai_copy)];
+};
+
+struct hostent_call {
+	struct lookup_call base;
+	int af;
+	bool with_family; /* gethostbyname2 */
+	struct hostent_static *kept;
+	struct hostent *he;
+};
+
+static enum lookup_outcome hostent_ask(struct lookup_call *base)
+{
+	struct hostent_call *call = (struct hostent_call *)base;
+	bool was_inside = runtime_inside;
+	runtime_inside = true;
+	call->he = call->with_family ? REAL(gethostbyname2)(base->node, call->af) : REAL(gethostbyname)(base->node);
+	runtime_inside = was_inside;
+	return call->he != NULL ? LOOKUP_GOOD : hostent_outcome(h_errno);
+}
+
+static bool hostent_keep(struct lookup_call *base, struct gai_copy *out)
+{
+	return gai_copy_from_hostent(((struct hostent_call *)base)->he, out);
+}
+
+static bool hostent_serve(struct lookup_call *base, const struct gai_copy *answer)
+{
+	struct hostent_call *call = (struct hostent_call *)base;
+	if (gai_copy_to_hostent(answer, &call->kept->he, call->kept->buf, sizeof call->kept->buf) != 0)
+		return false;
+	call->he = &call->kept->he;
+	return true;
+}
+
+static struct hostent *hostent_lookup(const char *name, int af, bool with_family, struct hostent_static *kept)
+{
+	struct hostent_call call = {.base = {.node = name, .ask = hostent_ask, .keep = hostent_keep, .serve = hostent_serve},
+				    .af = af, .with_family = with_family, .kept = kept};
+	if (learn_wanted(name) && lookup_key_for_hostent(name, af, 0, &call.base.key))
+		stale_lookup_run(&call.base);
+	else
+		hostent_ask(&call.base);
+	if (learn_wanted(name))
+		learn_hostent_result(name, call.he);
+	return call.he;
 }
 
 __attribute__((visibility("default"))) struct hostent *gethostbyname(const char *name)
 {
+	static struct hostent_static kept;
 	runtime_init();
-	bool was_inside = runtime_inside;
-	runtime_inside = true;
-	struct hostent *he = REAL(gethostbyname)(name);
-	runtime_inside = was_inside;
-	learn_hostent_result(name, he);
-	return he;
+	return hostent_lookup(name, AF_INET, false, &kept);
 }
 
 __attribute__((visibility("default"))) struct hostent *gethostbyname2(const char *name, int af)
 {
+	static struct hostent_static kept;
 	runtime_init();
+	return hostent_lookup(name, af, true, &kept);
+}
+
+/* ---- gethostbyname_r, gethostbyname2_r ---- */
+
+struct hostent_r_call {
+	struct lookup_call base;
+	int af;
+	bool with_family;
+	struct hostent *ret;
+	char *buf;
+	size_t buflen;
+	struct hostent **result;
+	int *h_errnop;
+	int rc;
+};
+
+static enum lookup_outcome hostent_r_ask(struct lookup_call *base)
+{
+	struct hostent_r_call *call = (struct hostent_r_call *)base;
 	bool was_inside = runtime_inside;
 	runtime_inside = true;
-	struct hostent *he = REAL(gethostbyname2)(name, af);
+	call->rc = call->with_family ? REAL(gethostbyname2_r)(base->node, call->af, call->ret, call->buf, call->buflen,
+							      call->result, call->h_errnop)
+				     : REAL(gethostbyname_r)(base->node, call->ret, call->buf, call->buflen, call->result,
+							     call->h_errnop);
 	runtime_inside = was_inside;
-	learn_hostent_result(name, he);
-	return he;
+	if (call->rc == 0 && *call->result != NULL)
+		return LOOKUP_GOOD;
+	/* ERANGE: the program asks again with a larger buffer; nothing failed. */
+	if (call->rc == ERANGE)
+		return LOOKUP_OTHER;
+	return hostent_outcome(*call->h_errnop);
+}
+
+static bool hostent_r_keep(struct lookup_call *base, struct gai_copy *out)
+{
+	return gai_copy_from_hostent(*((struct hostent_r_call *)base)->result, out);
+}
+
+static bool hostent_r_serve(struct lookup_call *base, const struct gai_copy *answer)
+{
+	struct hostent_r_call *call = (struct hostent_r_call *)base;
+	int rc = gai_copy_to_hostent(answer, call->ret, call->buf, call->buflen);
+	if (rc == EINVAL)
+		return false;
+	/* Too small a buffer is answered as glibc answers it: the program retries with a larger one. */
+	call->rc = rc;
+	*call->result = rc == 0 ? call->ret : NULL;
+	if (rc != 0)
+		*call->h_errnop = NETDB_INTERNAL;
+	return true;
+}
+
+static int hostent_r_lookup(struct hostent_r_call *call)
+{
+	const char *name = call->base.node;
+	if (learn_wanted(name) && lookup_key_for_hostent(name, call->af, 0, &call->base.key))
+		stale_lookup_run(&call->base);
+	else
+		hostent_r_ask(&call->base);
+	if (call->rc == 0 && call->result != NULL && learn_wanted(name))
+		learn_hostent_result(name, *call->result);
+	return call->rc;
 }
 
 __attribute__((visibility("default"))) int gethostbyname_r(const char *name, struct hostent *ret, char *buf,
 							    size_t buflen, struct hostent **result, int *h_errnop)
 {
 	runtime_init();
-	bool was_inside = runtime_inside;
-	runtime_inside = true;
-	int rc = REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop);
-	runtime_inside = was_inside;
-	if (rc == 0 && result != NULL)
-		learn_hostent_result(name, *result);
-	return rc;
+	struct hostent_r_call call = {.base = {.node = name, .ask = hostent_r_ask, .keep = hostent_r_keep,
+					       .serve = hostent_r_serve},
+				      .af = AF_INET, .ret = ret, .buf = buf, .buflen = buflen, .result = result,
+				      .h_errnop = h_errnop};
+	return hostent_r_lookup(&call);
 }
 
 __attribute__((visibility("default"))) int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
 							     size_t buflen, struct hostent **result, int *h_errnop)
 {
 	runtime_init();
-	bool was_inside = runtime_inside;
-	runtime_inside = true;
-	int rc = REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
-	runtime_inside = was_inside;
-	if (rc == 0 && result != NULL)
-		learn_hostent_result(name, *result);
-	return rc;
+	struct hostent_r_call call = {.base = {.node = name, .ask = hostent_r_ask, .keep = hostent_r_keep,
+					       .serve = hostent_r_serve},
+				      .af = af, .with_family = true, .ret = ret, .buf = buf, .buflen = buflen,
+				      .result = result, .h_errnop = h_errnop};
+	return hostent_r_lookup(&call);
 }

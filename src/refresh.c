@@ -10,6 +10,7 @@
 #include "names.h"
 #include "runtime.h"
 #include "schedule.h"
+#include "stale_refresh.h"
 #include "stats.h"
 #include "thread_lists.h"
 
@@ -81,6 +82,8 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	unsigned failures_before = 0;
 
 	schedule_changed = true;
+	if (status != ARES_EDESTRUCTION)
+		stale_refresh_apply(entry->host, status, result);
 	sigset_t saved;
 	names_lock(&saved);
 	entry->refresh_in_flight = false;

@@ -22,6 +22,7 @@
 #include "refresh.h"
 #include "resolver_thread.h"
 #include "runtime.h"
+#include "stale_refresh.h"
 #include "stats.h"
 #include "stats_file.h"
 #include "thread_lists.h"
@@ -110,6 +111,18 @@ void resolver_thread_adopt(struct tracked_socket *s)
 	wake_thread();
 }
 
+bool resolver_thread_ensure(void)
+{
+	start_thread();
+	if (!thread_running())
+		return false;
+	/* The sockets its queries will use are made here, by the program's thread inside its lookup. */
+	dns_sockets_refill();
+	cares_files_pin();
+	wake_thread();
+	return true;
+}
+
 void resolver_thread_nudge(void)
 {
 	wake_thread();
@@ -129,6 +142,7 @@ void resolver_thread_after_fork_child(void)
 	fdtable_clear_all();
 	dns_watch_forget_all(); /* the child watches none of the program's DNS sockets yet */
 	dns_learn_after_fork_child();
+	stale_refresh_after_fork_child();
 	atomic_store(&tracked_live_count, 0); /* the child tracks nothing yet */
 	shimfd_close_all();
 	atomic_store(&incoming, NULL);
@@ -230,6 +244,7 @@ static void *thread_main(void *unused)
 		thread_lists_mark_max_age(now, &wake_at);
 		thread_lists_watch_attention(now, &wake_at);
 		refresh_start_due(now, &wake_at);
+		stale_refresh_send_queued();
 		update_gauges();
 		if (stats_file_wanted()) {
 			if (now >= next_stats_ms) {

@@ -93,6 +93,17 @@ int stats_format(const struct stats *s, long pid, char *buf, size_t size)
 	for (int i = 0; i < STATS_LEARN_SOURCES; i++)
 		put(&t, "dnsaware_names_learned_total{pid=\"%ld\",source=\"%s\"} %llu\n", pid, learn_source_names[i],
 		    (unsigned long long)get(&s->names_learned[i]));
+	single(&t, "dnsaware_stale_answers_total", "counter",
+	       "Lookups answered with the last good answer because the resolver failed or did not answer in "
+	       "DNSAWARE_RESOLVE_TIMEOUT.",
+	       pid, &s->stale_answers);
+	family(&t, "dnsaware_cache_lookups_total", "counter",
+	       "Lookups of names the program asked for before, with DNSAWARE_CACHE=1: answered from the cache (hit) or "
+	       "not (miss).");
+	put(&t, "dnsaware_cache_lookups_total{pid=\"%ld\",result=\"hit\"} %llu\n", pid,
+	    (unsigned long long)get(&s->cache_hits));
+	put(&t, "dnsaware_cache_lookups_total{pid=\"%ld\",result=\"miss\"} %llu\n", pid,
+	    (unsigned long long)get(&s->cache_misses));
 	single(&t, "dnsaware_thread_wakeups_total", "counter",
 	       "Times the background thread woke up and looked for work.", pid, &s->thread_wakeups);
 	single(&t, "dnsaware_thread_socket_visits_total", "counter",

@@ -24,6 +24,11 @@ struct stats {
 	_Atomic uint64_t connect_failovers;
 	/* Answers the program got that fed a name's record, by where they were seen. */
 	_Atomic uint64_t names_learned[STATS_LEARN_SOURCES];
+	/* The program's lookups answered with a kept answer when the resolver failed or was too slow. */
+	_Atomic uint64_t stale_answers;
+	/* DNSAWARE_CACHE=1: the program's lookups of selected names, answered from the cache or not. */
+	_Atomic uint64_t cache_hits;
+	_Atomic uint64_t cache_misses;
 	/* The background thread's own work, so its cost per wake-up can be watched (and tested):
 	 * loop iterations, and tracked sockets looked at by its walks (adoption not counted). */
 	_Atomic uint64_t thread_wakeups;

@@ -51,7 +51,7 @@ SHOWN_MAX = 64
 RUN_TIMEOUT = 10
 
 DURATION_MAX_MS = 720 * 3600 * 1000
-UNITS = {"": 1000, "ms": 1, "s": 1000, "m": 60000, "h": 3600000}
+UNITS = {"": 1000, "ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
 
 # Each variable's kind, its default as the warning names it, and for durations the minimum.
 KINDS = {
@@ -66,6 +66,10 @@ KINDS = {
     "DNSAWARE_REDIRECT": ("switch", "1", None),
     "DNSAWARE_DISABLE": ("switch", "0", None),
     "DNSAWARE_LEARN_DNS": ("switch", "1", None),
+    "DNSAWARE_STALE_MAX": ("duration", "1d", 0),
+    "DNSAWARE_RESOLVE_TIMEOUT": ("duration", "1800ms", 0),
+    "DNSAWARE_CACHE": ("switch", "0", None),
+    "DNSAWARE_STATE_DIR": ("path", "the default place", None),
     "DNSAWARE_LOG": ("level", "warn", None),
     "DNSAWARE_HOSTS": ("globs", "all names", None),
     "DNSAWARE_EXCLUDE": ("globs", "none", None),
@@ -98,6 +102,10 @@ GOOD = {
     "DNSAWARE_REDIRECT": [b"0", b"1"],
     "DNSAWARE_DISABLE": [b"0", b"1"],
     "DNSAWARE_LEARN_DNS": [b"0", b"1"],
+    "DNSAWARE_STALE_MAX": [b"0", b"1d", b"30d", b"12h"],
+    "DNSAWARE_RESOLVE_TIMEOUT": [b"0", b"1800ms", b"5s"],
+    "DNSAWARE_CACHE": [b"0", b"1"],
+    "DNSAWARE_STATE_DIR": [b"off"],
     "DNSAWARE_LOG": [b"off", b"error", b"warn", b"info"],
     "DNSAWARE_HOSTS": [b"localhost", b"*.example.com, localhost", b"x" * 1023],
     "DNSAWARE_EXCLUDE": [b"localhost", b"a.example,,b.example", b"x" * 1023],
@@ -116,7 +124,7 @@ class Failure(Exception):
 # --------------------------------------------------------------------------------------------
 
 def duration_ms(text):
-    m = re.fullmatch(rb"([0-9]+)(ms|s|m|h)?", text)
+    m = re.fullmatch(rb"([0-9]+)(ms|s|m|h|d)?", text)
     if not m:
         return None
     digits = m.group(1).lstrip(b"0") or b"0"

@@ -222,7 +222,7 @@ Test(config, ttl_floor)
 
 	cfg = load_one(ENV_TTL_FLOOR, "abc");
 	cr_assert_eq(cfg.ttl_floor_ms, 5000);
-	expect_single_warning("DNSAWARE_TTL_FLOOR=abc is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare "
+	expect_single_warning("DNSAWARE_TTL_FLOOR=abc is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a bare "
 			      "number of seconds); using 5s");
 
 	/* A floor of 0 would re-resolve in a tight loop. */
@@ -244,7 +244,7 @@ Test(config, ttl_ceiling)
 
 	cfg = load_one(ENV_TTL_CEILING, "1h30m");
 	cr_assert_eq(cfg.ttl_ceiling_ms, 300000);
-	expect_single_warning("DNSAWARE_TTL_CEILING=1h30m is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+	expect_single_warning("DNSAWARE_TTL_CEILING=1h30m is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a "
 			      "bare number of seconds); using 300s");
 
 	cfg = load_one(ENV_TTL_CEILING, "721h");
@@ -275,7 +275,7 @@ Test(config, max_age)
 
 	cfg = load_one(ENV_MAX_AGE, "-5m");
 	cr_assert_eq(cfg.max_age_ms, 0);
-	expect_single_warning("DNSAWARE_MAX_AGE=-5m is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare "
+	expect_single_warning("DNSAWARE_MAX_AGE=-5m is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a bare "
 			      "number of seconds); using 0 (off)");
 
 	cfg = load_one(ENV_MAX_AGE, "99999999999999999999s");
@@ -292,7 +292,7 @@ Test(config, idle)
 
 	cfg = load_one(ENV_IDLE, "abc");
 	cr_assert_eq(cfg.idle_ms, 100);
-	expect_single_warning("DNSAWARE_IDLE=abc is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare "
+	expect_single_warning("DNSAWARE_IDLE=abc is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a bare "
 			      "number of seconds); using 100ms");
 
 	cfg = load_one(ENV_IDLE, "0ms");
@@ -302,7 +302,7 @@ Test(config, idle)
 
 	cfg = load_one(ENV_IDLE, "");
 	cr_assert_eq(cfg.idle_ms, 100);
-	expect_single_warning("DNSAWARE_IDLE= is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare number "
+	expect_single_warning("DNSAWARE_IDLE= is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a bare number "
 			      "of seconds); using 100ms");
 }
 
@@ -319,7 +319,7 @@ Test(config, drain_timeout)
 
 	cfg = load_one(ENV_DRAIN_TIMEOUT, "1.5m");
 	cr_assert_eq(cfg.drain_timeout_ms, 300000);
-	expect_single_warning("DNSAWARE_DRAIN_TIMEOUT=1.5m is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+	expect_single_warning("DNSAWARE_DRAIN_TIMEOUT=1.5m is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a "
 			      "bare number of seconds); using 5m");
 }
 
@@ -336,7 +336,7 @@ Test(config, cooldown)
 
 	cfg = load_one(ENV_COOLDOWN, "-1s");
 	cr_assert_eq(cfg.cooldown_ms, 30000);
-	expect_single_warning("DNSAWARE_COOLDOWN=-1s is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+	expect_single_warning("DNSAWARE_COOLDOWN=-1s is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a "
 			      "bare number of seconds); using 30s");
 }
 
@@ -357,7 +357,7 @@ Test(config, stats_interval)
 
 	cfg = load_one(ENV_STATS_INTERVAL, "10 s");
 	cr_assert_eq(cfg.stats_interval_ms, 10000);
-	expect_single_warning("DNSAWARE_STATS_INTERVAL=10 s is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+	expect_single_warning("DNSAWARE_STATS_INTERVAL=10 s is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a "
 			      "bare number of seconds); using 10s");
 }
 
@@ -593,7 +593,7 @@ Test(config, shown_value_truncated_at_64)
 	load_one(ENV_IDLE, value);
 	value[64] = '\0';
 	snprintf(expected, sizeof expected,
-		 "DNSAWARE_IDLE=%s... is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare number of "
+		 "DNSAWARE_IDLE=%s... is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a bare number of "
 		 "seconds); using 100ms",
 		 value);
 	expect_single_warning(expected);
@@ -602,7 +602,7 @@ Test(config, shown_value_truncated_at_64)
 	fill(value, 64, 'y');
 	load_one(ENV_IDLE, value);
 	snprintf(expected, sizeof expected,
-		 "DNSAWARE_IDLE=%s is not a duration (accepted: 250ms, 2s, 5m, 1h or a bare number of "
+		 "DNSAWARE_IDLE=%s is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a bare number of "
 		 "seconds); using 100ms",
 		 value);
 	expect_single_warning(expected);
@@ -706,7 +706,7 @@ Test(config, invalid_floor_then_conflict_warns_for_each_problem)
 	cr_assert_eq(cfg.ttl_floor_ms, 5000);
 	cr_assert_eq(cfg.ttl_ceiling_ms, 300000);
 	cr_assert_eq(warning_count, 2);
-	cr_assert_str_eq(warnings[0], "DNSAWARE_TTL_FLOOR=soon is not a duration (accepted: 250ms, 2s, 5m, 1h or a "
+	cr_assert_str_eq(warnings[0], "DNSAWARE_TTL_FLOOR=soon is not a duration (accepted: 250ms, 2s, 5m, 1h, 1d or a "
 				      "bare number of seconds); using 5s");
 	cr_assert_str_eq(warnings[1], "DNSAWARE_TTL_FLOOR=5s (default) is above DNSAWARE_TTL_CEILING=1s (accepted: "
 				      "a floor no greater than the ceiling); using 5s and 300s");

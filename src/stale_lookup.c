@@ -1,0 +1,179 @@
+#include "stale_lookup.h"
+
+#include <errno.h>
+
+#include "log.h"
+#include "runtime.h"
+#include "stale_file.h"
+#include "stale_policy.h"
+#include "stale_refresh.h"
+#include "stale_store.h"
+#include "stats.h"
+
+/* A query of the library's confirming an answer is not sent again for this long. */
+#define CONFIRM_HOLD_MS 2000
+
+struct flow {
+	struct lookup_call *call;
+	struct stale_store *store;
+	struct stale_settings settings;
+	bool have;
+	struct stale_record record;
+	uint64_t now; /* the store's clock */
+};
+
+#define REASON_FAILED "the resolver failed"
+#define REASON_TIMED_OUT "the resolver did not answer within DNSAWARE_RESOLVE_TIMEOUT"
+#define REASON_FAILING "the resolver is failing"
+
+/* Serves the kept answer as a stale one; false when it could not be put in place. */
+static bool serve_stale(struct flow *f, const char *reason)
+{
+	if (!f->call->serve(f->call, &f->record.answer))
+		return false;
+	stats_count(&stats.stale_answers, 1);
+	if (stale_store_note_stale(f->store, &f->call->key, f->now, STALE_RETRY_EVERY_MS))
+		log_msg(LOG_INFO, "serving %s's last good answer (%llus old): %s; asking again every %ds",
+			f->call->node, (unsigned long long)((f->now - f->record.state.stored_ms) / 1000), reason,
+			STALE_RETRY_EVERY_MS / 1000);
+	return true;
+}
+
+/* The library's own query, without waiting: a failing name's retry, a new answer's confirmation,
+ * the cache's refresh-ahead. */
+static void send_query(struct flow *f)
+{
+	struct stale_query *query = stale_query_send(f->call->node);
+	if (query != NULL)
+		stale_query_release(query);
+}
+
+/* After the real call: what it says about the name. */
+static void learn_outcome(struct flow *f, enum lookup_outcome outcome)
+{
+	if (outcome == LOOKUP_NEGATIVE) {
+		stale_store_forget(f->store, &f->call->key);
+		return;
+	}
+	if (outcome != LOOKUP_GOOD)
+		return;
+	struct gai_copy answer;
+	if (!f->call->keep(f->call, &answer))
+		return;
+	uint64_t served = 0;
+	if (stale_store_put(f->store, &f->call->key, &answer, f->now, &served))
+		log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)",
+			f->call->node, (unsigned long long)served);
+	/* An answer the library's own query has not agreed with yet: asked once, so that the
+	 * timer and the cache can serve it (a name from /etc/hosts never qualifies). */
+	struct stale_record now_kept;
+	if (stale_store_find(f->store, &f->call->key, &now_kept) && !now_kept.state.from_hosts &&
+	    (!now_kept.state.dns_confirmed || (f->settings.cache && now_kept.state.confirmed_until_ms <= f->now)) &&
+	    stale_store_claim_refresh(f->store, &f->call->key, f->now, CONFIRM_HOLD_MS))
+		send_query(f);
+}
+
+/* The real call, its temporary failure answered with the kept answer while that may be served. */
+static void ask_resolver(struct flow *f)
+{
+	int saved_errno = errno;
+	enum lookup_outcome outcome = f->call->ask(f->call);
+	f->now = stale_file_now_ms();
+	learn_outcome(f, outcome);
+	if (outcome == LOOKUP_TEMPORARY && f->have && stale_usable(&f->record, &f->settings, f->now) &&
+	    serve_stale(f, REASON_FAILED))
+		errno = saved_errno;
+}
+
+/* The response timer: the library's own query, waited for at most DNSAWARE_RESOLVE_TIMEOUT. An
+ * answer that agrees with the kept one serves it (the resolver's answer would be the same); one
+ * that does not, or a name that is gone, is left to the real call. */
+static void ask_timed(struct flow *f)
+{
+	struct stale_query *query = stale_query_send(f->call->node);
+	if (query == NULL) {
+		ask_resolver(f);
+		return;
+	}
+	int saved_errno = errno;
+	bool done = stale_query_wait(query, runtime_now_ms() + runtime_config.resolve_timeout_ms);
+	int status = query->status;
+	bool agrees = done && status == 0 &&
+		      stale_answer_matches(&f->call->key, &f->record.answer, query->addrs, query->count);
+	stale_query_release(query);
+	f->now = stale_file_now_ms();
+	if (agrees && f->call->serve(f->call, &f->record.answer)) {
+		errno = saved_errno;
+		return;
+	}
+	if ((done && (status == 0 || stale_status_negative(status))) || !serve_stale(f, done ? REASON_FAILED : REASON_TIMED_OUT))
+		ask_resolver(f);
+	else
+		errno = saved_errno;
+}
+
+static void run_plan(struct flow *f, enum stale_plan plan)
+{
+	int saved_errno = errno;
+	switch (plan) {
+	case STALE_PLAN_CACHED:
+		if (!f->call->serve(f->call, &f->record.answer)) {
+			stats_count(&stats.cache_misses, 1);
+			break;
+		}
+		stats_count(&stats.cache_hits, 1);
+		if (stale_refresh_due(&f->record, f->now) &&
+		    stale_store_claim_refresh(f->store, &f->call->key, f->now, CONFIRM_HOLD_MS))
+			send_query(f);
+		errno = saved_errno;
+		return;
+	case STALE_PLAN_STALE_RETRY:
+		if (stale_store_claim_retry(f->store, &f->call->key, f->now, STALE_RETRY_EVERY_MS)) {
+			struct stale_query *query = stale_query_send(f->call->node);
+			if (query == NULL) {
+				/* No thread to ask: this lookup asks the resolver itself, and waits. */
+				ask_resolver(f);
+				return;
+			}
+			stale_query_release(query);
+		}
+		/* fall through */
+	case STALE_PLAN_STALE:
+		if (!serve_stale(f, REASON_FAILING))
+			break;
+		errno = saved_errno;
+		return;
+	case STALE_PLAN_ASK_TIMED:
+		ask_timed(f);
+		return;
+	case STALE_PLAN_ASK:
+		break;
+	}
+	ask_resolver(f);
+}
+
+void stale_lookup_run(struct lookup_call *call)
+{
+	int saved_errno = errno;
+	struct flow f = {.call = call};
+	f.settings = (struct stale_settings){.stale_max_ms = runtime_config.stale_max_ms,
+					     .resolve_timeout_ms = runtime_config.resolve_timeout_ms,
+					     .cache = runtime_config.cache};
+	if (f.settings.stale_max_ms == 0 && !f.settings.cache) {
+		call->ask(call);
+		return;
+	}
+	f.store = stale_file_store();
+	errno = saved_errno;
+	if (f.store == NULL) {
+		call->ask(call);
+		return;
+	}
+	call->key.context = stale_file_context();
+	f.now = stale_file_now_ms();
+	f.have = stale_store_find(f.store, &call->key, &f.record);
+	enum stale_plan plan = stale_plan_lookup(f.have ? &f.record : NULL, &f.settings, f.now);
+	if (f.settings.cache && plan != STALE_PLAN_CACHED)
+		stats_count(&stats.cache_misses, 1);
+	run_plan(&f, plan);
+}

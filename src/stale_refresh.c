@@ -1,0 +1,149 @@
+#include "stale_refresh.h"
+
+#include <ares.h>
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "answer.h"
+#include "channel.h"
+#include "fork_keep.h"
+#include "log.h"
+#include "names.h"
+#include "resolver_thread.h"
+#include "runtime.h"
+#include "stale_file.h"
+#include "stale_store.h"
+
+static _Atomic(struct stale_query *) queued;
+
+bool stale_status_negative(int status)
+{
+	return status == ARES_ENOTFOUND || status == ARES_ENODATA || status == ARES_ENONAME;
+}
+
+static void release(struct stale_query *query)
+{
+	if (atomic_fetch_sub(&query->refs, 1) == 1)
+		free(query);
+}
+
+struct stale_query *stale_query_send(const char *node)
+{
+	struct stale_query *query = calloc(1, sizeof *query);
+	if (query == NULL)
+		return NULL;
+	snprintf(query->node, sizeof query->node, "%s", node);
+	atomic_store(&query->refs, 2); /* the caller's and the thread's */
+	struct stale_query *head = atomic_load(&queued);
+	do
+		query->next = head;
+	while (!atomic_compare_exchange_weak(&queued, &head, query));
+	if (!resolver_thread_ensure()) {
+		/* Nothing will send it: taken back if still queued, else the thread already has it. */
+		struct stale_query *list = atomic_exchange(&queued, NULL);
+		while (list != NULL) {
+			struct stale_query *next = list->next;
+			release(list);
+			list = next;
+		}
+		release(query);
+		return NULL;
+	}
+	return query;
+}
+
+bool stale_query_wait(struct stale_query *query, uint64_t deadline_ms)
+{
+	int saved_errno = errno;
+	for (;;) {
+		if (atomic_load_explicit(&query->done, memory_order_acquire))
+			break;
+		uint64_t now = runtime_now_ms();
+		if (now >= deadline_ms)
+			break;
+		uint64_t left = deadline_ms - now;
+		struct timespec timeout = {.tv_sec = (time_t)(left / 1000), .tv_nsec = (long)(left % 1000) * 1000000L};
+		/* EINTR: the program's handler ran; the wait goes on for what is left, as glibc's lookup
+		 * goes on through signals. */
+		syscall(SYS_futex, &query->done, FUTEX_WAIT_PRIVATE, 0, &timeout, NULL, 0);
+	}
+	errno = saved_errno;
+	return atomic_load_explicit(&query->done, memory_order_acquire) != 0;
+}
+
+void stale_query_release(struct stale_query *query)
+{
+	release(query);
+}
+
+static void finish(struct stale_query *query)
+{
+	atomic_store_explicit(&query->done, 1, memory_order_release);
+	syscall(SYS_futex, &query->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	release(query);
+}
+
+static void on_query_answer(void *arg, int status, int timeouts, struct ares_addrinfo *result)
+{
+	(void)timeouts;
+	struct stale_query *query = arg;
+	query->status = status;
+	if (status == ARES_SUCCESS && result != NULL) {
+		struct answer answer;
+		answer_collect(result, NULL, &answer);
+		for (unsigned i = 0; i < answer.count && query->count < GAI_COPY_ADDRS_MAX; i++)
+			query->addrs[query->count++] = answer.addrs[i];
+	}
+	char name[NAME_MAX_LEN + 1];
+	if (status != ARES_EDESTRUCTION && names_normalize(query->node, name))
+		stale_refresh_apply(name, status, result);
+	if (result != NULL)
+		ares_freeaddrinfo(result);
+	finish(query);
+}
+
+void stale_refresh_send_queued(void)
+{
+	struct stale_query *list = atomic_exchange(&queued, NULL);
+	while (list != NULL) {
+		struct stale_query *query = list;
+		list = query->next;
+		/* NOSORT, as refresh.c's queries: only the set is compared. */
+		struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+						    .ai_flags = ARES_AI_NOSORT};
+		log_msg(LOG_DEBUG, "asking for %s (a lookup of the program's)", query->node);
+		channel_getaddrinfo(query->node, &hints, on_query_answer, query);
+	}
+}
+
+void stale_refresh_apply(const char *name, int status, const struct ares_addrinfo *result)
+{
+	struct stale_store *store = stale_file_mapped();
+	if (store == NULL || status != ARES_SUCCESS || result == NULL)
+		return;
+	struct answer answer;
+	answer_collect(result, NULL, &answer);
+	if (answer.count == 0)
+		return;
+	bool in_hosts = channel_in_hosts_file(name);
+	uint64_t interval = answer_interval_ms(&answer, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
+	uint64_t now = stale_file_now_ms();
+	struct stale_confirm_result confirmed =
+		stale_store_confirm(store, name, answer.addrs, answer.count, in_hosts, now + interval, now);
+	if (confirmed.recovered > 0)
+		log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)", name,
+			(unsigned long long)confirmed.served);
+}
+
+void stale_refresh_after_fork_child(void)
+{
+	void *const kept[] = {atomic_load(&queued)};
+	fork_keep(kept, 1);
+	atomic_store(&queued, NULL);
+}
