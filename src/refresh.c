@@ -83,7 +83,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 
 	schedule_changed = true;
 	if (status != ARES_EDESTRUCTION)
-		stale_refresh_apply(entry->host, status, result);
+		stale_refresh_apply(entry->host, AF_UNSPEC, status, result);
 	sigset_t saved;
 	names_lock(&saved);
 	entry->refresh_in_flight = false;

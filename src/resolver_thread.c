@@ -111,16 +111,9 @@ void resolver_thread_adopt(struct tracked_socket *s)
 	wake_thread();
 }
 
-bool resolver_thread_ensure(void)
+bool resolver_thread_running(void)
 {
-	start_thread();
-	if (!thread_running())
-		return false;
-	/* The sockets its queries will use are made here, by the program's thread inside its lookup. */
-	dns_sockets_refill();
-	cares_files_pin();
-	wake_thread();
-	return true;
+	return thread_running();
 }
 
 void resolver_thread_nudge(void)

@@ -11,9 +11,8 @@
  * Lock-free; the socket already holds its names (live_sockets counted). */
 void resolver_thread_adopt(struct tracked_socket *s);
 
-/* From a lookup hook: starts the thread (and its channel) if it is not running yet, and wakes it
- * for the queries queued. False when it cannot run. */
-bool resolver_thread_ensure(void);
+/* Whether the thread runs (lookups hand it their queries then). */
+bool resolver_thread_running(void);
 
 /* From close: a socket whose connect failed was closed; the thread should remember its address
  * now rather than at its next wake-up. Async-signal-safe (a write to the wake-up pipe). */

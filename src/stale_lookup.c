@@ -1,9 +1,12 @@
 #include "stale_lookup.h"
 
+#include <ares.h>
 #include <errno.h>
 
 #include "log.h"
 #include "runtime.h"
+#include "resolver_thread.h"
+#include "stale_direct.h"
 #include "stale_file.h"
 #include "stale_policy.h"
 #include "stale_refresh.h"
@@ -33,19 +36,43 @@ static bool serve_stale(struct flow *f, const char *reason)
 		return false;
 	stats_count(&stats.stale_answers, 1);
 	if (stale_store_note_stale(f->store, &f->call->key, f->now, STALE_RETRY_EVERY_MS))
-		log_msg(LOG_INFO, "serving %s's last good answer (%llus old): %s; asking again every %ds",
+		log_msg(LOG_INFO, "serving a stale answer for %s (its last good answer, %llus old): %s; asking again every %ds",
 			f->call->node, (unsigned long long)((f->now - f->record.state.stored_ms) / 1000), reason,
 			STALE_RETRY_EVERY_MS / 1000);
 	return true;
 }
 
-/* The library's own query, without waiting: a failing name's retry, a new answer's confirmation,
- * the cache's refresh-ahead. */
-static void send_query(struct flow *f)
+/* The thread's channel asks the servers the program's resolver asks (resolv.conf): not when
+ * DNSAWARE_NAMESERVERS sends the library's own queries elsewhere. */
+static bool thread_asks_like_program(void)
 {
-	struct stale_query *query = stale_query_send(f->call->node);
-	if (query != NULL)
-		stale_query_release(query);
+	return runtime_config.nameservers[0] == '\0' && resolver_thread_running();
+}
+
+/* The family the library's query asks for: the program's, so that a lookup of IPv4 addresses
+ * costs the one query it costs the program's resolver. */
+static int query_family(const struct lookup_key *key)
+{
+	return key->family == AF_INET || key->family == AF_INET6 ? key->family : AF_UNSPEC;
+}
+
+/* The library's own query, waited for until deadline_ms: on the background thread's channel when it
+ * runs, else on one of the lookup's own. */
+static void query_until(const char *node, int family, uint64_t deadline_ms, struct stale_direct_answer *out)
+{
+	struct stale_query *query = thread_asks_like_program() ? stale_query_send(node, family) : NULL;
+	if (query == NULL) {
+		stale_direct_query(node, family, deadline_ms, out);
+		return;
+	}
+	*out = (struct stale_direct_answer){.done = stale_query_wait(query, deadline_ms)};
+	if (out->done) {
+		out->status = query->status;
+		out->count = query->count;
+		for (unsigned i = 0; i < query->count; i++)
+			out->addrs[i] = query->addrs[i];
+	}
+	stale_query_release(query);
 }
 
 /* After the real call: what it says about the name. */
@@ -70,7 +97,7 @@ static void learn_outcome(struct flow *f, enum lookup_outcome outcome)
 	if (stale_store_find(f->store, &f->call->key, &now_kept) && !now_kept.state.from_hosts &&
 	    (!now_kept.state.dns_confirmed || (f->settings.cache && now_kept.state.confirmed_until_ms <= f->now)) &&
 	    stale_store_claim_refresh(f->store, &f->call->key, f->now, CONFIRM_HOLD_MS))
-		send_query(f);
+		stale_query_post(f->call->node, query_family(&f->call->key));
 }
 
 /* The real call, its temporary failure answered with the kept answer while that may be served. */
@@ -90,23 +117,24 @@ static void ask_resolver(struct flow *f)
  * that does not, or a name that is gone, is left to the real call. */
 static void ask_timed(struct flow *f)
 {
-	struct stale_query *query = stale_query_send(f->call->node);
-	if (query == NULL) {
-		ask_resolver(f);
-		return;
-	}
 	int saved_errno = errno;
-	bool done = stale_query_wait(query, runtime_now_ms() + runtime_config.resolve_timeout_ms);
-	int status = query->status;
-	bool agrees = done && status == 0 &&
-		      stale_answer_matches(&f->call->key, &f->record.answer, query->addrs, query->count);
-	stale_query_release(query);
+	struct stale_direct_answer answer;
+	query_until(f->call->node, query_family(&f->call->key), runtime_now_ms() + runtime_config.resolve_timeout_ms, &answer);
 	f->now = stale_file_now_ms();
-	if (agrees && f->call->serve(f->call, &f->record.answer)) {
+	bool answered = answer.done && answer.status == 0;
+	if (answered && stale_answer_matches(&f->call->key, &f->record.answer, answer.addrs, answer.count) &&
+	    f->call->serve(f->call, &f->record.answer)) {
+		/* The resolver answers as before: the kept answer is fresh again (and a failing name
+		 * recovers). */
+		uint64_t served = 0;
+		if (stale_store_put(f->store, &f->call->key, &f->record.answer, f->now, &served))
+			log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)",
+				f->call->node, (unsigned long long)served);
 		errno = saved_errno;
 		return;
 	}
-	if ((done && (status == 0 || stale_status_negative(status))) || !serve_stale(f, done ? REASON_FAILED : REASON_TIMED_OUT))
+	if (answered || (answer.done && stale_status_negative(answer.status)) ||
+	    !serve_stale(f, answer.done && answer.status != ARES_ETIMEOUT ? REASON_FAILED : REASON_TIMED_OUT))
 		ask_resolver(f);
 	else
 		errno = saved_errno;
@@ -124,18 +152,18 @@ static void run_plan(struct flow *f, enum stale_plan plan)
 		stats_count(&stats.cache_hits, 1);
 		if (stale_refresh_due(&f->record, f->now) &&
 		    stale_store_claim_refresh(f->store, &f->call->key, f->now, CONFIRM_HOLD_MS))
-			send_query(f);
+			stale_query_post(f->call->node, query_family(&f->call->key));
 		errno = saved_errno;
 		return;
 	case STALE_PLAN_STALE_RETRY:
 		if (stale_store_claim_retry(f->store, &f->call->key, f->now, STALE_RETRY_EVERY_MS)) {
-			struct stale_query *query = stale_query_send(f->call->node);
-			if (query == NULL) {
-				/* No thread to ask: this lookup asks the resolver itself, and waits. */
-				ask_resolver(f);
+			/* The retry: the thread's, while this lookup is answered at once; without a
+			 * thread, this lookup's own, on the timer. */
+			if (!thread_asks_like_program()) {
+				ask_timed(f);
 				return;
 			}
-			stale_query_release(query);
+			stale_query_post(f->call->node, query_family(&f->call->key));
 		}
 		/* fall through */
 	case STALE_PLAN_STALE:

@@ -20,9 +20,10 @@ enum stale_plan stale_plan_lookup(const struct stale_record *record, const struc
 		return STALE_PLAN_ASK;
 	if (failing)
 		return now_ms >= state->retry_at_ms ? STALE_PLAN_STALE_RETRY : STALE_PLAN_STALE;
-	/* Only a name the library's own query has answered like the resolver: for a name from
-	 * /etc/hosts or another source, that query says nothing about the program's lookup. */
-	if (settings->resolve_timeout_ms > 0 && state->dns_confirmed && !state->from_hosts)
+	/* Not a name from /etc/hosts: the library's query says nothing about the program's lookup
+	 * of it. (A name from another source the query cannot find, or finds elsewhere, goes to the
+	 * real call.) */
+	if (settings->resolve_timeout_ms > 0 && !state->from_hosts)
 		return STALE_PLAN_ASK_TIMED;
 	return STALE_PLAN_ASK;
 }

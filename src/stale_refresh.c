@@ -21,6 +21,8 @@
 #include "stale_store.h"
 
 static _Atomic(struct stale_query *) queued;
+/* Queued while the thread does not run (stale_query_post). */
+static _Atomic unsigned waiting;
 
 bool stale_status_negative(int status)
 {
@@ -33,29 +35,44 @@ static void release(struct stale_query *query)
 		free(query);
 }
 
-struct stale_query *stale_query_send(const char *node)
+static struct stale_query *enqueue(const char *node, int family, unsigned refs)
 {
 	struct stale_query *query = calloc(1, sizeof *query);
 	if (query == NULL)
 		return NULL;
 	snprintf(query->node, sizeof query->node, "%s", node);
-	atomic_store(&query->refs, 2); /* the caller's and the thread's */
+	query->family = family;
+	atomic_store(&query->refs, refs);
 	struct stale_query *head = atomic_load(&queued);
 	do
 		query->next = head;
 	while (!atomic_compare_exchange_weak(&queued, &head, query));
-	if (!resolver_thread_ensure()) {
-		/* Nothing will send it: taken back if still queued, else the thread already has it. */
-		struct stale_query *list = atomic_exchange(&queued, NULL);
-		while (list != NULL) {
-			struct stale_query *next = list->next;
-			release(list);
-			list = next;
-		}
-		release(query);
-		return NULL;
-	}
 	return query;
+}
+
+struct stale_query *stale_query_send(const char *node, int family)
+{
+	if (!resolver_thread_running())
+		return NULL;
+	/* The caller's reference and the thread's. */
+	struct stale_query *query = enqueue(node, family, 2);
+	if (query != NULL)
+		resolver_thread_nudge();
+	return query;
+}
+
+void stale_query_post(const char *node, int family)
+{
+	if (resolver_thread_running()) {
+		if (enqueue(node, family, 1) != NULL)
+			resolver_thread_nudge();
+		return;
+	}
+	if (atomic_fetch_add(&waiting, 1) >= STALE_QUERIES_WAITING) {
+		atomic_fetch_sub(&waiting, 1);
+		return;
+	}
+	enqueue(node, family, 1);
 }
 
 bool stale_query_wait(struct stale_query *query, uint64_t deadline_ms)
@@ -102,7 +119,7 @@ static void on_query_answer(void *arg, int status, int timeouts, struct ares_add
 	}
 	char name[NAME_MAX_LEN + 1];
 	if (status != ARES_EDESTRUCTION && names_normalize(query->node, name))
-		stale_refresh_apply(name, status, result);
+		stale_refresh_apply(name, query->family, status, result);
 	if (result != NULL)
 		ares_freeaddrinfo(result);
 	finish(query);
@@ -111,18 +128,19 @@ static void on_query_answer(void *arg, int status, int timeouts, struct ares_add
 void stale_refresh_send_queued(void)
 {
 	struct stale_query *list = atomic_exchange(&queued, NULL);
+	atomic_store(&waiting, 0);
 	while (list != NULL) {
 		struct stale_query *query = list;
 		list = query->next;
 		/* NOSORT, as refresh.c's queries: only the set is compared. */
-		struct ares_addrinfo_hints hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+		struct ares_addrinfo_hints hints = {.ai_family = query->family, .ai_socktype = SOCK_STREAM,
 						    .ai_flags = ARES_AI_NOSORT};
 		log_msg(LOG_DEBUG, "asking for %s (a lookup of the program's)", query->node);
 		channel_getaddrinfo(query->node, &hints, on_query_answer, query);
 	}
 }
 
-void stale_refresh_apply(const char *name, int status, const struct ares_addrinfo *result)
+void stale_refresh_apply(const char *name, int family, int status, const struct ares_addrinfo *result)
 {
 	struct stale_store *store = stale_file_mapped();
 	if (store == NULL || status != ARES_SUCCESS || result == NULL)
@@ -135,7 +153,8 @@ void stale_refresh_apply(const char *name, int status, const struct ares_addrinf
 	uint64_t interval = answer_interval_ms(&answer, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
 	uint64_t now = stale_file_now_ms();
 	struct stale_confirm_result confirmed =
-		stale_store_confirm(store, name, answer.addrs, answer.count, in_hosts, now + interval, now);
+		stale_store_confirm(store, name, family, answer.addrs, answer.count, in_hosts,
+				    runtime_config.nameservers[0] == '\0', now + interval, now);
 	if (confirmed.recovered > 0)
 		log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)", name,
 			(unsigned long long)confirmed.served);
@@ -146,4 +165,5 @@ void stale_refresh_after_fork_child(void)
 	void *const kept[] = {atomic_load(&queued)};
 	fork_keep(kept, 1);
 	atomic_store(&queued, NULL);
+	atomic_store(&waiting, 0);
 }

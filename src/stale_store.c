@@ -219,31 +219,35 @@ bool stale_answer_matches(const struct lookup_key *key, const struct gai_copy *a
 	return kept_count > 0;
 }
 
-struct stale_confirm_result stale_store_confirm(struct stale_store *store, const char *name, const struct ip_addr *addrs,
-						unsigned n, bool in_hosts, uint64_t until_ms, uint64_t now_ms)
+struct stale_confirm_result stale_store_confirm(struct stale_store *store, const char *name, int family,
+						const struct ip_addr *addrs, unsigned n, bool in_hosts, bool recover,
+						uint64_t until_ms, uint64_t now_ms)
 {
 	struct stale_confirm_result result = {0};
 	for (unsigned i = 0; store != NULL && i < store->count; i++) {
 		struct stale_slot *slot = &store->slots[i];
 		if (!slot_lock(slot, now_ms))
 			continue;
-		if (slot->used && lookup_key_same_name(&slot->key, name)) {
+		if (slot->used && lookup_key_same_name(&slot->key, name) &&
+		    (family == AF_UNSPEC || slot->key.family == family)) {
 			result.slots++;
 			struct stale_slot_state *state = &slot->state;
-			if (state->failing_since_ms != 0) {
+			if (recover && state->failing_since_ms != 0) {
 				result.recovered++;
 				result.served += state->served_stale;
+				state->failing_since_ms = 0;
+				state->retry_at_ms = 0;
+				state->served_stale = 0;
 			}
-			state->failing_since_ms = 0;
-			state->retry_at_ms = 0;
-			state->served_stale = 0;
 			state->refresh_claimed_until_ms = 0;
 			state->from_hosts = in_hosts;
-			if (!in_hosts && stale_answer_matches(&slot->key, &slot->answer, addrs, n)) {
+			if (!in_hosts && state->failing_since_ms == 0 &&
+			    stale_answer_matches(&slot->key, &slot->answer, addrs, n)) {
 				state->dns_confirmed = true;
 				state->confirmed_ms = now_ms;
 				state->confirmed_until_ms = until_ms;
-				state->stored_ms = now_ms;
+				if (recover)
+					state->stored_ms = now_ms;
 			} else {
 				state->dns_confirmed = state->dns_confirmed && !in_hosts;
 				state->confirmed_until_ms = 0;

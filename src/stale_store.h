@@ -108,10 +108,12 @@ struct stale_confirm_result {
 };
 
 /* The library's own query of name (normalized, names.h) answered: slots whose answer agrees are
- * confirmed until until_ms and refreshed; the others are no longer confirmed. Either way the
- * resolver answers, so none is failing any more. in_hosts: the name is in /etc/hosts, never
- * confirmed. */
-struct stale_confirm_result stale_store_confirm(struct stale_store *store, const char *name, const struct ip_addr *addrs,
-						unsigned n, bool in_hosts, uint64_t until_ms, uint64_t now_ms);
+ * confirmed until until_ms and refreshed; the others are no longer confirmed. in_hosts: the name is
+ * in /etc/hosts, never confirmed. recover: the query asked the program's servers, which answer,
+ * so no slot of the name is failing any more. family: what the query asked for (AF_UNSPEC: every
+ * slot of the name; else the slots of that family only). */
+struct stale_confirm_result stale_store_confirm(struct stale_store *store, const char *name, int family,
+						const struct ip_addr *addrs, unsigned n, bool in_hosts, bool recover,
+						uint64_t until_ms, uint64_t now_ms);
 
 #endif

@@ -1,10 +1,10 @@
 /* Fuzz target: the duration parser (DNSAWARE_TTL_FLOOR, _IDLE, _MAX_AGE, ...). The input, up to
  * its first NUL, is the text. Checked against an independent reading of the documented form
- * ("250ms", "2s", "5m", "1h", a bare number of seconds; nothing else, at most 30 days):
+ * ("250ms", "2s", "5m", "1h", "1d", a bare number of seconds; nothing else, at most 30 days):
  * - accepted exactly when the reference accepts, with the same value, never above 30 days;
  * - a rejected text leaves the output untouched;
  * - an accepted value written back in each unit that holds it exactly ("Nms", "Ns", "N", "Nm",
- *   "Nh") parses to the same value (the round trip a formatter of durations would rely on). */
+ *   "Nh", "Nd") parses to the same value (the round trip a formatter of durations would rely on). */
 #include "fuzz.h"
 
 #include <inttypes.h>
@@ -38,6 +38,8 @@ static bool reference_parse(const char *text, uint64_t *ms)
 		unit_ms = 60000;
 	else if (strcmp(cursor, "h") == 0)
 		unit_ms = 3600000;
+	else if (strcmp(cursor, "d") == 0)
+		unit_ms = 86400000;
 	else
 		return false;
 	value *= unit_ms;

@@ -127,7 +127,7 @@ Test(config, duration_malformed)
 {
 	const char *bad[] = {
 		"", "s", "ms", "-1", "+1", "-1s", " 1s", "1s ", "1 s", "\t1", "1.5s", "0.5", ".5s",
-		"1S", "1M", "1H", "1MS", "1d", "1sec", "1ss", "1msx", "1x", "abc", "1h1", "1s2", "720h1",
+		"1S", "1M", "1H", "1MS", "1D", "1sec", "1ss", "1msx", "1x", "abc", "1h1", "1s2", "720h1",
 		"1e3", "0x10", "1,5s", "1_000",
 	};
 
@@ -140,6 +140,9 @@ Test(config, duration_malformed)
 Test(config, duration_limit)
 {
 	cr_assert_eq(parse_ok("720h"), CONFIG_DURATION_MAX_MS);
+	cr_assert_eq(parse_ok("30d"), CONFIG_DURATION_MAX_MS);
+	cr_assert_eq(parse_ok("1d"), 24ULL * 3600 * 1000);
+	parse_rejected("31d");
 	cr_assert_eq(parse_ok("43200m"), CONFIG_DURATION_MAX_MS);
 	cr_assert_eq(parse_ok("2592000s"), CONFIG_DURATION_MAX_MS);
 	cr_assert_eq(parse_ok("2592000"), CONFIG_DURATION_MAX_MS);

@@ -1,0 +1,26 @@
+/* The response timer in a process whose background thread is not running (it starts at the first
+ * tracked connect, and a process that never makes one must never get a thread): the lookup's own
+ * thread asks c-ares, on a channel of its own for the length of the call, and waits at most until
+ * the deadline. Its sockets and files exist only during the call, made close-on-exec through the
+ * real calls, as glibc's own lookup makes and closes its own. It asks resolv.conf's servers, as the
+ * program's resolver does, whatever DNSAWARE_NAMESERVERS says. */
+#ifndef DNSAWARE_STALE_DIRECT_H
+#define DNSAWARE_STALE_DIRECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+struct stale_direct_answer {
+	bool done;  /* answered before the deadline */
+	int status; /* c-ares' */
+	struct ip_addr addrs[32];
+	unsigned count;
+};
+
+/* Asks for node's addresses of family (AF_UNSPEC: both) until deadline_ms (runtime_now_ms clock).
+ * errno is left as it was. */
+void stale_direct_query(const char *node, int family, uint64_t deadline_ms, struct stale_direct_answer *out);
+
+#endif
