@@ -82,7 +82,7 @@ def inside(opts):
         dns = dns_counts(scene)
         results = []
         for c in clients:
-            for shim in scene.shim_modes():
+            for shim in scene.shim_modes(c):
                 res = analyse(scene, c, shim, facts, events, dns)
                 res["verdict"], res["reason"] = judge(sc, c, res)
                 results.append(res)
