@@ -23,7 +23,6 @@ README.md.
 """
 
 import ctypes
-import json
 import signal
 import subprocess
 import time
