@@ -27,8 +27,9 @@ private mount + network namespace (the script re-executes itself under
 The parts: matrix_layout.py (addresses, ports, timings), matrix_clients.py (the clients),
 matrix_scenarios.py (the scenarios), matrix_scene.py (the scene and the run), matrix_judge.py
 (what each client run did, and the verdict; matrix_baddays.py for the resolver's bad days:
-clients resolving per request while DNS fails, stale answers, the cache), matrix_tls.py (the TLS scenarios' test CA),
-matrix_report.py (docs/compatibility.md); this file is the command line and the driver.
+clients resolving per request while DNS fails, stale answers, the cache), matrix_tls.py (the
+TLS scenarios' test CA), matrix_report.py (docs/compatibility.md; matrix_report_baddays.py its
+bad-days section); this file is the command line and the driver.
 
 Each scenario writes <results>/<scenario>.json; `matrix.py report` turns a results directory
 into docs/compatibility.md. Exit status: 0 pass, 1 an assertion failed, 2 harness error or a

@@ -150,9 +150,10 @@ def _in(res, t_from, t_to, by="start"):
 
 
 def _show(entries, n=3):
+    """A few timeline entries, for a verdict's reason (the failure: gai errno or curl exit)."""
     return ", ".join("lookup at %+.2f s (%.3f s) %s" % (e[0], e[1], "ok" if e[2] else
                                                         "failed (%s)" % e[3])
-                     for e in entries[:n])
+                     for e in entries[:n]) + (", ..." if len(entries) > n else "")
 
 
 def judge(sc, client, res):
@@ -215,7 +216,7 @@ def judge_fault_control(res, fault):
 def judge_stale(sc, res, fault):
     if res["failed"]:
         return "fail", "%d failed requests with the shim (expected 0): %s" % (
-            res["failed"], res["failures"][:2])
+            res["failed"], _show([e for e in res["timeline"] if not e[2]]))
     allowed = 1 + int(fault // RETRY_EVERY_S)
     slow = res.get("slow_lookups") or []
     if len(slow) > allowed:
@@ -303,7 +304,8 @@ def judge_negative(sc, res, fault):
 def judge_cache(sc, client, res):
     run = "" if res["shim"] else "control: "
     if res["failed"]:
-        return "fail", "%s%d failed requests: %s" % (run, res["failed"], res["failures"][:2])
+        return "fail", "%s%d failed requests: %s" % (
+            run, res["failed"], _show([e for e in res["timeline"] if not e[2]]))
     if not res["window_requests"]:
         return "fail", run + "no request between the start and the stop"
     env = dict(sc.env, **client.shim_env)

@@ -269,7 +269,8 @@ def test_cache():
 
 def main():
     check(matrix_baddays.parse_duration("250ms") == 0.25
-          and matrix_baddays.parse_duration("2s") == 2 and matrix_baddays.parse_duration("5m") == 300
+          and matrix_baddays.parse_duration("2s") == 2
+          and matrix_baddays.parse_duration("5m") == 300
           and matrix_baddays.parse_duration("1d") == 86400
           and matrix_baddays.parse_duration("7") == 7, "durations")
     test_stale()
