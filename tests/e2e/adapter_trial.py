@@ -108,7 +108,9 @@ class Trial(dnsmove.Scene):
                        DNSAWARE_NAMESERVERS=SHIM_DNS, DNSAWARE_LOG="info",
                        DNSAWARE_LOG_FILE=self.path("shim.log"),
                        DNSAWARE_STATS_FILE=self.path("shim-%p.prom"),
-                       DNSAWARE_STATS_INTERVAL="1s")
+                       DNSAWARE_STATS_INTERVAL="1s",
+                       DNSAWARE_STATE_DIR=self.path("shim-state"))  # the run's own, empty
+            os.makedirs(self.path("shim-state"), mode=0o700, exist_ok=True)
             env.update(kv.split("=", 1) for kv in self.opts.shim_env)
         env.update(kv.split("=", 1) for kv in self.opts.env)
         argv = self.opts.adapter + ["--target", "%s:%d" % (NAME, PORTS[self.opts.proto]),

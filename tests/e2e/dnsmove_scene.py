@@ -258,6 +258,9 @@ class Scene:
             env["DNSAWARE_LOG_FILE"] = self.path("shim.log")
             env["DNSAWARE_STATS_FILE"] = self.path("shim-stats.prom")
             env["DNSAWARE_STATS_INTERVAL"] = "1s"
+            # The shim's stored answers: the run's own, empty (no answer from another run).
+            os.makedirs(self.path("shim-state"), mode=0o700, exist_ok=True)
+            env["DNSAWARE_STATE_DIR"] = self.path("shim-state")
         self.client_out = self.path("client.jsonl")
         self.stop_file = self.path("client.stop")
         self.client = self.spawn("client", [PYTHON, DNSMOVE, "client",

@@ -26,16 +26,22 @@ private mount + network namespace (the script re-executes itself under
 
 The parts: matrix_layout.py (addresses, ports, timings), matrix_clients.py (the clients),
 matrix_scenarios.py (the scenarios), matrix_scene.py (the scene and the run), matrix_judge.py
-(what each client run did, and the verdict), matrix_tls.py (the TLS scenarios' test CA),
-matrix_report.py (docs/compatibility.md); this file is the command line and the driver.
+(what each client run did, and the verdict; matrix_baddays.py for the resolver's bad days:
+clients resolving per request while DNS fails, stale answers, the cache), matrix_tls.py (the
+TLS scenarios' test CA), matrix_report.py (docs/compatibility.md; matrix_report_baddays.py its
+bad-days section); this file is the command line and the driver.
 
 Each scenario writes <results>/<scenario>.json; `matrix.py report` turns a results directory
 into docs/compatibility.md. Exit status: 0 pass, 1 an assertion failed, 2 harness error or a
 prerequisite missing (both fail the test; nothing is skipped), 77 every client of the scenario
 left out under a sanitizer (SANITIZER_UNSUPPORTED).
 
+Several scenarios named in one `run` run at once, each in its own namespaces (as the resolver's
+bad days scenarios do in the test suite: their 20 s faults overlap).
+
 Usage:
-  matrix.py run SCENARIO [--clients a,b] [--results DIR] [--workdir DIR] [--shim-env VAR=VALUE]
+  matrix.py run SCENARIO [SCENARIO...] [--clients a,b] [--results DIR] [--workdir DIR]
+                [--shim-env VAR=VALUE]
   matrix.py report --results DIR [--out FILE]
   matrix.py list
 """
@@ -45,9 +51,11 @@ import functools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import dnsmove  # (namespace, process handling)
@@ -82,7 +90,7 @@ def inside(opts):
         dns = dns_counts(scene)
         results = []
         for c in clients:
-            for shim in scene.shim_modes():
+            for shim in scene.shim_modes(c):
                 res = analyse(scene, c, shim, facts, events, dns)
                 res["verdict"], res["reason"] = judge(sc, c, res)
                 results.append(res)
@@ -104,8 +112,9 @@ def report_run(sc, events, results, opts, duration):
     for r in results:
         log("  %-14s %-8s %-8s %s" % (r["client"], "shim" if r["shim"] else "control",
                                       r["verdict"].upper(), r["reason"]))
+        # (a per-request client's timeline, one entry per request, is in the results file)
         detail = {k: v for k, v in r.items()
-                  if k not in ("client", "label", "shim", "verdict", "reason")}
+                  if k not in ("client", "label", "shim", "verdict", "reason", "timeline")}
         log("      " + json.dumps(detail, sort_keys=True))
     if opts.results:
         os.makedirs(opts.results, exist_ok=True)
@@ -216,12 +225,64 @@ def outside(opts):
     return rc
 
 
+def run_together(opts):
+    """Several scenarios at once, each a `matrix.py run` of its own (its own namespaces, scene
+    and results file; its workdir <workdir>/<scenario>). Their outputs are printed whole, one
+    after the other, when all are done. The status: the first that is neither pass, fail nor
+    skipped (a harness error), else fail if any failed, skipped if all were, else pass."""
+    wd = None
+    if opts.workdir:
+        wd = dnsmove.prepare_workdir(opts.workdir, "dnsaware-matrix-")
+        if wd is None:
+            return EXIT_HARNESS
+    runs = []
+    for name in opts.scenario:
+        args = [PYTHON, os.path.abspath(__file__), "run", name, "--lib", opts.lib,
+                "--warmup", str(opts.warmup), "--log-level", opts.log_level]
+        for kv in opts.shim_env or []:
+            args += ["--shim-env", kv]
+        for flag in ("clients", "results", "cache"):
+            v = getattr(opts, flag)
+            if v:
+                args += ["--" + flag, os.path.abspath(v) if flag != "clients" else v]
+        if wd:
+            args += ["--workdir", os.path.join(wd, name)]
+        if opts.keep:
+            args.append("--keep")
+        out = tempfile.TemporaryFile()
+        runs.append((name, subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL), out))
+    log("running %d scenarios at once: %s" % (len(runs), ", ".join(opts.scenario)))
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(EXIT_HARNESS))
+    statuses = []
+    try:
+        for name, p, out in runs:
+            rc = p.wait()
+            out.seek(0)
+            log("==== %s (exit status %d) ====" % (name, rc))
+            sys.stdout.write(out.read().decode("utf-8", "replace"))
+            sys.stdout.flush()
+            statuses.append(rc)
+    finally:
+        for name, p, out in runs:
+            if p.poll() is None:        # interrupted: each run cleans its own scene up
+                p.terminate()
+                p.wait()
+    odd = [rc for rc in statuses if rc not in (0, EXIT_FAIL, EXIT_SKIP)]
+    if odd:
+        return odd[0]
+    if EXIT_FAIL in statuses:
+        return EXIT_FAIL
+    return EXIT_SKIP if all(rc == EXIT_SKIP for rc in statuses) else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="run one scenario")
-    run.add_argument("scenario", choices=list(SCENARIOS))
+    run = sub.add_parser("run", help="run one scenario, or several at once")
+    run.add_argument("scenario", nargs="+", choices=list(SCENARIOS),
+                     help="with several, each runs in its own namespaces, all at once")
     run.add_argument("--clients", help="comma-separated client ids (default: the scenario's)")
     run.add_argument("--lib", default=os.environ.get("DNSAWARE_LIB")
                      or os.path.join(REPO, "build", "src", "libdnsaware.so"))
@@ -247,6 +308,11 @@ def main():
         import matrix_report
         return matrix_report.main(opts)
     opts.lib = os.path.abspath(opts.lib)
+    if len(opts.scenario) > 1:
+        if opts.inside:
+            ap.error("--inside takes one scenario")
+        return run_together(opts)
+    opts.scenario = opts.scenario[0]
     if opts.inside:
         return inside(opts)
     return outside(opts)

@@ -10,7 +10,7 @@ from matrix_layout import CLIENT_DIR, DOMAIN, GRPC_PORT, HTTP_PORT, PG_PORT, RED
 
 class Client:
     def __init__(self, cid, label, proto, argv, steering=False, conns=1, rate=None, tls=None,
-                 learns=None, needs=()):
+                 learns=None, needs=(), shim_env=None, control=True):
         self.cid = cid
         self.label = label          # for the report
         self.proto = proto          # http | redis | pg | nginx | grpc
@@ -29,6 +29,12 @@ class Client:
         # What must exist for it to run: program names (PATH or /usr/sbin), absolute paths,
         # or "python3:MODULE" (importable by PYTHON). matrix.py's prerequisites check them.
         self.needs = list(needs)
+        # Settings of this client's shim run on top of the scenario's (a variant of another
+        # client, e.g. the cache off where the scenario turns it on).
+        self.shim_env = dict(shim_env or {})
+        # Whether it gets a control run in a scenario with controls (a variant does not: the
+        # client it varies has one).
+        self.control = control
 
     def port(self):
         return {"http": HTTP_PORT, "nginx": HTTP_PORT, "redis": REDIS_PORT,
@@ -96,7 +102,21 @@ OWN_DNS = [
            "http", ["php", os.path.join(CLIENT_DIR, "http_php.php")], steering=True,
            learns="getaddrinfo", needs=["php"]),
 ]
-ALL_CLIENTS = {c.cid: c for c in CLIENTS + [MANY] + OWN_DNS}
+# Clients that resolve the name for every request and open a fresh connection each time: the
+# resolver's bad days scenarios (dns-blackhole, ...; matrix_baddays.py). Each request record has
+# the lookup's time (lookup_s, lookup_t). The -nocache variants run beside them in dns-cache,
+# under the shim with DNSAWARE_CACHE=0 where the scenario sets 1.
+PER_REQUEST = [
+    Client("requests-each", "python requests.get(url), no Session (a lookup and a connection "
+           "per request)", "http", _py("http_requests_each.py"), tls="ca-file"),
+    Client("curl-each", "curl, one invocation (one process) per request", "http",
+           _py("http_curl_each.py"), tls="ca-file", needs=["curl"]),
+]
+PER_REQUEST_NOCACHE = [
+    Client(c.cid + "-nocache", c.label + ", DNSAWARE_CACHE=0", c.proto, c.argv, tls=c.tls,
+           needs=c.needs, shim_env={"DNSAWARE_CACHE": "0"}, control=False)
+    for c in PER_REQUEST]
+ALL_CLIENTS = {c.cid: c for c in CLIENTS + [MANY] + OWN_DNS + PER_REQUEST + PER_REQUEST_NOCACHE}
 
 # Clients known to fail a request when the shim shuts their idle connection: they neither check
 # a pooled connection before reusing it nor retry a request that was never sent. Each entry is
@@ -135,6 +155,10 @@ SANITIZER_UNSUPPORTED = {
            "refuse (google/sanitizers#611): 'You are trying to dlopen a .../opcache.so shared "
            "library with RTLD_DEEPBIND flag which is incompatible with sanitizer runtime'",
 }
+
+
+for _c in ("curl-each", "curl-each-nocache"):
+    SANITIZER_UNSUPPORTED[_c] = SANITIZER_UNSUPPORTED["curl"]
 
 
 def sanitizer_skips(clients):

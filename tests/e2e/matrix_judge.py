@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import dnsresponder  # (the DNS query log)
+import matrix_baddays  # (the resolver's bad days: per-request lookups, stale answers, cache)
 import promtext  # (a strict Prometheus text-format parser)
 from matrix_clients import FAILS_PER_RECONNECT, instance_name
 from matrix_layout import SLOW_SECONDS, TTL
@@ -88,6 +89,8 @@ def analyse(scene, client, shim, facts, events, dns):
         res["slow_ok"] = bool(slow) and all(r.get("ok") for r in slow)
     if sc.tls:
         res["tls"] = tls_versions(scene, reqs)
+    if sc.expect in matrix_baddays.EXPECTS:
+        res.update(matrix_baddays.analyse(scene, client, shim, reqs, events, dns))
     if sc.ttl_after and shim:
         # After the change, the shim's refreshes are spaced by the new TTL.
         ts = sorted(dns.get((name, net.shim_dns, net.qtype), []))
@@ -115,7 +118,7 @@ def program_version(client, meta):
 
 STATS_KEYS = ("shutdown_dns", "shutdown_max_age", "removed", "resolutions_ok", "resolutions_error",
               "redirected", "failovers", "learned_getaddrinfo", "learned_gethostbyname",
-              "learned_dns")
+              "learned_dns", "stale_answers", "cache_hit", "cache_miss")
 
 
 def read_stats(directory):
@@ -147,6 +150,9 @@ def read_stats(directory):
         total["failovers"] += c("dnsaware_connect_failovers_total")
         for source in ("getaddrinfo", "gethostbyname", "dns"):
             total["learned_" + source] += c("dnsaware_names_learned_total", source=source)
+        total["stale_answers"] += c("dnsaware_stale_answers_total")
+        for result in ("hit", "miss"):
+            total["cache_" + result] += c("dnsaware_cache_lookups_total", result=result)
     out["stats"] = {k: int(v) for k, v in total.items()}
     return out
 
@@ -252,6 +258,8 @@ def judge(sc, client, res):
         why = judge_metrics(sc, client, res)
         if why:
             return "fail", why
+    if sc.expect in matrix_baddays.EXPECTS:
+        return matrix_baddays.judge(sc, client, res)
     if sc.expect == "failover":
         return judge_failover(sc, res)
     if not shim:

@@ -9,6 +9,7 @@ import sys
 import time
 
 import matrix_clients
+import matrix_report_baddays
 import matrix_scenarios
 from matrix_layout import GRPC_PORT, TLS_PORT
 
@@ -156,7 +157,9 @@ def main(opts):
     out = [HEADER.format(date=time.strftime("%Y-%m-%d", time.gmtime(newest)),
                          host=os.uname().machine + ", " + str(os.cpu_count()) + " cores")]
 
-    scen_order = [s for s in matrix_scenarios.SCENARIOS if s in runs]
+    # The resolver's bad days have a section of their own (matrix_report_baddays.py).
+    scen_order = [s for s in matrix_scenarios.SCENARIOS
+                  if s in runs and not matrix_report_baddays.is_baddays(s)]
     clients = []
     versions = {}
     for s in scen_order:
@@ -260,12 +263,18 @@ def main(opts):
         if extra:
             out += extra + [""]
 
+    out += matrix_report_baddays.section(runs)
+
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix_notes.md")
     if os.path.exists(notes):
         with open(notes) as f:
             out.append(f.read().rstrip() + "\n")
+    # The bad days' scenarios run at once: the longest of them counts.
+    together = [r.get("duration", 20) for k, r in runs.items()
+                if matrix_report_baddays.is_baddays(k)]
     out.append(REPRODUCE.format(minutes=max(1, round(
-        sum(r.get("duration", 20) for r in runs.values()) / 60))))
+        (sum(r.get("duration", 20) for k, r in runs.items()
+             if not matrix_report_baddays.is_baddays(k)) + max(together, default=0)) / 60))))
     text = "\n".join(out)
     if opts.out:
         with open(opts.out + ".tmp", "w") as f:

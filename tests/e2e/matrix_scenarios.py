@@ -1,7 +1,7 @@
 """The matrix's scenarios (tests/e2e/matrix.py): one DNS behaviour each, and what the clients
 are expected to do under it."""
 
-from matrix_clients import CLIENTS, OWN_DNS
+from matrix_clients import CLIENTS, OWN_DNS, PER_REQUEST, PER_REQUEST_NOCACHE
 from matrix_layout import ADDRS, NET4, NET6, SLOW_SECONDS, TTL
 
 
@@ -22,7 +22,9 @@ class Scenario:
         self.env = env or {}
         self.clients = clients or [c.cid for c in CLIENTS]
         self.slow = slow            # a slow request is in flight across the change
-        self.expect = expect        # follow | stay | recycle | pinned | failover
+        # follow | stay | recycle | pinned | failover, or one of the resolver's bad days
+        # (matrix_baddays.py): stale | negative | stale-max | cache
+        self.expect = expect
         self.run_after = run_after  # seconds of traffic after the change / fault
         # Busy clients are never idle: the shim fails their next request with EPIPE, before a
         # byte is sent, and clients that do not retry such a request report it. Counted and
@@ -45,6 +47,9 @@ class Scenario:
 
 
 OLD, NEW = ADDRS[0], ADDRS[1]
+# The resolver's bad days: every request resolves afresh, at a modest rate, beside a control.
+_PER_REQUEST = dict(clients=[c.cid for c in PER_REQUEST], controls=True, rate=4.0,
+                    connection="close", run_after=5.0)
 SCENARIOS = {s.name: s for s in [
     Scenario("move", "A moves to B", [OLD], [NEW], controls=True),
     # The control of steering itself: without it, the clients that keep the address stay.
@@ -92,4 +97,33 @@ SCENARIOS = {s.name: s for s in [
     Scenario("move-own-dns", "A moves to B; clients that resolve with their own DNS client or "
              "load libcurl with RTLD_DEEPBIND", [OLD], [NEW], controls=True,
              clients=[c.cid for c in OWN_DNS]),
+] + [
+    # The resolver's bad days (design.md; judged by matrix_baddays.py): clients that resolve the
+    # name for every request, while DNS fails. After the warm-up (a few seconds of good answers)
+    # the fault lasts 20 s (issue 15), then DNS answers again for 5 s more.
+    Scenario("dns-blackhole", "DNS drops every query for 20 s; a lookup per request", [OLD],
+             fault=("silent", 20.0), expect="stale", **_PER_REQUEST),
+    Scenario("dns-servfail", "SERVFAIL for 20 s; a lookup per request", [OLD],
+             fault=("servfail", 20.0), expect="stale", **_PER_REQUEST),
+    Scenario("dns-nxdomain", "NXDOMAIN for 8 s; a lookup per request", [OLD],
+             fault=("nxdomain", 8.0), expect="negative", **_PER_REQUEST),
+    # DNSAWARE_STALE_MAX=4s against a 20 s blackhole. The last good answer is stored by the
+    # lookup just before the fault (a request every 0.25 s, each lookup a few ms), so during the
+    # fault its age is under (time since the fault began) + 0.7 s. The first lookup of the
+    # fault is decided after DNSAWARE_RESOLVE_TIMEOUT (1.8 s, default), at about 2 s, the next
+    # ones at once: every lookup decided before 4 - 0.7 = 3.3 s is surely within STALE_MAX and
+    # must be served stale (at least that first one); every lookup started after 4.3 s is
+    # surely past it and must fail, as in the control (up to 2.5 s before the end, when glibc's
+    # own retry may already meet the server again: 13 s of lookups that must fail). With 2 s,
+    # the first lookup would be decided right at the limit, and only the failing half could
+    # be judged.
+    Scenario("dns-stale-max", "DNS drops every query for 20 s, DNSAWARE_STALE_MAX=4s; a lookup "
+             "per request", [OLD], fault=("silent", 20.0), expect="stale-max",
+             env={"DNSAWARE_STALE_MAX": "4s"}, **_PER_REQUEST),
+    # No fault: the name's DNS queries with the cache on (the -nocache clients beside them have
+    # it off under the shim; the controls have no shim), counted over 8 s after the warm-up.
+    Scenario("dns-cache", "DNSAWARE_CACHE=1, DNS answering; a lookup per request", [OLD],
+             expect="cache", env={"DNSAWARE_CACHE": "1"},
+             **dict(_PER_REQUEST, run_after=8.0,
+                    clients=[c.cid for c in PER_REQUEST + PER_REQUEST_NOCACHE])),
 ]}

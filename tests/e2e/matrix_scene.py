@@ -56,15 +56,19 @@ class MatrixScene(dnsmove.Scene):
     def zone_names(self, addrs, ttl, mode="answer"):
         names = {}
         for c in self.clients:
-            for shim in self.shim_modes():
+            for shim in self.shim_modes(c):
                 entry = {"addrs": list(addrs), "ttl": ttl, "mode": mode}
                 if self.sc.rotate:
                     entry["rotate"] = self.sc.rotate
                 names[instance_name(c, shim)] = entry
         dnsresponder.write_zone(self.zone, names, default="nxdomain")
 
-    def shim_modes(self):
-        return (True, False) if self.sc.controls else (True,)
+    def shim_modes(self, client=None):
+        """The runs of a client: under the shim, and the control without it when the scenario
+        has controls (and the client is not a variant whose original has one)."""
+        if self.sc.controls and (client is None or client.control):
+            return (True, False)
+        return (True,)
 
     def start_responder(self):
         n = len([p for name, p in self.procs if name.startswith("dns")])
@@ -111,7 +115,8 @@ class MatrixScene(dnsmove.Scene):
     def make_pki(self):
         """The TLS scenarios' test CA and the backends' certificate, valid for every client
         instance's name."""
-        names = [instance_name(c, shim) for c in self.clients for shim in self.shim_modes()]
+        names = [instance_name(c, shim) for c in self.clients
+                 for shim in self.shim_modes(c)]
         self.pki = matrix_tls.make_pki(self.path("tls"), names,
                                        truststore=any(c.tls == "jvm" for c in self.clients))
 
@@ -159,12 +164,21 @@ class MatrixScene(dnsmove.Scene):
             os.makedirs(self.stats_dir(client), exist_ok=True)
             env["DNSAWARE_STATS_FILE"] = os.path.join(self.stats_dir(client), "%p.prom")
             env["DNSAWARE_STATS_INTERVAL"] = "1s"
+            # Where the shim keeps a name's last good answers for the user's processes (how a
+            # curl process gets the answer the previous one stored): a fresh, empty directory
+            # per client run, inside the run's workdir, so no run sees another's answers.
+            os.makedirs(self.state_dir(client), mode=0o700, exist_ok=True)
+            env["DNSAWARE_STATE_DIR"] = self.state_dir(client)
             env.update(self.sc.env)
+            env.update(client.shim_env)
             env.update(kv.split("=", 1) for kv in self.opts.shim_env or [])
         return env
 
     def stats_dir(self, client):
         return self.path("stats-%s" % client.cid)
+
+    def state_dir(self, client):
+        return self.path("state-%s" % client.cid)
 
     def out_file(self, client, shim):
         return self.path("client-%s-%s.jsonl" % (client.cid, "shim" if shim else "control"))
@@ -174,7 +188,7 @@ class MatrixScene(dnsmove.Scene):
 
     def start_clients(self):
         for c in self.clients:
-            for shim in self.shim_modes():
+            for shim in self.shim_modes(c):
                 rate = c.rate or self.sc.rate
                 if c.proto == "nginx":
                     target = hostport(self.net.nginx_listen[shim], HTTP_PORT)
@@ -228,7 +242,7 @@ class MatrixScene(dnsmove.Scene):
             self.check_alive()
             pending = []
             for c in self.clients:
-                for shim in self.shim_modes():
+                for shim in self.shim_modes(c):
                     reqs = [r for r in self.records(c, shim) if r.get("type") == "req"]
                     # Without the shim, a client that tries only the refusing address never
                     # gets an answer in the failover scenario: any attempt counts there.
@@ -346,7 +360,7 @@ def run_scenario(scene, opts):
     if sc.slow:
         # Ask each client for one slow request now, so it is in flight when DNS changes.
         for c in scene.clients:
-            for shim in scene.shim_modes():
+            for shim in scene.shim_modes(c):
                 if c.proto in ("redis", "pg"):
                     open(scene.slow_file(c, shim), "w").close()
                 else:

@@ -238,6 +238,8 @@ DNSAWARE = {
     "dnsaware_names_learned_total": ("counter", {"source": ("getaddrinfo", "gethostbyname", "dns")}),
     "dnsaware_thread_wakeups_total": ("counter", {}),
     "dnsaware_thread_socket_visits_total": ("counter", {}),
+    "dnsaware_stale_answers_total": ("counter", {}),
+    "dnsaware_cache_lookups_total": ("counter", {"result": ("hit", "miss")}),
 }
 
 

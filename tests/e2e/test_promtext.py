@@ -57,6 +57,13 @@ dnsaware_thread_wakeups_total 120
 # HELP dnsaware_thread_socket_visits_total Tracked connections the background thread looked at.
 # TYPE dnsaware_thread_socket_visits_total counter
 dnsaware_thread_socket_visits_total 30
+# HELP dnsaware_stale_answers_total Lookups answered with the last good answer while the resolver failed.
+# TYPE dnsaware_stale_answers_total counter
+dnsaware_stale_answers_total 5
+# HELP dnsaware_cache_lookups_total Lookups of known names under DNSAWARE_CACHE, by result.
+# TYPE dnsaware_cache_lookups_total counter
+dnsaware_cache_lookups_total{result="hit"} 40
+dnsaware_cache_lookups_total{result="miss"} 2
 """
 
 GOOD = {
@@ -160,7 +167,7 @@ def replace(doc, old, new):
 # Breakages of the dnsaware document: (what, document, line the error must name or None).
 BAD_DNSAWARE = [
     ("unknown family", DNSAWARE + "# HELP dnsaware_x X.\n# TYPE dnsaware_x gauge\ndnsaware_x 1\n",
-     39),
+     46),
     ("missing family", replace(DNSAWARE, "# HELP dnsaware_connect_failovers_total Failed"
                                " connects retried on another address of the name.\n"
                                "# TYPE dnsaware_connect_failovers_total counter\n"
@@ -245,7 +252,7 @@ def main():
     except ValueError as e:
         check(False, f"dnsaware document meets the contract: {e}")
     vals = promtext.values(parsed)
-    check(len(vals) == 18 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
+    check(len(vals) == 21 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
           and vals[("dnsaware_sockets_shutdown_total",
                     frozenset({"pid": "4242", "reason": "dns", "path": "deadline"}.items()))] == 1,
           "values()")

@@ -64,11 +64,13 @@ def take_slow_file(args):
         return False
 
 
-def run(args, client, version, request, close=None):
+def run(args, client, version, request, close=None, annotate=None):
     """Calls request(seq, slow) on a fixed schedule until told to stop. request returns a dict
     with backend and client_port (and conn, when there are several), or raises; an exception
     is a failed request and the loop goes on. After a late (slow) request the next one waits a
-    full interval: no catch-up burst, and no request right on the heels of an answer."""
+    full interval: no catch-up burst, and no request right on the heels of an answer.
+    annotate(), when given, is called after every request, failed or not, and its dict is
+    added to the request's record (what the adapter measured on the side, e.g. lookup times)."""
     records = Records(args.out)
     records.emit({"type": "meta", "t": time.time(), "pid": os.getpid(), "client": client,
                   "version": version, "target": args.target})
@@ -97,6 +99,8 @@ def run(args, client, version, request, close=None):
         except Exception as e:
             rec.update(ok=False, backend=None, client_port=None,
                        error="%s: %s" % (type(e).__name__, " ".join(str(e).split())))
+        if annotate is not None:
+            rec.update(annotate())
         rec["t_end"] = time.time()
         records.emit(rec)
         seq += 1
