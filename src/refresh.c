@@ -70,10 +70,10 @@ static void log_answer(const struct name_entry *entry, const struct ip_addr *bef
 		log_msg(LOG_INFO, "%s answers with rotating subsets: absence no longer drains its sockets", entry->host);
 }
 
-static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *result)
+/* An answer for entry, whose refresh_in_flight the caller set: the record set, the next refresh,
+ * drains. */
+static void take_answer(struct name_entry *entry, int status, const struct ares_addrinfo *result)
 {
-	(void)timeouts;
-	struct name_entry *entry = arg;
 	uint64_t now = runtime_now_ms();
 	struct answer answer;
 	struct recordset_change change = {0};
@@ -82,14 +82,12 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 	unsigned failures_before = 0;
 
 	schedule_changed = true;
-	if (status != ARES_EDESTRUCTION)
-		stale_refresh_apply(entry->host, AF_UNSPEC, status, result);
 	sigset_t saved;
 	names_lock(&saved);
 	entry->refresh_in_flight = false;
 	if (status == ARES_EDESTRUCTION) {
 		names_unlock(&saved);
-		goto done;
+		return;
 	}
 	/* Under the lock: a long answer is read keeping the addresses the set holds (answer.h). */
 	answer_collect(status == ARES_SUCCESS ? result : NULL, &entry->records, &answer);
@@ -116,7 +114,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		entry->next_refresh_ms = 0;
 	names_unlock(&saved);
 	if (answer.count == 0)
-		goto done;
+		return;
 	if (failures_before > 0)
 		log_msg(LOG_INFO, "re-resolving %s works again after %u failures", entry->host, failures_before);
 	log_answer(entry, before, before_count, &answer, &change);
@@ -125,9 +123,33 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		thread_lists_drain_removed(entry, now);
 		names_unlock(&saved);
 	}
-done:
+}
+
+static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *result)
+{
+	(void)timeouts;
+	struct name_entry *entry = arg;
+	if (status != ARES_EDESTRUCTION)
+		stale_refresh_apply(entry->host, AF_UNSPEC, status, result);
+	take_answer(entry, status, result);
 	if (result != NULL)
 		ares_freeaddrinfo(result);
+}
+
+void refresh_take_lookup_answer(const char *name, const struct ares_addrinfo *result)
+{
+	struct name_entry *entry = NULL;
+	sigset_t saved;
+	names_lock(&saved);
+	for (struct name_entry *e = names_first(); e != NULL && entry == NULL; e = e->next)
+		if (e->live_sockets > 0 && !e->refresh_in_flight && strcmp(e->host, name) == 0)
+			entry = e;
+	/* In flight: not forgotten meanwhile (names_forget_unused). */
+	if (entry != NULL)
+		entry->refresh_in_flight = true;
+	names_unlock(&saved);
+	if (entry != NULL)
+		take_answer(entry, ARES_SUCCESS, result);
 }
 
 struct due_name {

@@ -62,9 +62,23 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		answer_collect(result, NULL, &answer);
 		for (unsigned i = 0; i < answer.count && out->count < sizeof out->addrs / sizeof out->addrs[0]; i++)
 			out->addrs[out->count++] = answer.addrs[i];
+		out->ttl_seconds = answer.ttl_seconds;
 	}
 	if (result != NULL)
 		ares_freeaddrinfo(result);
+}
+
+static bool in_hosts_file(ares_channel channel, const char *node)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+	for (unsigned i = 0; i < sizeof families / sizeof families[0]; i++) {
+		struct hostent *he = NULL;
+		if (ares_gethostbyname_file(channel, node, families[i], &he) == ARES_SUCCESS) {
+			ares_free_hostent(he);
+			return true;
+		}
+	}
+	return false;
 }
 
 static void library_init(void)
@@ -123,6 +137,8 @@ void stale_direct_query(const char *node, int family, uint64_t deadline_ms, stru
 	struct ares_addrinfo_hints hints = {.ai_family = family, .ai_socktype = SOCK_STREAM, .ai_flags = ARES_AI_NOSORT};
 	ares_getaddrinfo(channel, node, NULL, &hints, on_answer, out);
 	drive(channel, out, deadline_ms);
+	if (out->done && out->status == ARES_SUCCESS)
+		out->in_hosts = in_hosts_file(channel, node);
 	ares_destroy(channel);
 done:
 	errno = saved_errno;

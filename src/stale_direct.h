@@ -17,6 +17,8 @@ struct stale_direct_answer {
 	int status; /* c-ares' */
 	struct ip_addr addrs[32];
 	unsigned count;
+	uint32_t ttl_seconds; /* the answer's, CNAMEs included */
+	bool in_hosts;        /* /etc/hosts names node: the answer is not DNS's */
 };
 
 /* Asks for node's addresses of family (AF_UNSPEC: both) until deadline_ms (runtime_now_ms clock).

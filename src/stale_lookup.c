@@ -4,7 +4,9 @@
 #include <errno.h>
 
 #include "log.h"
+#include "names.h"
 #include "runtime.h"
+#include "schedule.h"
 #include "resolver_thread.h"
 #include "stale_direct.h"
 #include "stale_file.h"
@@ -58,12 +60,12 @@ static int query_family(const struct lookup_key *key)
 
 /* The library's own query, waited for until deadline_ms: on the background thread's channel when it
  * runs, else on one of the lookup's own. */
-static void query_until(const char *node, int family, uint64_t deadline_ms, struct stale_direct_answer *out)
+static bool query_until(const char *node, int family, uint64_t deadline_ms, struct stale_direct_answer *out)
 {
 	struct stale_query *query = thread_asks_like_program() ? stale_query_send(node, family) : NULL;
 	if (query == NULL) {
 		stale_direct_query(node, family, deadline_ms, out);
-		return;
+		return true;
 	}
 	*out = (struct stale_direct_answer){.done = stale_query_wait(query, deadline_ms)};
 	if (out->done) {
@@ -73,6 +75,24 @@ static void query_until(const char *node, int family, uint64_t deadline_ms, stru
 			out->addrs[i] = query->addrs[i];
 	}
 	stale_query_release(query);
+	return false;
+}
+
+/* The lookup's own query agreed with the kept answer: as the thread does with its answers
+ * (stale_refresh_apply), the kept answer is fresh again, confirmed for the answer's TTL, and a
+ * failing name recovers. */
+static void confirm_direct(struct flow *f, const struct stale_direct_answer *answer)
+{
+	char name[NAME_MAX_LEN + 1];
+	if (!names_normalize(f->call->node, name))
+		return;
+	uint64_t interval = schedule_ttl_ms(answer->ttl_seconds, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
+	struct stale_confirm_result confirmed =
+		stale_store_confirm(f->store, name, query_family(&f->call->key), answer->addrs, answer->count,
+				    answer->in_hosts, true, f->now + interval, f->now);
+	if (confirmed.recovered > 0)
+		log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)", name,
+			(unsigned long long)confirmed.served);
 }
 
 /* After the real call: what it says about the name. */
@@ -119,17 +139,15 @@ static void ask_timed(struct flow *f)
 {
 	int saved_errno = errno;
 	struct stale_direct_answer answer;
-	query_until(f->call->node, query_family(&f->call->key), runtime_now_ms() + runtime_config.resolve_timeout_ms, &answer);
+	bool direct = query_until(f->call->node, query_family(&f->call->key),
+				  runtime_now_ms() + runtime_config.resolve_timeout_ms, &answer);
 	f->now = stale_file_now_ms();
 	bool answered = answer.done && answer.status == 0;
 	if (answered && stale_answer_matches(&f->call->key, &f->record.answer, answer.addrs, answer.count) &&
 	    f->call->serve(f->call, &f->record.answer)) {
-		/* The resolver answers as before: the kept answer is fresh again (and a failing name
-		 * recovers). */
-		uint64_t served = 0;
-		if (stale_store_put(f->store, &f->call->key, &f->record.answer, f->now, &served))
-			log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)",
-				f->call->node, (unsigned long long)served);
+		/* The thread applied its answer before handing it over. */
+		if (direct)
+			confirm_direct(f, &answer);
 		errno = saved_errno;
 		return;
 	}

@@ -15,6 +15,7 @@
 #include "fork_keep.h"
 #include "log.h"
 #include "names.h"
+#include "refresh.h"
 #include "resolver_thread.h"
 #include "runtime.h"
 #include "stale_file.h"
@@ -118,8 +119,12 @@ static void on_query_answer(void *arg, int status, int timeouts, struct ares_add
 			query->addrs[query->count++] = answer.addrs[i];
 	}
 	char name[NAME_MAX_LEN + 1];
-	if (status != ARES_EDESTRUCTION && names_normalize(query->node, name))
+	if (status != ARES_EDESTRUCTION && names_normalize(query->node, name)) {
 		stale_refresh_apply(name, query->family, status, result);
+		/* Only a whole answer: one family alone would look like the other's addresses gone. */
+		if (status == ARES_SUCCESS && query->family == AF_UNSPEC)
+			refresh_take_lookup_answer(name, result);
+	}
 	if (result != NULL)
 		ares_freeaddrinfo(result);
 	finish(query);
