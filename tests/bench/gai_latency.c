@@ -2,7 +2,7 @@
  * (glibc asking a DNS server, glibc asking nscd, the shim's cache).
  *
  *     gai_latency NAME EXPECTED_IPV4 [--lookups N] [--warmup N] [--warmup-max S]
- *                 [--stats-file PATH] [--settle S] [--samples PATH]
+ *                 [--stats-file PATH] [--settle S] [--samples PATH] [--signal-pid PID]
  *
  * getaddrinfo(NAME, "80", {AF_UNSPEC, SOCK_STREAM}) is called --warmup times (default 1,000), not
  * measured; with --stats-file (the shim's DNSAWARE_STATS_FILE, rewritten every
@@ -13,6 +13,8 @@
  * file's counters, makes --lookups timed calls (default 20,000), sleeps --settle again and reads
  * the counters once more: their difference says how many of the timed lookups were cache hits.
  * The sleeps are made whether or not there is a stats file, so every case is run alike.
+ * --signal-pid sends SIGUSR1 to PID at the end of the warm-up and at the end of the timed
+ * lookups (dnsmasq then logs its query counters: the benchmark counts the queries in between).
  *
  * Each timed call is getaddrinfo alone, between two clock_gettime(CLOCK_MONOTONIC) reads
  * (freeaddrinfo and the answer's check are outside). Every answer must be a success that holds
@@ -33,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <signal.h>
 #include <time.h>
 
 #define TIMER_SAMPLES 2001
@@ -156,6 +159,7 @@ int main(int argc, char **argv)
 	long lookups = 20000, warmup = 1000;
 	double warmup_max = 2.0, settle = 0.25;
 	const char *stats = NULL, *samples_path = NULL;
+	pid_t signal_pid = 0;
 	for (int i = 3; i < argc; i++) {
 		if (i + 1 >= argc)
 			usage();
@@ -172,10 +176,12 @@ int main(int argc, char **argv)
 			stats = val;
 		else if (strcmp(opt, "--samples") == 0)
 			samples_path = val;
+		else if (strcmp(opt, "--signal-pid") == 0)
+			signal_pid = (pid_t)atol(val);
 		else
 			usage();
 	}
-	if (lookups < 1 || warmup < 0 || warmup_max < 0 || settle < 0)
+	if (lookups < 1 || warmup < 0 || warmup_max < 0 || settle < 0 || signal_pid < 0)
 		usage();
 	uint64_t *samples = malloc((size_t)lookups * sizeof *samples);
 	uint64_t *timer = malloc(TIMER_SAMPLES * sizeof *timer);
@@ -208,10 +214,18 @@ int main(int argc, char **argv)
 	}
 	qsort(timer, TIMER_SAMPLES, sizeof *timer, cmp_u64);
 
+	if (signal_pid > 0 && kill(signal_pid, SIGUSR1) != 0) {
+		perror("gai_latency: kill");
+		return 1;
+	}
 	sleep_s(settle);
 	struct counters before = stats != NULL ? read_counters(stats) : (struct counters){0};
 	for (long i = 0; i < lookups; i++)
 		samples[i] = lookup(name, expected, &entries);
+	if (signal_pid > 0 && kill(signal_pid, SIGUSR1) != 0) {
+		perror("gai_latency: kill");
+		return 1;
+	}
 	sleep_s(settle);
 	struct counters after = stats != NULL ? read_counters(stats) : (struct counters){0};
 
