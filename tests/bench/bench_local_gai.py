@@ -5,9 +5,9 @@ markdown report (tests/bench/bench_local.py's docstring describes the measuremen
 Inside `unshare --mount --net` (lo up, private resolv.conf, hosts and nsswitch.conf with
 `hosts: files dns`, bench_local_ns.ns_setup): dnsmasq answers two names with TTL 300 s on
 127.0.0.53, a dual-stack one (A and AAAA) and an IPv4-only one. glibc sorts an answer of more
-than one address (RFC 6724: a netlink dump of the interface addresses, then a UDP connect and
-getsockname per address) after whichever source answered, nscd's cache included; an answer of
-one address skips that. Debian's nscd runs in a mount namespace of its own, below the bench's,
+than one address (RFC 6724: a UDP socket, connect and getsockname per address, after a netlink
+dump of the interface addresses that nscd lets it skip) after whichever source answered, nscd's
+cache included; an answer of one address skips that. Debian's nscd runs in a mount namespace of its own, below the bench's,
 with its socket directory (the work directory's nscd-run) bind-mounted over /var/run/nscd
 (glibc's client connects to /var/run/nscd/socket) and its own nscd.conf (hosts only, not
 persistent, shared as Debian ships it: its clients read the cache from a mapping nscd hands
@@ -326,18 +326,25 @@ def fmt_ratio(x):
 
 
 def cache_note(c):
-    cache = c.get("cache")
-    if cache is None:
-        return "no stats file asked for"
-    if not cache["stats_file"]:
-        return ("the shim wrote no stats file (it writes one once it watches something): "
-                "its cache did not answer these lookups")
-    if not cache["counters"]:
-        return ("its stats file has no dnsaware_cache_lookups_total: a shim without the cache, "
-                "so ordinary lookups through the shim")
-    return ("%s of the %s timed lookups were cache hits (%.1f %%; the shim counted %s lookups)"
-            % ("{:,.0f}".format(cache["hits"]), "{:,}".format(c["lookups"]),
-               100 * cache["hit_ratio"], "{:,.0f}".format(cache["lookups_counted"])))
+    """What the shim's stats file and dnsmasq's counters say of the timed lookups."""
+    cache = c.get("cache") or {}
+    if cache.get("counters"):
+        return ("%s of the %s timed lookups were cache hits (%.1f %%; the shim counted %s "
+                "lookups)" % ("{:,.0f}".format(cache["hits"]), "{:,}".format(c["lookups"]),
+                              100 * cache["hit_ratio"], "{:,.0f}".format(cache["lookups_counted"])))
+    why = ("its stats file has no dnsaware_cache_lookups_total (a shim without the cache)"
+           if cache.get("stats_file") else
+           "the shim wrote no stats file (it writes one once it watches something)")
+    q = c["dns_queries_per_lookup"]
+    if q is None:
+        seen = "dnsmasq's query count is missing too"
+    elif q >= 1.5:
+        seen = "dnsmasq saw %.2f queries per timed lookup: none was a cache hit" % q
+    elif q < 0.01:
+        seen = "dnsmasq saw %.2f queries per timed lookup: a cache answered them" % q
+    else:
+        seen = "dnsmasq saw %.2f queries per timed lookup: some were answered without it" % q
+    return "no hit count, %s; %s" % (why, seen)
 
 
 def gai_report(r):
