@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Local benchmarks of libdnsaware (issue 7): what the shim costs where programs pay for it.
 
-    bench_local.py [all|hotpath|startup|scale|resolver ...] [--smoke] [--json FILE] [--lib PATH]
-                   [--strict] [--keep]
+    bench_local.py [all|hotpath|startup|scale|resolver|gai ...] [--smoke] [--json FILE]
+                   [--lib PATH] [--gai-latency PATH] [--strict] [--keep]
 
 Measurements (each prints a markdown section for docs/performance.md; --json stores everything):
 
@@ -38,23 +38,34 @@ Measurements (each prints a markdown section for docs/performance.md; --json sto
             (DNSAWARE_NAMESERVERS=127.0.0.53, DNSAWARE_TTL_FLOOR=1s); the responder's query log
             gives the shim's queries per name per TTL over 10 s. Target: about 1, whatever the
             number of sockets.
+  gai       getaddrinfo latency (issue 15), p50, p99 and mean of one name (AF_UNSPEC,
+            SOCK_STREAM), in a private network and mount namespace with dnsmasq answering on
+            127.0.0.53 (TTL 300 s): (1) glibc asking dnsmasq, (2) glibc through Debian's nscd,
+            run in a mount namespace of its own with its socket directory over /var/run/nscd,
+            never host-wide, (3) under the shim with DNSAWARE_CACHE=1: a cache hit once the
+            cache answers (the shim's stats file says how many of the timed lookups were hits).
+            tests/bench/gai_latency (built by meson; --gai-latency, default beside --lib's build
+            directory) does 4 rounds of 5,000 timed lookups per case after a warm-up, for a
+            dual-stack name and an IPv4-only one. Goal: nscd's p50 over the shim's >= 20.
 
 --smoke: tiny sizes and short windows (seconds in all), asserting only that every measurement
 runs and produces sane numbers. Without --strict the exit status is 0 when every measurement ran
 and passed its sanity checks, whatever the budgets say (they are reported PASS/FAIL); with
 --strict a missed budget or target also fails. Exit 1: a measurement failed; 2: a prerequisite
-is missing. Needs root (namespaces, bind mounts, port 53), gcc, valgrind and callgrind_annotate.
+is missing. Needs root (namespaces, bind mounts, port 53), gcc, valgrind and callgrind_annotate,
+and for gai dnsmasq and nscd.
 The library defaults to $DNSAWARE_LIB, then <repo>/build/src/libdnsaware.so.
 
-Internal subcommands (run under unshare by the driver): _scale-inside, _resolver-inside.
+Internal subcommands (run under unshare by the driver): _scale-inside, _resolver-inside,
+_gai-inside.
 
 The harness is split by concern (this file re-exports every name they define, which
 tests/bench/bench_fork.py imports):
 bench_common.py (paths, exit statuses, the child environment, formatting, callgrind runs,
 timing, the run's metadata), bench_local_hotpath.py, bench_local_startup.py,
-bench_local_scale.py and bench_local_resolver.py (one measurement and its report each),
-bench_local_ns.py (the namespaces and helper processes of scale and resolver); this file has the
-command line and the driver.
+bench_local_scale.py, bench_local_resolver.py and bench_local_gai.py (one measurement and its
+report each), bench_local_ns.py (the namespaces and helper processes of scale, resolver and gai);
+this file has the command line and the driver.
 """
 
 import argparse
@@ -69,6 +80,7 @@ from bench_common import (ANNOTATE_LINE, E2E, EXIT_FAIL, EXIT_HARNESS, HELPERS, 
                           REPO, BenchError, callgrind_run, clean_env, compile_helpers, fmt, log,
                           md_table, meta, parse_annotate, run, signed, spawn_measure,
                           spawn_time_ms, verdict)
+from bench_local_gai import gai_inside, gai_prerequisites, gai_program, gai_report
 from bench_local_hotpath import (BUDGET_TRACKED, BUDGET_UNTRACKED, UNTRACKED_MODES, hotpath,
                                  hotpath_report)
 from bench_local_ns import (LineProc, inside_main, ns_setup, ports_for, read_stats,
@@ -78,14 +90,15 @@ from bench_local_scale import (DRAIN, DRAIN_NEW, DRAIN_OLD, HEALTHY, HEALTHY_ADD
                                scale_hosts, scale_inside, scale_report)
 from bench_local_startup import STARTUP_TARGET_MS, startup, startup_report
 
-MEASUREMENTS = ("hotpath", "startup", "scale", "resolver")
+MEASUREMENTS = ("hotpath", "startup", "scale", "resolver", "gai")
 
 # What other scripts may import from here (re-exported from the modules above).
 __all__ = ["ANNOTATE_LINE", "BUDGET_TRACKED", "BUDGET_UNTRACKED", "DRAIN", "DRAIN_NEW",
            "DRAIN_OLD", "E2E", "EXIT_FAIL", "EXIT_HARNESS", "HEALTHY", "HEALTHY_ADDR", "HELPERS",
            "HERE", "LineProc", "MEASUREMENTS", "PYTHON", "REPO", "STARTUP_TARGET_MS",
            "UNTRACKED_MODES", "BenchError", "callgrind_run", "clean_env", "compile_helpers", "fmt",
-           "hotpath", "hotpath_report", "inside_main", "log", "main", "md_table", "meta",
+           "gai_inside", "gai_prerequisites", "gai_program", "gai_report", "hotpath",
+           "hotpath_report", "inside_main", "log", "main", "md_table", "meta",
            "nofile_capacity", "ns_setup", "parse_annotate", "ports_for", "prerequisites",
            "read_stats", "resolver_inside", "resolver_report", "rewrite_in_place", "run",
            "run_in_namespaces", "scale_hosts", "scale_inside", "scale_report", "signed",
@@ -98,13 +111,16 @@ __all__ = ["ANNOTATE_LINE", "BUDGET_TRACKED", "BUDGET_UNTRACKED", "DRAIN", "DRAI
 
 def prerequisites(opts, wanted):
     missing = []
-    if os.geteuid() != 0 and ("scale" in wanted or "resolver" in wanted):
-        missing.append("scale and resolver must run as root (namespaces, bind mounts, port 53)")
+    ns = [w for w in ("scale", "resolver", "gai") if w in wanted]
+    if os.geteuid() != 0 and ns:
+        missing.append("%s must run as root (namespaces, bind mounts, port 53)" % ", ".join(ns))
     progs = ["gcc"]
     if "hotpath" in wanted or "startup" in wanted:
         progs += ["valgrind", "callgrind_annotate"]
-    if "scale" in wanted or "resolver" in wanted:
+    if ns:
         progs += ["unshare", "ip", "mount"]
+    if "gai" in wanted:
+        missing += gai_prerequisites(opts)
     for p in progs:
         if shutil.which(p) is None:
             missing.append("%s not found" % p)
@@ -114,15 +130,18 @@ def prerequisites(opts, wanted):
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] in ("_scale-inside", "_resolver-inside"):
+    inside = {"_scale-inside": scale_inside, "_resolver-inside": resolver_inside,
+              "_gai-inside": gai_inside}
+    if len(sys.argv) > 1 and sys.argv[1] in inside:
         ap = argparse.ArgumentParser(prog="bench_local.py " + sys.argv[1])
         ap.add_argument("sub")
         ap.add_argument("--workdir", required=True)
         ap.add_argument("--lib", required=True)
         ap.add_argument("--result", required=True)
         ap.add_argument("--smoke", action="store_true")
+        ap.add_argument("--gai-latency")
         o = ap.parse_args()
-        return inside_main(o, scale_inside if o.sub == "_scale-inside" else resolver_inside)
+        return inside_main(o, inside[o.sub])
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -132,6 +151,8 @@ def main():
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--lib", default=os.environ.get("DNSAWARE_LIB")
                     or os.path.join(REPO, "build", "src", "libdnsaware.so"))
+    ap.add_argument("--gai-latency", help="the gai_latency program (default: in the build "
+                    "directory --lib is in, tests/bench/gai_latency)")
     ap.add_argument("--strict", action="store_true", help="a missed budget or target fails too")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     opts = ap.parse_args()
@@ -162,7 +183,9 @@ def main():
         fns = {"hotpath": (lambda: hotpath(opts, wd), hotpath_report),
                "startup": (lambda: startup(opts, wd), startup_report),
                "scale": (lambda: run_in_namespaces("scale", opts, wd), scale_report),
-               "resolver": (lambda: run_in_namespaces("resolver", opts, wd), resolver_report)}
+               "resolver": (lambda: run_in_namespaces("resolver", opts, wd), resolver_report),
+               "gai": (lambda: run_in_namespaces("gai", opts, wd, [
+                   "--gai-latency", gai_program(opts)], pid=True), gai_report)}
         reports = []
         for w in wanted:
             fn, report = fns[w]

@@ -1,4 +1,4 @@
-"""The namespaces of bench_local.py's scale and resolver measurements (split out of
+"""The namespaces of bench_local.py's scale, resolver and gai measurements (split out of
 tests/bench/bench_local.py): run_in_namespaces() re-executes tests/bench/bench_local.py
 `_<name>-inside` under `unshare --mount --net` and reads back its JSON result; inside,
 inside_main() runs the measurement and writes that result, ns_setup() brings lo up and
@@ -131,10 +131,12 @@ def ports_for(base, count, per_port=10000):
     return [base + i for i in range(max(1, math.ceil(count / per_port)))]
 
 
-def run_in_namespaces(sub, opts, wd):
+def run_in_namespaces(sub, opts, wd, extra=(), pid=False):
+    """pid: in a PID namespace too, whose processes all die with the measurement's (its init)."""
     result = os.path.join(wd, "%s.result.json" % sub)
-    argv = ["unshare", "--mount", "--net", "--", PYTHON, BENCH_LOCAL, "_" + sub
-            + "-inside", "--workdir", wd, "--lib", opts.lib, "--result", result]
+    argv = (["unshare", "--mount", "--net"] + (["--pid", "--fork", "--kill-child"] if pid else [])
+            + ["--", PYTHON, BENCH_LOCAL, "_" + sub + "-inside", "--workdir", wd, "--lib", opts.lib,
+               "--result", result] + list(extra))
     if opts.smoke:
         argv.append("--smoke")
     r = subprocess.run(argv, env=clean_env())
