@@ -11,14 +11,17 @@
 
 #define LEARN_MAX RECORDSET_MAX
 
-static void learn_addrinfo(const char *host, const struct addrinfo *list)
+static void learn_addrinfo(const char *host, const struct addrinfo *list, bool kept)
 {
 	struct ip_addr addrs[LEARN_MAX];
 	unsigned n = 0;
 	for (const struct addrinfo *ai = list; ai != NULL && n < LEARN_MAX; ai = ai->ai_next)
 		if (ai->ai_addr != NULL && ip_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, &addrs[n], NULL))
 			n++;
-	learn_record(host, addrs, n, STATS_LEARN_GETADDRINFO, LEARN_TTL_UNKNOWN);
+	if (kept)
+		learn_record_repeated(host, addrs, n, STATS_LEARN_GETADDRINFO);
+	else
+		learn_record(host, addrs, n, STATS_LEARN_GETADDRINFO, LEARN_TTL_UNKNOWN);
 }
 
 static void learn_hostent(const char *host, const struct hostent *he)
@@ -118,7 +121,7 @@ __attribute__((visibility("default"))) int getaddrinfo(const char *node, const c
 	stale_lookup_run(&call.base);
 	if (call.rc == 0) {
 		int saved_errno = errno;
-		learn_addrinfo(node, *res);
+		learn_addrinfo(node, *res, call.base.served_kept);
 		errno = saved_errno;
 	}
 	return call.rc;

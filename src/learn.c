@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "lookup_key.h"
 #include "names.h"
 #include "runtime.h"
 
@@ -32,6 +33,29 @@ bool learn_selected(const char *host)
 bool learn_wanted(const char *host)
 {
 	return !runtime_inside && learn_selected(host);
+}
+
+/* The answers recorded lately, by hash of name and addresses: a word each, races only cost an
+ * extra record. */
+#define REPEAT_SLOTS 64
+static _Atomic uint64_t repeat_hash[REPEAT_SLOTS];
+static _Atomic uint64_t repeat_ms[REPEAT_SLOTS];
+
+void learn_record_repeated(const char *host, const struct ip_addr *addrs, unsigned n, enum stats_learn_source source)
+{
+	uint64_t hash = lookup_hash_text(0, host);
+	for (unsigned i = 0; i < n; i++)
+		hash = lookup_hash_bytes(hash, &addrs[i], sizeof addrs[i]);
+	unsigned slot = (unsigned)(hash % REPEAT_SLOTS);
+	uint64_t now = runtime_now_ms();
+	if (n > 0 && atomic_load_explicit(&repeat_hash[slot], memory_order_relaxed) == hash &&
+	    now - atomic_load_explicit(&repeat_ms[slot], memory_order_relaxed) < LEARN_REPEAT_MS) {
+		stats_count(&stats.names_learned[source], 1);
+		return;
+	}
+	learn_record(host, addrs, n, source, LEARN_TTL_UNKNOWN);
+	atomic_store_explicit(&repeat_ms[slot], now, memory_order_relaxed);
+	atomic_store_explicit(&repeat_hash[slot], hash, memory_order_relaxed);
 }
 
 void learn_record(const char *host, const struct ip_addr *addrs, unsigned n, enum stats_learn_source source,

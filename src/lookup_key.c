@@ -5,7 +5,7 @@
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
 
-static uint64_t hash_bytes(uint64_t h, const void *data, size_t length)
+uint64_t lookup_hash_bytes(uint64_t h, const void *data, size_t length)
 {
 	const unsigned char *p = data;
 	for (size_t i = 0; i < length; i++)
@@ -19,8 +19,8 @@ uint64_t lookup_hash_text(uint64_t h, const char *text)
 		h = FNV_OFFSET;
 	/* NULL and "" differ: an unset variable is not an empty one. */
 	if (text == NULL)
-		return hash_bytes(h, "\1", 1);
-	return hash_bytes(h, text, strlen(text) + 1);
+		return lookup_hash_bytes(h, "\1", 1);
+	return lookup_hash_bytes(h, text, strlen(text) + 1);
 }
 
 static bool copy_lowered(const char *text, char *out, size_t size)
@@ -83,8 +83,8 @@ uint64_t lookup_key_hash(const struct lookup_key *key)
 	uint64_t h = lookup_hash_text(0, key->node);
 	h = lookup_hash_text(h, key->has_service ? key->service : NULL);
 	int32_t numbers[] = {key->kind, key->family, key->socktype, key->protocol, key->flags};
-	h = hash_bytes(h, numbers, sizeof numbers);
-	return hash_bytes(h, &key->context, sizeof key->context);
+	h = lookup_hash_bytes(h, numbers, sizeof numbers);
+	return lookup_hash_bytes(h, &key->context, sizeof key->context);
 }
 
 bool lookup_key_equal(const struct lookup_key *a, const struct lookup_key *b)

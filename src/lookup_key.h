@@ -6,6 +6,7 @@
 
 #include <netdb.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define LOOKUP_NODE_MAX 255
@@ -48,5 +49,7 @@ bool lookup_key_same_name(const struct lookup_key *key, const char *normalized_n
 /* FNV-1a over a string, continuing from h (0 starts afresh): the context hash is made of the
  * environment's values with it. */
 uint64_t lookup_hash_text(uint64_t h, const char *text);
+/* The same over length bytes. */
+uint64_t lookup_hash_bytes(uint64_t h, const void *data, size_t length);
 
 #endif

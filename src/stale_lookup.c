@@ -31,10 +31,17 @@ struct flow {
 #define REASON_TIMED_OUT "the resolver did not answer within DNSAWARE_RESOLVE_TIMEOUT"
 #define REASON_FAILING "the resolver is failing"
 
+/* Puts the kept answer where the program finds it. */
+static bool serve_kept(struct flow *f)
+{
+	f->call->served_kept = f->call->serve(f->call, &f->record.answer);
+	return f->call->served_kept;
+}
+
 /* Serves the kept answer as a stale one; false when it could not be put in place. */
 static bool serve_stale(struct flow *f, const char *reason)
 {
-	if (!f->call->serve(f->call, &f->record.answer))
+	if (!serve_kept(f))
 		return false;
 	stats_count(&stats.stale_answers, 1);
 	if (stale_store_note_stale(f->store, &f->call->key, f->now, STALE_RETRY_EVERY_MS))
@@ -144,7 +151,7 @@ static void ask_timed(struct flow *f)
 	f->now = stale_file_now_ms();
 	bool answered = answer.done && answer.status == 0;
 	if (answered && stale_answer_matches(&f->call->key, &f->record.answer, answer.addrs, answer.count) &&
-	    f->call->serve(f->call, &f->record.answer)) {
+	    serve_kept(f)) {
 		/* The thread applied its answer before handing it over. */
 		if (direct)
 			confirm_direct(f, &answer);
@@ -163,7 +170,7 @@ static void run_plan(struct flow *f, enum stale_plan plan)
 	int saved_errno = errno;
 	switch (plan) {
 	case STALE_PLAN_CACHED:
-		if (!f->call->serve(f->call, &f->record.answer)) {
+		if (!serve_kept(f)) {
 			stats_count(&stats.cache_misses, 1);
 			break;
 		}
@@ -201,7 +208,9 @@ static void run_plan(struct flow *f, enum stale_plan plan)
 void stale_lookup_run(struct lookup_call *call)
 {
 	int saved_errno = errno;
-	struct flow f = {.call = call};
+	/* Not zeroed whole: the record is a few kilobytes, filled by the find. */
+	struct flow f;
+	f.call = call;
 	f.settings = (struct stale_settings){.stale_max_ms = runtime_config.stale_max_ms,
 					     .resolve_timeout_ms = runtime_config.resolve_timeout_ms,
 					     .cache = runtime_config.cache};

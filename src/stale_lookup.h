@@ -28,6 +28,8 @@ struct lookup_call {
 	/* Puts a kept answer where the program will find it, as the real call would. False when it
 	 * cannot (no memory, a buffer too small: then the real call is made, or its result stands). */
 	bool (*serve)(struct lookup_call *call, const struct gai_copy *answer);
+	/* Out: the result in place is a kept answer (the real call was not made, or failed). */
+	bool served_kept;
 };
 
 /* Runs call: the real call, or a kept answer in its place. Returns with the program's result in
