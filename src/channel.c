@@ -118,17 +118,22 @@ void channel_getaddrinfo(const char *host, const struct ares_addrinfo_hints *hin
 	ares_getaddrinfo(channel, host, NULL, hints, callback, arg);
 }
 
-bool channel_in_hosts_file(const char *host)
+bool channel_hosts_file_names(ares_channel of, const char *host)
 {
 	static const int families[] = {AF_INET, AF_INET6};
 	for (unsigned i = 0; i < sizeof families / sizeof families[0]; i++) {
 		struct hostent *he = NULL;
-		if (ares_gethostbyname_file(channel, host, families[i], &he) == ARES_SUCCESS) {
+		if (ares_gethostbyname_file(of, host, families[i], &he) == ARES_SUCCESS) {
 			ares_free_hostent(he);
 			return true;
 		}
 	}
 	return false;
+}
+
+bool channel_in_hosts_file(const char *host)
+{
+	return channel_hosts_file_names(channel, host);
 }
 
 unsigned channel_pollfds(struct pollfd *fds)

@@ -24,6 +24,8 @@ void channel_getaddrinfo(const char *host, const struct ares_addrinfo_hints *hin
 /* Whether /etc/hosts (as c-ares reads it, HOSTALIASES included) names host: its answers are not
  * DNS's. The background thread only. */
 bool channel_in_hosts_file(const char *host);
+/* The same with another channel (a lookup's own, stale_direct.c). */
+bool channel_hosts_file_names(ares_channel of, const char *host);
 
 /* The channel's sockets to poll, into fds (at most CHANNEL_POLL_MAX); returns how many. */
 unsigned channel_pollfds(struct pollfd *fds);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "answer.h"
+#include "channel.h"
 #include "real.h"
 #include "runtime.h"
 
@@ -68,19 +69,6 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		ares_freeaddrinfo(result);
 }
 
-static bool in_hosts_file(ares_channel channel, const char *node)
-{
-	static const int families[] = {AF_INET, AF_INET6};
-	for (unsigned i = 0; i < sizeof families / sizeof families[0]; i++) {
-		struct hostent *he = NULL;
-		if (ares_gethostbyname_file(channel, node, families[i], &he) == ARES_SUCCESS) {
-			ares_free_hostent(he);
-			return true;
-		}
-	}
-	return false;
-}
-
 static void library_init(void)
 {
 	ares_library_init(ARES_LIB_INIT_ALL);
@@ -138,7 +126,7 @@ void stale_direct_query(const char *node, int family, uint64_t deadline_ms, stru
 	ares_getaddrinfo(channel, node, NULL, &hints, on_answer, out);
 	drive(channel, out, deadline_ms);
 	if (out->done && out->status == ARES_SUCCESS)
-		out->in_hosts = in_hosts_file(channel, node);
+		out->in_hosts = channel_hosts_file_names(channel, node);
 	ares_destroy(channel);
 done:
 	errno = saved_errno;

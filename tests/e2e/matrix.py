@@ -209,20 +209,25 @@ def outside(opts):
     wd = dnsmove.prepare_workdir(opts.workdir, "dnsaware-matrix-%s-" % sc.name)
     if wd is None:
         return EXIT_HARNESS
-    args = ["run", sc.name, "--inside", "--workdir", wd, "--lib", opts.lib,
-            "--warmup", str(opts.warmup), "--log-level", opts.log_level]
-    for kv in opts.shim_env or []:
-        args += ["--shim-env", kv]
-    for flag in ("clients", "results", "cache"):
-        v = getattr(opts, flag)
-        if v:
-            args += ["--" + flag, os.path.abspath(v) if flag != "clients" else v]
+    args = ["run", sc.name, "--inside", "--workdir", wd] + forwarded_options(opts)
     rc = dnsmove.run_in_namespaces(__file__, args)
     if rc not in (0, EXIT_FAIL, EXIT_HARNESS):
         log("FAIL (%s): the namespaced driver exited with %d" % (sc.name, rc))
         rc = EXIT_HARNESS
     dnsmove.keep_or_remove(wd, rc == 0, opts.workdir or opts.keep)
     return rc
+
+
+def forwarded_options(opts):
+    """The options a scenario's own `matrix.py run` gets from this one."""
+    args = ["--lib", opts.lib, "--warmup", str(opts.warmup), "--log-level", opts.log_level]
+    for kv in opts.shim_env or []:
+        args += ["--shim-env", kv]
+    for flag in ("clients", "results", "cache"):
+        v = getattr(opts, flag)
+        if v:
+            args += ["--" + flag, os.path.abspath(v) if flag != "clients" else v]
+    return args
 
 
 def run_together(opts):
@@ -237,14 +242,7 @@ def run_together(opts):
             return EXIT_HARNESS
     runs = []
     for name in opts.scenario:
-        args = [PYTHON, os.path.abspath(__file__), "run", name, "--lib", opts.lib,
-                "--warmup", str(opts.warmup), "--log-level", opts.log_level]
-        for kv in opts.shim_env or []:
-            args += ["--shim-env", kv]
-        for flag in ("clients", "results", "cache"):
-            v = getattr(opts, flag)
-            if v:
-                args += ["--" + flag, os.path.abspath(v) if flag != "clients" else v]
+        args = [PYTHON, os.path.abspath(__file__), "run", name] + forwarded_options(opts)
         if wd:
             args += ["--workdir", os.path.join(wd, name)]
         if opts.keep:

@@ -10,7 +10,6 @@ and then a marker line (-w). This wrapper reads that output as it arrives: t_end
 of the marker line, t = t_end - time_total. See README.md.
 """
 
-import ctypes
 import json
 import math
 import os
@@ -38,11 +37,6 @@ def curl_rate(rate):
     return "%d/h" % max(1, round(rate * 3600))
 
 
-def die_with_parent():
-    # PR_SET_PDEATHSIG: curl must not outlive this wrapper, even if it is SIGKILLed.
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-
-
 def main():
     args = loop.parse_args(__doc__.splitlines()[0], tls=True)
     version = subprocess.run(["curl", "--version"], capture_output=True, text=True,
@@ -65,7 +59,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
     deadline = time.monotonic() + args.max_duration
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            preexec_fn=die_with_parent)
+                            preexec_fn=loop.die_with_parent)
     fd = proc.stdout.fileno()
     buf = b""
     body = []

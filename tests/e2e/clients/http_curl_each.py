@@ -22,8 +22,6 @@ or 28 if curl's own timeout comes first) and never stalls the run. With --tls: h
 README.md.
 """
 
-import ctypes
-import signal
 import subprocess
 import time
 
@@ -37,11 +35,6 @@ WRITE_OUT = ("\\n" + MARK + " %{http_code} %{remote_ip} %{local_port} %{time_nam
              " %{time_total} %{exitcode} %{errormsg}\\n")
 # Could not resolve host; timed out (in the lookup when time_namelookup is 0).
 RESOLVE_FAILED = (6, 28)
-
-
-def die_with_parent():
-    # PR_SET_PDEATHSIG: curl must not outlive this wrapper, even if it is SIGKILLed.
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def main():
@@ -59,7 +52,7 @@ def main():
         side.clear()
         r = subprocess.run(cmd + ["%s?n=%d" % (url, seq)], stdout=subprocess.PIPE,
                            stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           preexec_fn=die_with_parent, timeout=20)
+                           preexec_fn=loop.die_with_parent, timeout=20)
         t_exit = time.time()
         body, sep, tail = r.stdout.decode("utf-8", "replace").rpartition("\n" + MARK + " ")
         if not sep:

@@ -3,10 +3,17 @@ loop (contract: README.md). An adapter supplies only its library's request; noth
 retries, checks or resolves anything the library would not."""
 
 import argparse
+import ctypes
 import json
 import os
 import signal
 import time
+
+
+def die_with_parent():
+    """For subprocess's preexec_fn: PR_SET_PDEATHSIG, so a client the adapter runs (curl) never
+    outlives it, even if the adapter is SIGKILLed."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def parse_args(description, many_connections=False, tls=False, extra=None):
