@@ -115,10 +115,14 @@ __attribute__((visibility("default"))) int getaddrinfo(const char *node, const c
 	runtime_init();
 	struct gai_call call = {.base = {.node = node, .ask = gai_ask, .keep = gai_keep, .serve = gai_serve},
 				.service = service, .hints = hints, .res = res};
-	if (!learn_wanted(node) || res == NULL ||
-	    !lookup_key_for_getaddrinfo(node, service, hints, 0, &call.base.key))
+	if (!learn_wanted(node) || res == NULL)
 		return real_getaddrinfo(node, service, hints, res);
-	stale_lookup_run(&call.base);
+	/* A shape that cannot be kept (a service name too long; AI_NUMERICHOST, which only a
+	 * numeric host passes) is asked and learned as before. */
+	if (lookup_key_for_getaddrinfo(node, service, hints, 0, &call.base.key))
+		stale_lookup_run(&call.base);
+	else
+		gai_ask(&call.base);
 	if (call.rc == 0) {
 		int saved_errno = errno;
 		learn_addrinfo(node, *res, call.base.served_kept);
