@@ -86,10 +86,10 @@ static struct stale_slot *lock_slot(struct stale_store *store, const struct look
 	return victim;
 }
 
-bool stale_store_find(struct stale_store *store, const struct lookup_key *key, struct stale_record *out)
+bool stale_store_find(struct stale_store *store, const struct lookup_key *key, uint64_t now_ms,
+		      struct stale_record *out)
 {
-	/* Only the lock's time-out needs a clock here: a find never steals a lock. */
-	struct stale_slot *slot = lock_slot(store, key, 0, false);
+	struct stale_slot *slot = lock_slot(store, key, now_ms, false);
 	if (slot == NULL)
 		return false;
 	out->state = slot->state;
@@ -137,9 +137,9 @@ bool stale_store_put(struct stale_store *store, const struct lookup_key *key, co
 	return was_failing;
 }
 
-void stale_store_forget(struct stale_store *store, const struct lookup_key *key)
+void stale_store_forget(struct stale_store *store, const struct lookup_key *key, uint64_t now_ms)
 {
-	struct stale_slot *slot = lock_slot(store, key, 0, false);
+	struct stale_slot *slot = lock_slot(store, key, now_ms, false);
 	if (slot == NULL)
 		return;
 	slot->used = false;

@@ -73,11 +73,14 @@ static void put(const struct lookup_key *key, const struct gai_copy *answer, uin
 	cr_assert_eq(served, 0);
 }
 
+/* Finds at the start of time: they take over no lock a test set. */
+#define FIND_MS 1
+
 static struct stale_record found(const struct lookup_key *key)
 {
 	struct stale_record record;
 
-	cr_assert(stale_store_find(&store, key, &record), "%s not found", key->node);
+	cr_assert(stale_store_find(&store, key, FIND_MS, &record), "%s not found", key->node);
 	return record;
 }
 
@@ -85,7 +88,7 @@ static bool has(const struct lookup_key *key)
 {
 	struct stale_record record;
 
-	return stale_store_find(&store, key, &record);
+	return stale_store_find(&store, key, FIND_MS, &record);
 }
 
 static unsigned used_slots(void)
@@ -209,9 +212,9 @@ Test(keep, forget_removes)
 	struct lookup_key key = key_of("gone.test", NULL);
 	struct gai_copy answer = ANSWER("192.0.2.1");
 
-	stale_store_forget(&store, &key); /* nothing to forget */
+	stale_store_forget(&store, &key, 500); /* nothing to forget */
 	put(&key, &answer, 1000);
-	stale_store_forget(&store, &key);
+	stale_store_forget(&store, &key, 1500);
 	cr_assert_not(has(&key));
 	cr_assert_eq(used_slots(), 0);
 	put(&key, &answer, 2000);
@@ -560,7 +563,8 @@ Test(lock, live_holder_not_taken)
 
 	struct timespec start_time;
 	clock_gettime(CLOCK_MONOTONIC, &start_time);
-	cr_assert_not(has(&key));
+	struct stale_record record;
+	cr_assert_not(stale_store_find(&store, &key, 1500, &record));
 	double spent = elapsed_ms(&start_time);
 	cr_assert_lt(spent, 2000.0, "a find gave up after %.0f ms", spent);
 	cr_log_info("a find of a locked slot gave up after %.1f ms", spent);
@@ -582,6 +586,14 @@ Test(lock, dead_holder_taken_over)
 
 	cr_assert(stale_store_claim_refresh(&store, &key, 1000, 2000));
 	cr_assert_eq(atomic_load(&slot->lock), 0);
+	atomic_store(&slot->lock, 500);
+	struct stale_record record;
+	cr_assert(stale_store_find(&store, &key, 1000, &record), "a find takes it over too");
+	cr_assert_eq(atomic_load(&slot->lock), 0);
+	atomic_store(&slot->lock, 500);
+	stale_store_forget(&store, &key, 1000);
+	cr_assert_not(has(&key), "nor does a dead holder keep a forget out");
+	put(&key, &answer, 1500);
 	atomic_store(&slot->lock, 500);
 	uint64_t served;
 	cr_assert_not(stale_store_put(&store, &key, &answer, 2000, &served));
@@ -615,8 +627,61 @@ Test(shared, child_puts_parent_finds)
 	struct stale_store parent;
 	struct stale_record record;
 	cr_assert(stale_store_attach(&parent, shared, STALE_STORE_SLOTS));
-	cr_assert(stale_store_find(&parent, &key, &record));
+	cr_assert(stale_store_find(&parent, &key, 2000, &record));
 	cr_assert_eq(memcmp(&record.answer, &answer, sizeof answer), 0);
 	cr_assert_eq(record.state.stored_ms, 1000);
+	munmap(shared, size);
+}
+
+static uint64_t boot_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* A writer in one process, finds in another, on the shim's clock: every answer found is one that
+ * was put, never a mix of two (a find holds the slot's lock as long as it copies). */
+Test(shared, find_never_reads_a_torn_answer)
+{
+	size_t size = stale_store_size(STALE_STORE_SLOTS);
+	void *shared = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(shared, MAP_FAILED);
+	struct stale_store mine;
+	cr_assert(stale_store_attach(&mine, shared, STALE_STORE_SLOTS));
+	struct lookup_key key = key_of("torn.test", NULL);
+	struct gai_copy answers[2];
+	memset(answers, 0, sizeof answers);
+	for (unsigned i = 0; i < GAI_COPY_ADDRS_MAX; i++) {
+		answers[0].addrs[i] = (struct gai_copy_addr){.family = AF_INET, .bytes = {192, 0, 2, (uint8_t)i}};
+		answers[1].addrs[i] = (struct gai_copy_addr){.family = AF_INET6, .bytes = {0x20, 1, 0xd, 0xb8, [15] = (uint8_t)i}};
+	}
+	answers[0].addr_count = answers[1].addr_count = GAI_COPY_ADDRS_MAX;
+	memset(answers[0].name, 'a', GAI_COPY_NAME_MAX);
+	memset(answers[1].name, 'b', GAI_COPY_NAME_MAX);
+	uint64_t served;
+	stale_store_put(&mine, &key, &answers[0], boot_ms(), &served);
+
+	pid_t child = fork();
+	cr_assert_neq(child, -1);
+	if (child == 0) {
+		uint64_t until = boot_ms() + 300;
+		for (unsigned i = 0; boot_ms() < until; i++)
+			stale_store_put(&mine, &key, &answers[i % 2], boot_ms(), &served);
+		_exit(0);
+	}
+	unsigned torn = 0, finds = 0;
+	for (int status; waitpid(child, &status, WNOHANG) == 0;) {
+		struct stale_record record;
+		if (!stale_store_find(&mine, &key, boot_ms(), &record))
+			continue;
+		finds++;
+		torn += memcmp(&record.answer, &answers[0], sizeof answers[0]) != 0 &&
+			memcmp(&record.answer, &answers[1], sizeof answers[1]) != 0;
+	}
+	cr_log_info("%u finds, %u torn", finds, torn);
+	cr_assert_gt(finds, 0);
+	cr_assert_eq(torn, 0, "%u of %u finds read a torn answer", torn, finds);
 	munmap(shared, size);
 }
