@@ -77,7 +77,8 @@ bool stale_store_find(struct stale_store *store, const struct lookup_key *key, u
 
 /* A good answer from the resolver: kept, the failing state ended. Returns whether the slot was
  * failing (the caller says so once); *served is how many stale answers it gave meanwhile. A new
- * set of addresses is no longer confirmed (the library's own query checks it again). */
+ * set of addresses is no longer confirmed (the library's own query checks it again). Not kept
+ * when a slot where the key may be is held by another past the lock's tries. */
 bool stale_store_put(struct stale_store *store, const struct lookup_key *key, const struct gai_copy *answer,
 		     uint64_t now_ms, uint64_t *served);
 

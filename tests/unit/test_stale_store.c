@@ -601,6 +601,24 @@ Test(lock, dead_holder_taken_over)
 	cr_assert_eq(found(&key).state.stored_ms, 2000);
 }
 
+/* A put while the key's slot is held (a holder not yet presumed dead) must not make the key a
+ * second slot: a forget would then leave that one behind, and a gone name be served stale. */
+Test(lock, put_never_makes_a_second_slot_for_a_held_key)
+{
+	struct lookup_key key = key_of("db.test", NULL);
+	struct gai_copy old = ANSWER("192.0.2.1"), new = ANSWER("192.0.2.2");
+	put(&key, &old, 1000);
+	struct stale_slot *slot = slot_of(&key);
+	atomic_store(&slot->lock, 2000 + STALE_STORE_LOCK_MS);
+
+	uint64_t served;
+	cr_assert_not(stale_store_put(&store, &key, &new, 2500, &served));
+	cr_assert_eq(used_slots(), 1, "the key got a second slot");
+	atomic_store(&slot->lock, 0);
+	stale_store_forget(&store, &key, 3000);
+	cr_assert_not(has(&key), "a forgotten name still has an answer");
+}
+
 /* ---- Processes sharing one block ---- */
 
 Test(shared, child_puts_parent_finds)
