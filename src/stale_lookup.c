@@ -106,7 +106,7 @@ static void confirm_direct(struct flow *f, const struct stale_direct_answer *ans
 static void learn_outcome(struct flow *f, enum lookup_outcome outcome)
 {
 	if (outcome == LOOKUP_NEGATIVE) {
-		stale_store_forget(f->store, &f->call->key);
+		stale_store_forget(f->store, &f->call->key, f->now);
 		return;
 	}
 	if (outcome != LOOKUP_GOOD)
@@ -121,7 +121,7 @@ static void learn_outcome(struct flow *f, enum lookup_outcome outcome)
 	/* An answer the library's own query has not agreed with yet: asked once, so that the
 	 * timer and the cache can serve it (a name from /etc/hosts never qualifies). */
 	struct stale_record now_kept;
-	if (stale_store_find(f->store, &f->call->key, &now_kept) && !now_kept.state.from_hosts &&
+	if (stale_store_find(f->store, &f->call->key, f->now, &now_kept) && !now_kept.state.from_hosts &&
 	    (!now_kept.state.dns_confirmed || (f->settings.cache && now_kept.state.confirmed_until_ms <= f->now)) &&
 	    stale_store_claim_refresh(f->store, &f->call->key, f->now, CONFIRM_HOLD_MS))
 		stale_query_post(f->call->node, query_family(&f->call->key));
@@ -226,7 +226,7 @@ void stale_lookup_run(struct lookup_call *call)
 	}
 	call->key.context = stale_file_context();
 	f.now = stale_file_now_ms();
-	f.have = stale_store_find(f.store, &call->key, &f.record);
+	f.have = stale_store_find(f.store, &call->key, f.now, &f.record);
 	enum stale_plan plan = stale_plan_lookup(f.have ? &f.record : NULL, &f.settings, f.now);
 	if (f.settings.cache && plan != STALE_PLAN_CACHED)
 		stats_count(&stats.cache_misses, 1);

@@ -48,7 +48,9 @@ static void slot_unlock(struct stale_slot *slot)
 }
 
 /* The key's slot, locked; NULL when it has none. With make, a slot for it is taken (an unused
- * one, else the one kept longest ago) and reset. */
+ * one, else the one kept longest ago) and reset; but not when a slot of the neighbourhood could
+ * not be locked: that one may be the key's, and a key never has two slots (a forget would leave
+ * the other behind). */
 static struct stale_slot *lock_slot(struct stale_store *store, const struct lookup_key *key, uint64_t now_ms,
 				    bool make)
 {
@@ -57,10 +59,13 @@ static struct stale_slot *lock_slot(struct stale_store *store, const struct look
 	uint64_t hash = lookup_key_hash(key);
 	struct stale_slot *victim = NULL;
 	uint64_t victim_stored = UINT64_MAX;
+	bool unseen = false;
 	for (unsigned i = 0; i < STALE_STORE_PROBES && i < store->count; i++) {
 		struct stale_slot *slot = &store->slots[(hash + i) % store->count];
-		if (!slot_lock(slot, now_ms))
+		if (!slot_lock(slot, now_ms)) {
+			unseen = true;
 			continue;
+		}
 		if (slot->used && slot->key_hash == hash && lookup_key_equal(&slot->key, key)) {
 			if (victim != NULL)
 				slot_unlock(victim);
@@ -76,6 +81,10 @@ static struct stale_slot *lock_slot(struct stale_store *store, const struct look
 			slot_unlock(slot);
 		}
 	}
+	if (victim != NULL && unseen) {
+		slot_unlock(victim);
+		victim = NULL;
+	}
 	if (victim == NULL)
 		return NULL;
 	victim->used = true;
@@ -86,10 +95,10 @@ static struct stale_slot *lock_slot(struct stale_store *store, const struct look
 	return victim;
 }
 
-bool stale_store_find(struct stale_store *store, const struct lookup_key *key, struct stale_record *out)
+bool stale_store_find(struct stale_store *store, const struct lookup_key *key, uint64_t now_ms,
+		      struct stale_record *out)
 {
-	/* Only the lock's time-out needs a clock here: a find never steals a lock. */
-	struct stale_slot *slot = lock_slot(store, key, 0, false);
+	struct stale_slot *slot = lock_slot(store, key, now_ms, false);
 	if (slot == NULL)
 		return false;
 	out->state = slot->state;
@@ -137,9 +146,9 @@ bool stale_store_put(struct stale_store *store, const struct lookup_key *key, co
 	return was_failing;
 }
 
-void stale_store_forget(struct stale_store *store, const struct lookup_key *key)
+void stale_store_forget(struct stale_store *store, const struct lookup_key *key, uint64_t now_ms)
 {
-	struct stale_slot *slot = lock_slot(store, key, 0, false);
+	struct stale_slot *slot = lock_slot(store, key, now_ms, false);
 	if (slot == NULL)
 		return;
 	slot->used = false;

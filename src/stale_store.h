@@ -69,17 +69,21 @@ struct stale_record {
 	struct gai_copy answer;
 };
 
-/* The key's slot, copied out. False when there is none (or its lock could not be had). */
-bool stale_store_find(struct stale_store *store, const struct lookup_key *key, struct stale_record *out);
+/* The key's slot, copied out. False when there is none (or its lock could not be had). Like every
+ * call that takes a slot's lock, it needs the store's clock: the lock word it writes is when it is
+ * presumed dead (now_ms + STALE_STORE_LOCK_MS). */
+bool stale_store_find(struct stale_store *store, const struct lookup_key *key, uint64_t now_ms,
+		      struct stale_record *out);
 
 /* A good answer from the resolver: kept, the failing state ended. Returns whether the slot was
  * failing (the caller says so once); *served is how many stale answers it gave meanwhile. A new
- * set of addresses is no longer confirmed (the library's own query checks it again). */
+ * set of addresses is no longer confirmed (the library's own query checks it again). Not kept
+ * when a slot where the key may be is held by another past the lock's tries. */
 bool stale_store_put(struct stale_store *store, const struct lookup_key *key, const struct gai_copy *answer,
 		     uint64_t now_ms, uint64_t *served);
 
 /* An authoritative negative answer: the name is gone, and so is its answer. */
-void stale_store_forget(struct stale_store *store, const struct lookup_key *key);
+void stale_store_forget(struct stale_store *store, const struct lookup_key *key, uint64_t now_ms);
 
 /* A stale answer is being served: the slot counts it and, if it was not failing, starts failing
  * (true: the caller says so once) with its first retry at now + retry_every_ms. */
