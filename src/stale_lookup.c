@@ -65,30 +65,10 @@ static int query_family(const struct lookup_key *key)
 	return key->family == AF_INET || key->family == AF_INET6 ? key->family : AF_UNSPEC;
 }
 
-/* The library's own query, waited for until deadline_ms: on the background thread's channel when it
- * runs, else on one of the lookup's own. */
-static bool query_until(const char *node, int family, uint64_t deadline_ms, struct stale_direct_answer *out)
-{
-	struct stale_query *query = thread_asks_like_program() ? stale_query_send(node, family) : NULL;
-	if (query == NULL) {
-		stale_direct_query(node, family, deadline_ms, out);
-		return true;
-	}
-	*out = (struct stale_direct_answer){.done = stale_query_wait(query, deadline_ms)};
-	if (out->done) {
-		out->status = query->status;
-		out->count = query->count;
-		for (unsigned i = 0; i < query->count; i++)
-			out->addrs[i] = query->addrs[i];
-	}
-	stale_query_release(query);
-	return false;
-}
-
 /* The lookup's own query agreed with the kept answer: as the thread does with its answers
  * (stale_refresh_apply), the kept answer is fresh again, confirmed for the answer's TTL, and a
  * failing name recovers. */
-static void confirm_direct(struct flow *f, const struct stale_direct_answer *answer)
+static void confirm_answer(struct flow *f, const struct stale_direct_answer *answer)
 {
 	char name[NAME_MAX_LEN + 1];
 	if (!names_normalize(f->call->node, name))
@@ -139,30 +119,34 @@ static void ask_resolver(struct flow *f)
 		errno = saved_errno;
 }
 
-/* The response timer: the library's own query, waited for at most DNSAWARE_RESOLVE_TIMEOUT. An
+/* The response timer: the library's own query, on the lookup's own channel (stale_direct.h: never
+ * queued behind the background thread's work), waited for at most DNSAWARE_RESOLVE_TIMEOUT. An
  * answer that agrees with the kept one serves it (the resolver's answer would be the same); one
  * that does not, or a name that is gone, is left to the real call. */
 static void ask_timed(struct flow *f)
 {
 	int saved_errno = errno;
 	struct stale_direct_answer answer;
-	bool direct = query_until(f->call->node, query_family(&f->call->key),
-				  runtime_now_ms() + runtime_config.resolve_timeout_ms, &answer);
+	stale_direct_query(f->call->node, query_family(&f->call->key),
+			   runtime_now_ms() + runtime_config.resolve_timeout_ms, &answer);
 	f->now = stale_file_now_ms();
 	bool answered = answer.done && answer.status == 0;
 	if (answered && stale_answer_matches(&f->call->key, &f->record.answer, answer.addrs, answer.count) &&
 	    serve_kept(f)) {
-		/* The thread applied its answer before handing it over. */
-		if (direct)
-			confirm_direct(f, &answer);
+		confirm_answer(f, &answer);
 		errno = saved_errno;
 		return;
 	}
 	if (answered || (answer.done && stale_status_negative(answer.status)) ||
-	    !serve_stale(f, answer.done && answer.status != ARES_ETIMEOUT ? REASON_FAILED : REASON_TIMED_OUT))
+	    !serve_stale(f, answer.done && answer.status != ARES_ETIMEOUT ? REASON_FAILED : REASON_TIMED_OUT)) {
 		ask_resolver(f);
-	else
-		errno = saved_errno;
+		return;
+	}
+	errno = saved_errno;
+	/* A slow resolver's answer, late for this lookup, still refreshes what is kept: the thread
+	 * asks again and waits as long as c-ares does. */
+	if (!answer.done && thread_asks_like_program())
+		stale_query_post(f->call->node, query_family(&f->call->key));
 }
 
 static void run_plan(struct flow *f, enum stale_plan plan)

@@ -1,19 +1,15 @@
 #include "stale_refresh.h"
 
 #include <ares.h>
-#include <errno.h>
-#include <linux/futex.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "answer.h"
 #include "channel.h"
 #include "fork_keep.h"
 #include "log.h"
+#include "lookup_key.h"
 #include "names.h"
 #include "refresh.h"
 #include "resolver_thread.h"
@@ -21,8 +17,14 @@
 #include "stale_file.h"
 #include "stale_store.h"
 
+struct stale_query {
+	struct stale_query *next;
+	char node[LOOKUP_NODE_MAX + 1]; /* as the program asked (search domains apply alike) */
+	int family;
+};
+
 static _Atomic(struct stale_query *) queued;
-/* Queued while the thread does not run (stale_query_post). */
+/* Queued while the thread does not run. */
 static _Atomic unsigned waiting;
 
 bool stale_status_negative(int status)
@@ -30,94 +32,30 @@ bool stale_status_negative(int status)
 	return status == ARES_ENOTFOUND || status == ARES_ENODATA || status == ARES_ENONAME;
 }
 
-static void release(struct stale_query *query)
+void stale_query_post(const char *node, int family)
 {
-	if (atomic_fetch_sub(&query->refs, 1) == 1)
-		free(query);
-}
-
-static struct stale_query *enqueue(const char *node, int family, unsigned refs)
-{
+	bool running = resolver_thread_running();
+	if (!running && atomic_fetch_add(&waiting, 1) >= STALE_QUERIES_WAITING) {
+		atomic_fetch_sub(&waiting, 1);
+		return;
+	}
 	struct stale_query *query = calloc(1, sizeof *query);
 	if (query == NULL)
-		return NULL;
+		return;
 	snprintf(query->node, sizeof query->node, "%s", node);
 	query->family = family;
-	atomic_store(&query->refs, refs);
 	struct stale_query *head = atomic_load(&queued);
 	do
 		query->next = head;
 	while (!atomic_compare_exchange_weak(&queued, &head, query));
-	return query;
-}
-
-struct stale_query *stale_query_send(const char *node, int family)
-{
-	if (!resolver_thread_running())
-		return NULL;
-	/* The caller's reference and the thread's. */
-	struct stale_query *query = enqueue(node, family, 2);
-	if (query != NULL)
+	if (running)
 		resolver_thread_nudge();
-	return query;
-}
-
-void stale_query_post(const char *node, int family)
-{
-	if (resolver_thread_running()) {
-		if (enqueue(node, family, 1) != NULL)
-			resolver_thread_nudge();
-		return;
-	}
-	if (atomic_fetch_add(&waiting, 1) >= STALE_QUERIES_WAITING) {
-		atomic_fetch_sub(&waiting, 1);
-		return;
-	}
-	enqueue(node, family, 1);
-}
-
-bool stale_query_wait(struct stale_query *query, uint64_t deadline_ms)
-{
-	int saved_errno = errno;
-	for (;;) {
-		if (atomic_load_explicit(&query->done, memory_order_acquire))
-			break;
-		uint64_t now = runtime_now_ms();
-		if (now >= deadline_ms)
-			break;
-		uint64_t left = deadline_ms - now;
-		struct timespec timeout = {.tv_sec = (time_t)(left / 1000), .tv_nsec = (long)(left % 1000) * 1000000L};
-		/* EINTR: the program's handler ran; the wait goes on for what is left, as glibc's lookup
-		 * goes on through signals. */
-		syscall(SYS_futex, &query->done, FUTEX_WAIT_PRIVATE, 0, &timeout, NULL, 0);
-	}
-	errno = saved_errno;
-	return atomic_load_explicit(&query->done, memory_order_acquire) != 0;
-}
-
-void stale_query_release(struct stale_query *query)
-{
-	release(query);
-}
-
-static void finish(struct stale_query *query)
-{
-	atomic_store_explicit(&query->done, 1, memory_order_release);
-	syscall(SYS_futex, &query->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	release(query);
 }
 
 static void on_query_answer(void *arg, int status, int timeouts, struct ares_addrinfo *result)
 {
 	(void)timeouts;
 	struct stale_query *query = arg;
-	query->status = status;
-	if (status == ARES_SUCCESS && result != NULL) {
-		struct answer answer;
-		answer_collect(result, NULL, &answer);
-		for (unsigned i = 0; i < answer.count && query->count < GAI_COPY_ADDRS_MAX; i++)
-			query->addrs[query->count++] = answer.addrs[i];
-	}
 	char name[NAME_MAX_LEN + 1];
 	if (status != ARES_EDESTRUCTION && names_normalize(query->node, name)) {
 		stale_refresh_apply(name, query->family, status, result);
@@ -127,7 +65,7 @@ static void on_query_answer(void *arg, int status, int timeouts, struct ares_add
 	}
 	if (result != NULL)
 		ares_freeaddrinfo(result);
-	finish(query);
+	free(query);
 }
 
 void stale_refresh_send_queued(void)

@@ -1,48 +1,24 @@
 /* The background thread's side of the resolver's bad days: the library's own queries of names the
- * program looks up (the response timer's, a failing name's retry, the cache's confirmation and
- * refresh-ahead), and what their answers, and the re-resolutions of watched names, tell the
- * stale-answer store. */
+ * program looks up that no lookup waits for (a failing name's retry, the cache's confirmation and
+ * refresh-ahead, a slow resolver's late answer), and what their answers, and the re-resolutions of
+ * watched names, tell the stale-answer store. */
 #ifndef DNSAWARE_STALE_REFRESH_H
 #define DNSAWARE_STALE_REFRESH_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "addr.h"
-#include "gai_copy.h"
-#include "lookup_key.h"
 
 struct ares_addrinfo;
 
-/* One query of a name, handed from a lookup to the thread; a lookup may wait for its answer. */
-struct stale_query {
-	_Atomic uint32_t done; /* futex word: 1 once answered */
-	_Atomic unsigned refs;
-	struct stale_query *next;
-	char node[LOOKUP_NODE_MAX + 1]; /* as the program asked (search domains apply alike) */
-	int family;                     /* AF_INET, AF_INET6, or AF_UNSPEC for both */
-	/* The answer (when done): */
-	int status; /* c-ares' */
-	struct ip_addr addrs[GAI_COPY_ADDRS_MAX];
-	unsigned count;
-};
-
-/* From a lookup hook, while the background thread runs: a query of node, for the thread to send.
- * NULL when it cannot be asked (no thread, no memory). The caller holds a reference. */
-struct stale_query *stale_query_send(const char *node, int family);
-
-/* The same without waiting for it, and without starting the thread: a query for later (a new
- * answer's confirmation) waits for the thread to start at the process's first tracked connect. A
- * process that never makes one gets no thread (and keeps at most STALE_QUERIES_WAITING queued). */
+/* From a lookup hook: a query of node's addresses of family (AF_UNSPEC: both) for the thread,
+ * which no lookup waits for (a new answer's confirmation, the cache's refresh-ahead, a failing
+ * name's retry, a slow resolver's late answer); its answer goes to the store. It does not start
+ * the thread: while none runs, it waits for the process's first tracked connect, and a process
+ * that never makes one gets no thread (and keeps at most STALE_QUERIES_WAITING queued). */
 #define STALE_QUERIES_WAITING 16
 void stale_query_post(const char *node, int family);
-
-/* Waits for the answer until deadline_ms (runtime_now_ms clock), through signals. True: done. */
-bool stale_query_wait(struct stale_query *query, uint64_t deadline_ms);
-
-/* Drops the caller's reference; the thread keeps the query until its answer has come. */
-void stale_query_release(struct stale_query *query);
 
 /* c-ares' statuses that say the name does not exist (or has no address): not the resolver failing. */
 bool stale_status_negative(int status);
