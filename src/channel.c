@@ -89,10 +89,15 @@ static void prepare_sockets(void)
 	dns_sockets_prepare(families, count);
 }
 
-bool channel_open(void)
+void channel_library_init(void)
 {
 	static pthread_once_t library_once = PTHREAD_ONCE_INIT;
 	pthread_once(&library_once, ares_library_init_all);
+}
+
+bool channel_open(void)
+{
+	channel_library_init();
 	struct ares_options options = {.timeout = 2000, .tries = 2};
 	int mask = ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES;
 	int rc = ares_init_options(&channel, &options, mask);

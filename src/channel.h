@@ -17,6 +17,10 @@
  * cannot be. */
 bool channel_open(void);
 
+/* c-ares' library set-up, once per process whichever channel needs it first (its counter is not
+ * safe to bump from two threads at once). */
+void channel_library_init(void);
+
 /* Starts resolving host; callback gets the answer (possibly before this returns). */
 void channel_getaddrinfo(const char *host, const struct ares_addrinfo_hints *hints, ares_addrinfo_callback callback,
 			 void *arg);

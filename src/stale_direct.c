@@ -3,7 +3,6 @@
 #include <ares.h>
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/socket.h>
 
 #include "answer.h"
@@ -69,11 +68,6 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
 		ares_freeaddrinfo(result);
 }
 
-static void library_init(void)
-{
-	ares_library_init(ARES_LIB_INIT_ALL);
-}
-
 /* Runs the channel until the answer or the deadline. */
 static void drive(ares_channel channel, const struct stale_direct_answer *out, uint64_t deadline_ms)
 {
@@ -111,11 +105,10 @@ static void drive(ares_channel channel, const struct stale_direct_answer *out, u
 
 void stale_direct_query(const char *node, int family, uint64_t deadline_ms, struct stale_direct_answer *out)
 {
-	static pthread_once_t library_once = PTHREAD_ONCE_INIT;
 	int saved_errno = errno;
 	ares_channel channel = NULL;
 	*out = (struct stale_direct_answer){0};
-	pthread_once(&library_once, library_init);
+	channel_library_init();
 	uint64_t now = runtime_now_ms();
 	struct ares_options options = {.timeout = (int)(deadline_ms > now ? deadline_ms - now : 1), .tries = 1};
 	if (ares_init_options(&channel, &options, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES) != ARES_SUCCESS)
