@@ -138,6 +138,7 @@ struct hostent_call {
 	bool with_family; /* gethostbyname2 */
 	struct hostent_static *kept;
 	struct hostent *he;
+	bool served; /* he is a kept answer */
 };
 
 static enum lookup_outcome hostent_ask(struct lookup_call *base)
@@ -161,6 +162,7 @@ static bool hostent_serve(struct lookup_call *base, const struct gai_copy *answe
 	if (gai_copy_to_hostent(answer, &call->kept->he, call->kept->buf, sizeof call->kept->buf) != 0)
 		return false;
 	call->he = &call->kept->he;
+	call->served = true;
 	return true;
 }
 
@@ -174,6 +176,10 @@ static struct hostent *hostent_lookup(const char *name, int af, bool with_family
 		hostent_ask(&call.base);
 	if (learn_wanted(name))
 		learn_hostent_result(name, call.he);
+	/* errno as glibc's call leaves it with an answer: 0 (the _r form it calls sets errno to the value
+	 * it returns). */
+	if (call.served)
+		errno = 0;
 	return call.he;
 }
 
@@ -203,6 +209,7 @@ struct hostent_r_call {
 	struct hostent **result;
 	int *h_errnop;
 	int rc;
+	bool served; /* rc and the result come from a kept answer */
 };
 
 static enum lookup_outcome hostent_r_ask(struct lookup_call *base)
@@ -236,6 +243,7 @@ static bool hostent_r_serve(struct lookup_call *base, const struct gai_copy *ans
 		return false;
 	/* Too small a buffer is answered as glibc answers it: the program retries with a larger one. */
 	call->rc = rc;
+	call->served = true;
 	*call->result = rc == 0 ? call->ret : NULL;
 	if (rc != 0)
 		*call->h_errnop = NETDB_INTERNAL;
@@ -251,6 +259,10 @@ static int hostent_r_lookup(struct hostent_r_call *call)
 		hostent_r_ask(&call->base);
 	if (call->rc == 0 && call->result != NULL && learn_wanted(name))
 		learn_hostent_result(name, *call->result);
+	/* errno as glibc's call leaves it: the value it returns, 0 or ERANGE (getXXbyYY_r.c sets
+	 * errno to it); a program may test errno == ERANGE rather than the returned value. */
+	if (call->served)
+		errno = call->rc;
 	return call->rc;
 }
 

@@ -173,13 +173,14 @@ enum he_call { HE_PLAIN, HE_2, HE_R, HE_2_R };
 static const char *const he_names[] = {"gethostbyname", "gethostbyname2(AF_INET6)", "gethostbyname_r",
 				       "gethostbyname2_r(AF_INET6)"};
 
-/* One call of the family, described; its time in *ms. */
+/* One call of the family, described; its time in *ms. errno is 0 after it, as glibc leaves it. */
 static void he_lookup(enum he_call call, char *out, size_t size, unsigned *ms)
 {
 	static char buf[8192];
 	struct hostent he, *res = NULL;
 	int h = 0, rc = 0;
 	uint64_t start = now_ms();
+	errno = SENTINEL_ERRNO;
 	if (call == HE_PLAIN)
 		res = gethostbyname(NAME);
 	else if (call == HE_2)
@@ -188,15 +189,18 @@ static void he_lookup(enum he_call call, char *out, size_t size, unsigned *ms)
 		rc = gethostbyname_r(NAME, &he, buf, sizeof buf, &res, &h);
 	else
 		rc = gethostbyname2_r(NAME, AF_INET6, &he, buf, sizeof buf, &res, &h);
+	int e = errno;
 	*ms = (unsigned)(now_ms() - start);
 	CHECKL(rc == 0 && res != NULL && (call < HE_R || res == &he), "%s: %d, result %p, h_errno %d", he_names[call], rc,
 	       (void *)res, call < HE_R ? h_errno : h);
+	/* As glibc leaves it (the _r forms set errno to the value they return). */
+	CHECKL(e == 0, "%s: errno %d after an answer, not 0 as glibc's", he_names[call], e);
 	describe_he(res, out, size);
 }
 
 /* gethostbyname_r (af 0) or gethostbyname2_r into buffers of every size from 0 up, each ending where
  * a page no one may touch begins: too small gives ERANGE as glibc gives it (no result, h_errno
- * NETDB_INTERNAL, errno ERANGE) and writes nothing past the buffer; then want. */
+ * NETDB_INTERNAL, errno ERANGE) and writes nothing past the buffer; then want (errno 0). */
 static void probe_buffers(int af, const char *want)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), size;
@@ -212,7 +216,8 @@ static void probe_buffers(int af, const char *want)
 		if (rc == 0) {
 			char text[1024];
 			describe_he(res, text, sizeof text);
-			CHECKL(res == &he && strcmp(text, want) == 0, "buffer of %zu bytes: %s, not %s", size, text, want);
+			CHECKL(res == &he && strcmp(text, want) == 0 && e == 0, "buffer of %zu bytes: %s, errno %d, not %s",
+			       size, text, e, want);
 			break;
 		}
 		CHECKL(rc == ERANGE && res == NULL && h == NETDB_INTERNAL && e == ERANGE,
