@@ -91,7 +91,8 @@ static struct gai_result healthy(const char *name)
 }
 
 /* r is the kept answer good, served within [min_ms, max_ms], errno as it was. */
-static void expect_served(const char *what, const struct gai_result *r, const char *good, unsigned min_ms, unsigned max_ms)
+static void expect_served(const char *what, const struct gai_result *r, const char *good, unsigned min_ms,
+			  unsigned max_ms)
 {
 	CHECKL(r->rc == 0, "%s: getaddrinfo returned %d (%s), not the kept answer", what, r->rc, gai_strerror(r->rc));
 	CHECKL(strcmp(r->text, good) == 0, "%s: got\n  %s\nnot the good answer\n  %s", what, r->text, good);
@@ -459,7 +460,8 @@ static void c_cache(bool cache)
 			sleep_ms(300); /* the library's query of the name answered */
 		}
 	}
-	unsigned long long after = stats_value(tail, hits + 1);
+	sleep_ms(400); /* a few rewrites of the stats file */
+	unsigned long long after = stats_value(tail, 0);
 	CHECKL(after == hits, "%llu cache hits during the lookups of a name in /etc/hosts", after - hits);
 	close(c);
 	close(s);
@@ -518,8 +520,8 @@ static void t_shared(void)
 	CHECKL(strcmp(run.out, good) == 0, "the second process got\n  %s\nnot\n  %s", run.out, good);
 	CHECKL(CHILD(&run, "once", "fast"), "a third process did not get the kept answer at once");
 	CHECKL(strcmp(run.out, good) == 0, "the third process got\n  %s\nnot\n  %s", run.out, good);
-	CHECKL(dir_entries(dir + strlen("DNSAWARE_STATE_DIR="), names, sizeof names) == 1 && strncmp(names, "answers-", 8) == 0,
-	       "the state directory holds:\n%s", names);
+	int files = dir_entries(dir + strlen("DNSAWARE_STATE_DIR="), names, sizeof names);
+	CHECKL(files == 1 && strncmp(names, "answers-", 8) == 0, "the state directory holds:\n%s", names);
 	/* off: a store for the process and its fork children only */
 	struct child_run off = {.env = {"DNSAWARE_STATE_DIR=off"}};
 	EXPECT_CHILD(&off, "once", "ok");
@@ -578,7 +580,8 @@ int main(int argc, char **argv)
 		EXPECT_CHILD(&plain, "no-thread");
 		CHECKL(plain.max_threads == 1, "the looking-up process had %u threads at one time", plain.max_threads);
 		EXPECT_CHILD(&plain, "threads");
-		CHECKL(plain.max_threads == 2, "control: the watch saw %u threads, not 2", plain.max_threads);
+		/* (ThreadSanitizer adds a thread of its own to a process that made one.) */
+		CHECKL(plain.max_threads >= 2, "control: the watch saw %u threads, not 2", plain.max_threads);
 	} else if (strcmp(t, "shared") == 0) {
 		t_shared();
 	} else if (strcmp(t, "state-dir-unsafe") == 0) {

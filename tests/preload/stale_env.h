@@ -77,6 +77,8 @@ static size_t dns_answer(const uint8_t *q, size_t len, uint8_t *out)
 {
 	char qname[256];
 	size_t at = 12, k = 0;
+	if (len < 12)
+		return 0;
 	while (at < len && q[at] != 0) {
 		unsigned label = q[at];
 		if (at + 1 + label >= len || k + label + 2 > sizeof qname)
@@ -88,7 +90,7 @@ static size_t dns_answer(const uint8_t *q, size_t len, uint8_t *out)
 		at += 1 + label;
 	}
 	qname[k] = '\0';
-	if (len < 12 || at + 5 > len)
+	if (at + 5 > len)
 		return 0;
 	atomic_fetch_add(&dns->queries, 1);
 	int mode = atomic_load(&dns->mode);
@@ -98,7 +100,8 @@ static size_t dns_answer(const uint8_t *q, size_t len, uint8_t *out)
 	size_t n = at + 5;
 	memcpy(out, q, n); /* the header and the question */
 	bool svc = strcmp(qname, NAME) == 0, hosts = strcmp(qname, HOSTS_NAME) == 0;
-	unsigned rcode = mode == DNS_SERVFAIL ? 2 : mode == DNS_NXDOMAIN || !(svc || hosts || strcmp(qname, CANON) == 0) ? 3 : 0;
+	bool known = svc || hosts || strcmp(qname, CANON) == 0;
+	unsigned rcode = mode == DNS_SERVFAIL ? 2 : mode == DNS_NXDOMAIN || !known ? 3 : 0;
 	out[2] = (uint8_t)(0x84 | (q[2] & 0x01)); /* QR, AA, RD as asked */
 	out[3] = (uint8_t)(0x80 | rcode);         /* RA */
 	put_u16(out + 6, 0);
