@@ -12,6 +12,7 @@
  *
  * Usage: preload_stale SUBTEST (getaddrinfo-stale, servfail, nxdomain, hostent, no-thread, shared,
  * state-dir-unsafe, signal, signal-thread, cache); `preload_stale child OP ...` is a child. */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/time.h>
 
@@ -152,13 +153,15 @@ static void c_nxdomain(void)
 
 /* ---- children: gethostbyname* ---- */
 
-static void describe_he(const struct hostent *he, char *out, size_t size)
+/* The hostent, and errno and the h_errno value (h_errno, or the _r forms' *h_errnop) the call left. */
+static void describe_he(const struct hostent *he, int err, int h, char *out, size_t size)
 {
+	int n = snprintf(out, size, "errno %d h_errno %d", err, h);
 	if (he == NULL) {
-		snprintf(out, size, "NULL (h_errno %d)", h_errno);
+		snprintf(out + n, size - (size_t)n, " no hostent");
 		return;
 	}
-	int n = snprintf(out, size, "name %s aliases", he->h_name);
+	n += snprintf(out + n, size - (size_t)n, " name %s aliases", he->h_name);
 	for (char **a = he->h_aliases; *a != NULL; a++)
 		n += snprintf(out + n, size - (size_t)n, " %s", *a);
 	n += snprintf(out + n, size - (size_t)n, " type %d length %d addresses", he->h_addrtype, he->h_length);
@@ -173,104 +176,120 @@ static void describe_he(const struct hostent *he, char *out, size_t size)
 enum he_call { HE_PLAIN, HE_2, HE_R, HE_2_R };
 static const char *const he_names[] = {"gethostbyname", "gethostbyname2(AF_INET6)", "gethostbyname_r",
 				       "gethostbyname2_r(AF_INET6)"};
+#define H_SENTINEL 4343 /* h_errno before each call */
 
-/* One call of the family, described; its time in *ms. errno is 0 after it, as glibc leaves it. */
-static void he_lookup(enum he_call call, char *out, size_t size, unsigned *ms)
+/* glibc's own functions, past the shim (libc's symbols, as passthrough.c takes them). */
+static struct {
+	struct hostent *(*plain)(const char *);
+	struct hostent *(*two)(const char *, int);
+	int (*r)(const char *, struct hostent *, char *, size_t, struct hostent **, int *);
+	int (*two_r)(const char *, int, struct hostent *, char *, size_t, struct hostent **, int *);
+} libc_he;
+
+static void load_libc_he(void)
 {
-	static char buf[8192];
-	struct hostent he, *res = NULL;
-	int h = 0, rc = 0;
+	void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+	CHECK(libc != NULL);
+	CHECK((*(void **)&libc_he.plain = dlsym(libc, "gethostbyname")) != NULL);
+	CHECK((*(void **)&libc_he.two = dlsym(libc, "gethostbyname2")) != NULL);
+	CHECK((*(void **)&libc_he.r = dlsym(libc, "gethostbyname_r")) != NULL);
+	CHECK((*(void **)&libc_he.two_r = dlsym(libc, "gethostbyname2_r")) != NULL);
+	CHECK((void *)libc_he.plain != (void *)gethostbyname || getenv("DNSAWARE_DISABLE") != NULL);
+}
+
+/* One call of the family (glibc's own with real) into a buffer of size bytes that ends where a page
+ * no one may touch begins (0: a large one), described (describe_he); its value in *rc, its time in
+ * *ms. */
+static void he_lookup(enum he_call call, bool real, size_t size, char *out, size_t out_size, int *rc, unsigned *ms)
+{
+	static char *area;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	if (area == NULL) {
+		area = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		CHECK(area != MAP_FAILED && mprotect(area + 3 * page, page, PROT_NONE) == 0);
+	}
+	char *buf = area + 3 * page - (size != 0 ? size : 3 * page);
+	size = size != 0 ? size : 3 * page;
+	struct hostent he, *res = (struct hostent *)area;
+	int h = H_SENTINEL;
+	*rc = 0;
+	h_errno = H_SENTINEL;
 	uint64_t start = now_ms();
 	errno = SENTINEL_ERRNO;
 	if (call == HE_PLAIN)
-		res = gethostbyname(NAME);
+		res = (real ? libc_he.plain : gethostbyname)(NAME);
 	else if (call == HE_2)
-		res = gethostbyname2(NAME, AF_INET6);
+		res = (real ? libc_he.two : gethostbyname2)(NAME, AF_INET6);
 	else if (call == HE_R)
-		rc = gethostbyname_r(NAME, &he, buf, sizeof buf, &res, &h);
+		*rc = (real ? libc_he.r : gethostbyname_r)(NAME, &he, buf, size, &res, &h);
 	else
-		rc = gethostbyname2_r(NAME, AF_INET6, &he, buf, sizeof buf, &res, &h);
+		*rc = (real ? libc_he.two_r : gethostbyname2_r)(NAME, AF_INET6, &he, buf, size, &res, &h);
 	int e = errno;
 	*ms = (unsigned)(now_ms() - start);
-	CHECKL(rc == 0 && res != NULL && (call < HE_R || res == &he), "%s: %d, result %p, h_errno %d", he_names[call], rc,
-	       (void *)res, call < HE_R ? h_errno : h);
-	/* As glibc leaves it (the _r forms set errno to the value they return). */
-	CHECKL(e == 0, "%s: errno %d after an answer, not 0 as glibc's", he_names[call], e);
-	describe_he(res, out, size);
+	CHECKL(call < HE_R || res == (*rc == 0 ? &he : NULL), "%s: returned %d, result %p", he_names[call], *rc, (void *)res);
+	describe_he(res, e, call < HE_R ? h_errno : h, out, out_size);
 }
 
-/* gethostbyname_r (af 0) or gethostbyname2_r into buffers of every size from 0 up, each ending where
- * a page no one may touch begins: too small gives ERANGE as glibc gives it (no result, h_errno
- * NETDB_INTERNAL, errno ERANGE) and writes nothing past the buffer; then want (errno 0). */
-static void probe_buffers(int af, const char *want)
+/* The call must give what glibc's gave (want: its description, errno and h_errno included). */
+static void expect_he(enum he_call call, const char *want, const char *when, unsigned min_ms, unsigned max_ms)
 {
-	size_t page = (size_t)sysconf(_SC_PAGESIZE), size;
-	char *area = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(area != MAP_FAILED && mprotect(area + page, page, PROT_NONE) == 0);
-	for (size = 0; size <= page; size++) {
-		struct hostent he, *res = (struct hostent *)area;
-		int h = 0;
-		errno = SENTINEL_ERRNO;
-		int rc = af != 0 ? gethostbyname2_r(NAME, af, &he, area + page - size, size, &res, &h)
-				 : gethostbyname_r(NAME, &he, area + page - size, size, &res, &h);
-		int e = errno;
-		if (rc == 0) {
-			char text[1024];
-			describe_he(res, text, sizeof text);
-			CHECKL(res == &he && strcmp(text, want) == 0 && e == 0, "buffer of %zu bytes: %s, errno %d, not %s",
-			       size, text, e, want);
-			break;
-		}
-		CHECKL(rc == ERANGE && res == NULL && h == NETDB_INTERNAL && e == ERANGE,
-		       "buffer of %zu bytes: returned %d, result %p, h_errno %d, errno %d: not ERANGE as glibc's", size, rc,
-		       (void *)res, h, e);
-	}
-	CHECKL(size > 0 && size <= page, "no buffer size fits");
-	printf("%s: ERANGE up to %zu bytes\n", af != 0 ? "gethostbyname2_r" : "gethostbyname_r", size - 1);
-	munmap(area, 2 * page);
+	char got[1024];
+	int rc;
+	unsigned ms;
+	he_lookup(call, false, 0, got, sizeof got, &rc, &ms);
+	CHECKL(rc == 0 && strcmp(got, want) == 0, "%s, %s:\n  %s\nglibc's:\n  %s", he_names[call], when, got, want);
+	CHECKL(ms >= min_ms && ms <= max_ms, "%s, %s: took %u ms, not %u to %u", he_names[call], when, ms, min_ms, max_ms);
 }
 
-/* Each call healthy twice, then each served the kept answer with the server in mode: the first of
- * a query shape after the timer (silent), the other at once. */
+/* gethostbyname_r or gethostbyname2_r into buffers of every size from 0 up: too small gives ERANGE
+ * as glibc's (no result, h_errno NETDB_INTERNAL, errno ERANGE) and writes nothing past the buffer;
+ * then want. real: glibc's own calls (the control). */
+static void probe_buffers(enum he_call call, bool real, const char *want)
+{
+	char text[1024], too_small[64];
+	snprintf(too_small, sizeof too_small, "errno %d h_errno %d no hostent", ERANGE, NETDB_INTERNAL);
+	size_t size;
+	int rc = ERANGE;
+	unsigned ms;
+	for (size = 1; size <= 4096; size++) {
+		he_lookup(call, real, size, text, sizeof text, &rc, &ms);
+		if (rc == 0)
+			break;
+		CHECKL(rc == ERANGE && strcmp(text, too_small) == 0, "%s, buffer of %zu bytes: returned %d, %s: not %s",
+		       he_names[call], size, rc, text, too_small);
+	}
+	CHECKL(rc == 0 && strcmp(text, want) == 0, "%s, buffer of %zu bytes: %s, not %s", he_names[call], size, text, want);
+	printf("%s%s: ERANGE up to %zu bytes\n", real ? "glibc's " : "", he_names[call], size - 1);
+}
+
+/* Each call as glibc's gives it, healthy (twice: the second is the kept answer), then with the
+ * server in mode: after the timer when silent (each call keeps answers of its own), then at once. */
 static void c_hostent(enum dns_mode mode)
 {
 	static const enum he_call order[] = {HE_PLAIN, HE_R, HE_2_R, HE_2};
-	char good[4][1024], got[1024];
+	char want[4][1024];
 	unsigned ms;
+	int rc;
+	load_libc_he();
 	dns_set(DNS_ANSWER);
 	for (int i = 0; i < 4; i++) {
-		he_lookup(order[i], good[i], sizeof good[i], &ms);
-		he_lookup(order[i], got, sizeof got, &ms);
-		CHECKL(strcmp(got, good[i]) == 0, "%s: the second healthy lookup gave %s, not %s", he_names[order[i]], got,
-		       good[i]);
+		he_lookup(order[i], true, 0, want[i], sizeof want[i], &rc, &ms);
+		CHECKL(rc == 0 && strstr(want[i], i < 2 ? " aliases " NAME " " : " fd00::10"), "%s", want[i]);
+		printf("glibc's %s: %s\n", he_names[order[i]], want[i]);
+		expect_he(order[i], want[i], "healthy", 0, 1000);
+		expect_he(order[i], want[i], "healthy again", 0, 1000);
 	}
-	CHECKL(strcmp(good[0], good[1]) == 0 && strcmp(good[2], good[3]) == 0 && strstr(good[0], " aliases " NAME " ") &&
-		       strstr(good[2], "fd00::10"),
-	       "the good answers: %s / %s / %s / %s", good[0], good[1], good[2], good[3]);
+	probe_buffers(HE_R, true, want[1]);
+	probe_buffers(HE_2_R, true, want[2]);
 	dns_set(mode);
 	for (int i = 0; i < 4; i++) {
-		he_lookup(order[i], got, sizeof got, &ms);
-		bool first = i % 2 == 0 && mode == DNS_SILENT;
-		CHECKL(strcmp(got, good[i]) == 0, "%s, server %s: %s, not %s", he_names[order[i]], dns_mode_names[mode], got,
-		       good[i]);
-		CHECKL(first ? ms >= SLOW_MIN && ms <= SLOW_MAX : ms <= (i % 2 == 0 ? 1000 : FAST_MS),
-		       "%s, server %s: %u ms", he_names[order[i]], dns_mode_names[mode], ms);
+		bool silent = mode == DNS_SILENT;
+		expect_he(order[i], want[i], dns_mode_names[mode], silent ? SLOW_MIN : 0, silent ? SLOW_MAX : 1000);
+		expect_he(order[i], want[i], "failing", 0, FAST_MS);
 	}
-	probe_buffers(0, good[0]);
-	probe_buffers(AF_INET6, good[2]);
-	CHECKL(stale_lines() == 2, "%d info lines about stale answers, not 2 (one per query shape)", stale_lines());
-}
-
-/* The control: the real calls (DNSAWARE_DISABLE=1) answer small buffers as probe_buffers expects. */
-static void c_erange_real(void)
-{
-	char want[1024];
-	unsigned ms;
-	dns_set(DNS_ANSWER);
-	he_lookup(HE_R, want, sizeof want, &ms);
-	probe_buffers(0, want);
-	he_lookup(HE_2_R, want, sizeof want, &ms);
-	probe_buffers(AF_INET6, want);
+	probe_buffers(HE_R, false, want[1]);
+	probe_buffers(HE_2_R, false, want[2]);
+	CHECKL(stale_lines() == 4, "%d info lines about stale answers, not 4 (one per call and family)", stale_lines());
 }
 
 /* ---- children: threads, fds, processes ---- */
@@ -479,8 +498,6 @@ static void child(int argc, char **argv)
 		c_nxdomain();
 	else if (strcmp(op, "hostent") == 0)
 		c_hostent(dns_mode_named(arg));
-	else if (strcmp(op, "erange-real") == 0)
-		c_erange_real();
 	else if (strcmp(op, "no-thread") == 0)
 		c_no_thread();
 	else if (strcmp(op, "threads") == 0)
@@ -571,9 +588,6 @@ int main(int argc, char **argv)
 		struct child_run control = {.env = {"DNSAWARE_DISABLE=1"}};
 		EXPECT_CHILD(&control, "nxdomain");
 	} else if (strcmp(t, "hostent") == 0) {
-		/* The control first: what glibc's calls do with small buffers. */
-		struct child_run control = {.env = {"DNSAWARE_DISABLE=1"}};
-		EXPECT_CHILD(&control, "erange-real");
 		EXPECT_CHILD(&plain, "hostent", "silent");
 		EXPECT_CHILD(&plain, "hostent", "servfail");
 	} else if (strcmp(t, "no-thread") == 0) {
