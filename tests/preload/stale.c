@@ -24,16 +24,6 @@
 #define FAST_MS 50
 #define PORT "8080"
 
-/* CHECKF for messages holding whole answers: printed in full, then the failure. */
-#define CHECKL(expr, ...) \
-	do { \
-		if (!(expr)) { \
-			fprintf(stderr, __VA_ARGS__); \
-			fputc('\n', stderr); \
-			fail_at(__FILE__, __LINE__, "%s", #expr); \
-		} \
-	} while (0)
-
 /* ---- what the program gets ---- */
 
 struct gai_result {
@@ -41,28 +31,6 @@ struct gai_result {
 	unsigned ms;
 	char text[2048]; /* the list, every field of every entry */
 };
-
-static void describe_ai(const struct addrinfo *list, char *out, size_t size)
-{
-	int n = snprintf(out, size, "canonname %s", list != NULL && list->ai_canonname ? list->ai_canonname : "-");
-	for (const struct addrinfo *ai = list; ai != NULL && n < (int)size; ai = ai->ai_next) {
-		char ip[INET6_ADDRSTRLEN] = "?";
-		unsigned port = 0;
-		if (ai->ai_family == AF_INET) {
-			const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
-			inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
-			port = ntohs(sin->sin_port);
-		} else if (ai->ai_family == AF_INET6) {
-			const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ai->ai_addr;
-			inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
-			port = ntohs(sin6->sin6_port);
-		}
-		n += snprintf(out + n, size - (size_t)n, " | %s port %u family %d socktype %d protocol %d flags %#x addrlen %u%s",
-			      ip, port, ai->ai_family, ai->ai_socktype, ai->ai_protocol, (unsigned)ai->ai_flags,
-			      (unsigned)ai->ai_addrlen, ai != list && ai->ai_canonname != NULL ? " canonname!" : "");
-	}
-	CHECK(n < (int)size);
-}
 
 /* getaddrinfo(name, "8080", any family, AI_CANONNAME), timed; the list freed by freeaddrinfo. */
 static struct gai_result timed_gai(const char *name)
@@ -152,26 +120,6 @@ static void c_nxdomain(void)
 }
 
 /* ---- children: gethostbyname* ---- */
-
-/* The hostent, and errno and the h_errno value (h_errno, or the _r forms' *h_errnop) the call left. */
-static void describe_he(const struct hostent *he, int err, int h, char *out, size_t size)
-{
-	int n = snprintf(out, size, "errno %d h_errno %d", err, h);
-	if (he == NULL) {
-		snprintf(out + n, size - (size_t)n, " no hostent");
-		return;
-	}
-	n += snprintf(out + n, size - (size_t)n, " name %s aliases", he->h_name);
-	for (char **a = he->h_aliases; *a != NULL; a++)
-		n += snprintf(out + n, size - (size_t)n, " %s", *a);
-	n += snprintf(out + n, size - (size_t)n, " type %d length %d addresses", he->h_addrtype, he->h_length);
-	for (char **p = he->h_addr_list; *p != NULL; p++) {
-		char ip[INET6_ADDRSTRLEN] = "?";
-		inet_ntop(he->h_addrtype, *p, ip, sizeof ip);
-		n += snprintf(out + n, size - (size_t)n, " %s", ip);
-	}
-	CHECK(n < (int)size);
-}
 
 enum he_call { HE_PLAIN, HE_2, HE_R, HE_2_R };
 static const char *const he_names[] = {"gethostbyname", "gethostbyname2(AF_INET6)", "gethostbyname_r",

@@ -14,7 +14,8 @@
  *   nxdomain NXDOMAIN to every query
  *
  * Every lookup of the tests' runs in a child process (run_child: this program again, exec'd with
- * the environment a subtest wants), because the shim reads its settings when it is loaded. */
+ * the environment a subtest wants), because the shim reads its settings when it is loaded.
+ * Answers are compared as text (describe_ai, describe_he): every field the program can see. */
 #ifndef DNSAWARE_STALE_ENV_H
 #define DNSAWARE_STALE_ENV_H
 
@@ -384,6 +385,61 @@ static UNUSED_FN int count_log_lines_with(const char *const *needles)
 	}
 	fclose(f);
 	return count;
+}
+
+/* ---- answers ---- */
+
+/* CHECKF for messages holding whole answers: printed in full, then the failure. */
+#define CHECKL(expr, ...) \
+	do { \
+		if (!(expr)) { \
+			fprintf(stderr, __VA_ARGS__); \
+			fputc('\n', stderr); \
+			fail_at(__FILE__, __LINE__, "%s", #expr); \
+		} \
+	} while (0)
+
+/* A getaddrinfo list, every field of every entry. */
+static UNUSED_FN void describe_ai(const struct addrinfo *list, char *out, size_t size)
+{
+	int n = snprintf(out, size, "canonname %s", list != NULL && list->ai_canonname ? list->ai_canonname : "-");
+	for (const struct addrinfo *ai = list; ai != NULL && n < (int)size; ai = ai->ai_next) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+		unsigned port = 0;
+		if (ai->ai_family == AF_INET) {
+			const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
+			inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof ip);
+			port = ntohs(sin->sin_port);
+		} else if (ai->ai_family == AF_INET6) {
+			const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ai->ai_addr;
+			inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof ip);
+			port = ntohs(sin6->sin6_port);
+		}
+		n += snprintf(out + n, size - (size_t)n, " | %s port %u family %d socktype %d protocol %d flags %#x addrlen %u%s",
+			      ip, port, ai->ai_family, ai->ai_socktype, ai->ai_protocol, (unsigned)ai->ai_flags,
+			      (unsigned)ai->ai_addrlen, ai != list && ai->ai_canonname != NULL ? " canonname!" : "");
+	}
+	CHECK(n < (int)size);
+}
+
+/* The hostent, and errno and the h_errno value (h_errno, or the _r forms' *h_errnop) the call left. */
+static UNUSED_FN void describe_he(const struct hostent *he, int err, int h, char *out, size_t size)
+{
+	int n = snprintf(out, size, "errno %d h_errno %d", err, h);
+	if (he == NULL) {
+		snprintf(out + n, size - (size_t)n, " no hostent");
+		return;
+	}
+	n += snprintf(out + n, size - (size_t)n, " name %s aliases", he->h_name);
+	for (char **a = he->h_aliases; *a != NULL; a++)
+		n += snprintf(out + n, size - (size_t)n, " %s", *a);
+	n += snprintf(out + n, size - (size_t)n, " type %d length %d addresses", he->h_addrtype, he->h_length);
+	for (char **p = he->h_addr_list; *p != NULL; p++) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+		inet_ntop(he->h_addrtype, *p, ip, sizeof ip);
+		n += snprintf(out + n, size - (size_t)n, " %s", ip);
+	}
+	CHECK(n < (int)size);
 }
 
 #endif
