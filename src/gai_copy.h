@@ -18,6 +18,7 @@
 #define GAI_COPY_ENTRIES_MAX 96
 #define GAI_COPY_NAME_MAX 255
 #define GAI_COPY_ALIASES_MAX 255 /* bytes of the aliases, each with its terminator */
+#define GAI_COPY_H_ERROR_UNSET INT8_MIN
 
 struct gai_copy_addr {
 	uint8_t family;
@@ -40,6 +41,10 @@ struct gai_copy {
 	uint8_t addr_count;
 	uint8_t entry_count;  /* addrinfo entries */
 	uint16_t aliases_length;
+	/* hostent: the h_errno value the real call gave with its answer (h_errno, or the _r forms'
+	 * *h_errnop), or GAI_COPY_H_ERROR_UNSET when it left it alone. Set by the caller (0 after the
+	 * copy). In what was padding: the layout's size, hence the store file's name, is unchanged. */
+	int8_t h_error;
 	struct gai_copy_addr addrs[GAI_COPY_ADDRS_MAX];
 	struct gai_copy_entry entries[GAI_COPY_ENTRIES_MAX];
 	char name[GAI_COPY_NAME_MAX + 1];   /* ai_canonname or h_name */

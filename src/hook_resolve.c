@@ -55,6 +55,24 @@ static enum lookup_outcome hostent_outcome(int h_error)
 	return h_error == HOST_NOT_FOUND || h_error == NO_DATA ? LOOKUP_NEGATIVE : LOOKUP_OTHER;
 }
 
+/* What a kept hostent answer must give back besides itself is what glibc's call gave with it:
+ * errno (0, or ERANGE for a small buffer: the _r forms end with __set_errno of the value they
+ * return) and the h_errno value (h_errno, or the _r forms' *h_errnop), which depends on the
+ * sources asked and on the call (glibc 2.36: a name in /etc/hosts leaves HOST_NOT_FOUND with its
+ * answer; for one DNS answer, gethostbyname leaves h_errno HOST_NOT_FOUND and gethostbyname_r
+ * *h_errnop 0, as preload test stale-hostent measures): so the _r forms keep answers of their own
+ * (LOOKUP_HOSTENT_R), and
+ * the real call runs with the value set to one no call of glibc's gives, which tells whether the
+ * call set it. Kept with the answer; GAI_COPY_H_ERROR_UNSET: the call left it alone. */
+#define H_ERRNO_UNTOUCHED (-7777)
+
+static int8_t kept_h_error(int value)
+{
+	if (value == H_ERRNO_UNTOUCHED || value < INT8_MIN + 1 || value > INT8_MAX)
+		return GAI_COPY_H_ERROR_UNSET;
+	return (int8_t)value;
+}
+
 /* ---- getaddrinfo ---- */
 
 struct gai_call {
@@ -145,6 +163,9 @@ struct hostent_call {
 	bool with_family; /* gethostbyname2 */
 	struct hostent_static *kept;
 	struct hostent *he;
+	int8_t h_error; /* the real call's, as kept_h_error gives it */
+	bool served;    /* he is a kept answer */
+	int8_t served_h_error;
 };
 
 static enum lookup_outcome hostent_ask(struct lookup_call *base)
@@ -152,14 +173,24 @@ static enum lookup_outcome hostent_ask(struct lookup_call *base)
 	struct hostent_call *call = (struct hostent_call *)base;
 	bool was_inside = runtime_inside;
 	runtime_inside = true;
+	int before = h_errno;
+	h_errno = H_ERRNO_UNTOUCHED;
 	call->he = call->with_family ? REAL(gethostbyname2)(base->node, call->af) : REAL(gethostbyname)(base->node);
+	int after = h_errno;
 	runtime_inside = was_inside;
+	if (after == H_ERRNO_UNTOUCHED)
+		h_errno = before;
+	call->h_error = kept_h_error(after);
 	return call->he != NULL ? LOOKUP_GOOD : hostent_outcome(h_errno);
 }
 
 static bool hostent_keep(struct lookup_call *base, struct gai_copy *out)
 {
-	return gai_copy_from_hostent(((struct hostent_call *)base)->he, out);
+	struct hostent_call *call = (struct hostent_call *)base;
+	if (!gai_copy_from_hostent(call->he, out))
+		return false;
+	out->h_error = call->h_error;
+	return true;
 }
 
 static bool hostent_serve(struct lookup_call *base, const struct gai_copy *answer)
@@ -168,6 +199,8 @@ static bool hostent_serve(struct lookup_call *base, const struct gai_copy *answe
 	if (gai_copy_to_hostent(answer, &call->kept->he, call->kept->buf, sizeof call->kept->buf) != 0)
 		return false;
 	call->he = &call->kept->he;
+	call->served = true;
+	call->served_h_error = answer->h_error;
 	return true;
 }
 
@@ -175,12 +208,18 @@ static struct hostent *hostent_lookup(const char *name, int af, bool with_family
 {
 	struct hostent_call call = {.base = {.node = name, .ask = hostent_ask, .keep = hostent_keep, .serve = hostent_serve},
 				    .af = af, .with_family = with_family, .kept = kept};
-	if (learn_wanted(name) && lookup_key_for_hostent(name, af, 0, &call.base.key))
+	if (learn_wanted(name) && lookup_key_for_hostent(name, af, false, 0, &call.base.key))
 		stale_lookup_run(&call.base);
 	else
 		hostent_ask(&call.base);
 	if (learn_wanted(name))
 		learn_hostent_result(name, call.he);
+	/* errno and h_errno as glibc's call leaves them with this answer (above kept_h_error). */
+	if (call.served) {
+		if (call.served_h_error != GAI_COPY_H_ERROR_UNSET)
+			h_errno = call.served_h_error;
+		errno = 0;
+	}
 	return call.he;
 }
 
@@ -210,6 +249,8 @@ struct hostent_r_call {
 	struct hostent **result;
 	int *h_errnop;
 	int rc;
+	int8_t h_error; /* the real call's *h_errnop, as kept_h_error gives it */
+	bool served;    /* rc and the result come from a kept answer */
 };
 
 static enum lookup_outcome hostent_r_ask(struct lookup_call *base)
@@ -217,11 +258,16 @@ static enum lookup_outcome hostent_r_ask(struct lookup_call *base)
 	struct hostent_r_call *call = (struct hostent_r_call *)base;
 	bool was_inside = runtime_inside;
 	runtime_inside = true;
+	int before = *call->h_errnop;
+	*call->h_errnop = H_ERRNO_UNTOUCHED;
 	call->rc = call->with_family ? REAL(gethostbyname2_r)(base->node, call->af, call->ret, call->buf, call->buflen,
 							      call->result, call->h_errnop)
 				     : REAL(gethostbyname_r)(base->node, call->ret, call->buf, call->buflen, call->result,
 							     call->h_errnop);
 	runtime_inside = was_inside;
+	call->h_error = kept_h_error(*call->h_errnop);
+	if (*call->h_errnop == H_ERRNO_UNTOUCHED)
+		*call->h_errnop = before;
 	if (call->rc == 0 && *call->result != NULL)
 		return LOOKUP_GOOD;
 	/* ERANGE: the program asks again with a larger buffer; nothing failed. */
@@ -232,7 +278,11 @@ static enum lookup_outcome hostent_r_ask(struct lookup_call *base)
 
 static bool hostent_r_keep(struct lookup_call *base, struct gai_copy *out)
 {
-	return gai_copy_from_hostent(*((struct hostent_r_call *)base)->result, out);
+	struct hostent_r_call *call = (struct hostent_r_call *)base;
+	if (!gai_copy_from_hostent(*call->result, out))
+		return false;
+	out->h_error = call->h_error;
+	return true;
 }
 
 static bool hostent_r_serve(struct lookup_call *base, const struct gai_copy *answer)
@@ -243,21 +293,28 @@ static bool hostent_r_serve(struct lookup_call *base, const struct gai_copy *ans
 		return false;
 	/* Too small a buffer is answered as glibc answers it: the program retries with a larger one. */
 	call->rc = rc;
+	call->served = true;
 	*call->result = rc == 0 ? call->ret : NULL;
 	if (rc != 0)
 		*call->h_errnop = NETDB_INTERNAL;
+	else if (answer->h_error != GAI_COPY_H_ERROR_UNSET)
+		*call->h_errnop = answer->h_error;
 	return true;
 }
 
 static int hostent_r_lookup(struct hostent_r_call *call)
 {
 	const char *name = call->base.node;
-	if (learn_wanted(name) && lookup_key_for_hostent(name, call->af, 0, &call->base.key))
+	if (learn_wanted(name) && lookup_key_for_hostent(name, call->af, true, 0, &call->base.key))
 		stale_lookup_run(&call->base);
 	else
 		hostent_r_ask(&call->base);
 	if (call->rc == 0 && call->result != NULL && learn_wanted(name))
 		learn_hostent_result(name, *call->result);
+	/* errno as glibc's call leaves it: the value it returns, 0 or ERANGE (getXXbyYY_r.c sets
+	 * errno to it); a program may test errno == ERANGE rather than the returned value. */
+	if (call->served)
+		errno = call->rc;
 	return call->rc;
 }
 

@@ -70,9 +70,9 @@ bool lookup_key_for_getaddrinfo(const char *node, const char *service, const str
 	return true;
 }
 
-bool lookup_key_for_hostent(const char *name, int family, uint64_t context, struct lookup_key *out)
+bool lookup_key_for_hostent(const char *name, int family, bool reentrant, uint64_t context, struct lookup_key *out)
 {
-	if (!start_key(LOOKUP_HOSTENT, name, context, out))
+	if (!start_key(reentrant ? LOOKUP_HOSTENT_R : LOOKUP_HOSTENT, name, context, out))
 		return false;
 	out->family = family;
 	return true;

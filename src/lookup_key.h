@@ -12,7 +12,9 @@
 #define LOOKUP_NODE_MAX 255
 #define LOOKUP_SERVICE_MAX 31
 
-enum lookup_kind { LOOKUP_GETADDRINFO = 1, LOOKUP_HOSTENT = 2 };
+/* The _r forms of gethostbyname are kinds of their own: what they leave in *h_errnop is not what
+ * the others leave in h_errno for the same answer, and a kept answer gives back the same call's. */
+enum lookup_kind { LOOKUP_GETADDRINFO = 1, LOOKUP_HOSTENT = 2, LOOKUP_HOSTENT_R = 3 };
 
 struct lookup_key {
 	uint8_t kind;
@@ -37,8 +39,8 @@ struct lookup_key {
  * or a node or service too long. */
 bool lookup_key_for_getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 				uint64_t context, struct lookup_key *out);
-/* gethostbyname (family AF_INET), gethostbyname2 and the _r forms. */
-bool lookup_key_for_hostent(const char *name, int family, uint64_t context, struct lookup_key *out);
+/* gethostbyname (family AF_INET) and gethostbyname2; reentrant: their _r forms. */
+bool lookup_key_for_hostent(const char *name, int family, bool reentrant, uint64_t context, struct lookup_key *out);
 
 uint64_t lookup_key_hash(const struct lookup_key *key);
 bool lookup_key_equal(const struct lookup_key *a, const struct lookup_key *b);

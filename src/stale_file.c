@@ -86,15 +86,16 @@ static bool default_dir(char *out, size_t size)
 }
 
 /* The file's name: the boot (its clock), the network and mount namespaces (what the resolver
- * sees: another container's /etc/resolv.conf, another network's DNS server) and the layout. */
+ * sees: another container's /etc/resolv.conf, another network's DNS server) and the layout (the
+ * slot's size and STALE_STORE_LAYOUT: what its fields mean). */
 static bool file_path(const char *dir, char *out, size_t size)
 {
 	char boot[64] = "";
 	if (!read_line("/proc/sys/kernel/random/boot_id", boot, sizeof boot))
 		return false;
 	boot[8] = '\0';
-	return snprintf(out, size, "%s/answers-%s-%llu-%llu-%zu", dir, boot, ns_inode("/proc/self/ns/net"),
-			ns_inode("/proc/self/ns/mnt"), sizeof(struct stale_slot)) < (int)size;
+	return snprintf(out, size, "%s/answers-%s-%llu-%llu-%zu-%d", dir, boot, ns_inode("/proc/self/ns/net"),
+			ns_inode("/proc/self/ns/mnt"), sizeof(struct stale_slot), STALE_STORE_LAYOUT) < (int)size;
 }
 
 static void *map_file(const char *path, uint64_t size, const char **why)

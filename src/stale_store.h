@@ -19,6 +19,10 @@
 #include "lookup_key.h"
 
 #define STALE_STORE_MAGIC "dnsaware answers v1"
+/* What the slots' fields mean, in the store file's name beside their size: a library whose slots
+ * mean something else uses a file of its own rather than misread another's (2: hostent answers keep
+ * their h_errno value, and the _r forms keep answers of their own). */
+#define STALE_STORE_LAYOUT 2
 #define STALE_STORE_SLOTS 256
 /* A slot is looked for in this many places from its hash. */
 #define STALE_STORE_PROBES 8
