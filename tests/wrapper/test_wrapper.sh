@@ -96,26 +96,41 @@ option_table=(
 	"--stats $tmp/stats.prom DNSAWARE_STATS_FILE"
 	"--stats-interval 500ms DNSAWARE_STATS_INTERVAL"
 	"--nameservers 127.0.0.1:5353,10.0.0.2 DNSAWARE_NAMESERVERS"
+	"--stale-max 2d DNSAWARE_STALE_MAX"
+	"--resolve-timeout 0 DNSAWARE_RESOLVE_TIMEOUT"
+	"--state-dir $tmp/state DNSAWARE_STATE_DIR"
 )
+# option value variable: the options that take no value.
+flag_table=(
+	"--no-redirect 0 DNSAWARE_REDIRECT"
+	"--no-learn-dns 0 DNSAWARE_LEARN_DNS"
+	"--cache 1 DNSAWARE_CACHE"
+	"--disable 1 DNSAWARE_DISABLE"
+)
+variable_count=$((${#option_table[@]} + ${#flag_table[@]}))
 for form in separate joined; do
 	args=()
 	for row in "${option_table[@]}"; do
 		read -r option value _ <<<"$row"
 		if [[ $form == separate ]]; then args+=("$option" "$value"); else args+=("$option=$value"); fi
 	done
-	# --log-file and --stats point into $tmp so the library, which really loads here, is harmless.
-	run DNSAWARE_LIB="$library" -- "$wrapper" "${args[@]}" --no-redirect --no-learn-dns --disable -- env
+	for row in "${flag_table[@]}"; do
+		read -r option _ <<<"$row"
+		args+=("$option")
+	done
+	# --log-file, --stats and --state-dir point into $tmp so the library, which really loads here,
+	# is harmless.
+	run DNSAWARE_LIB="$library" -- "$wrapper" "${args[@]}" -- env
 	if ((status != 0)); then
 		fail "options ($form form): the wrapper exited $status"; show "$tmp/err"; continue
 	fi
 	wrong=()
-	for row in "${option_table[@]}" "--no-redirect 0 DNSAWARE_REDIRECT" "--no-learn-dns 0 DNSAWARE_LEARN_DNS" \
-		"--disable 1 DNSAWARE_DISABLE"; do
+	for row in "${option_table[@]}" "${flag_table[@]}"; do
 		read -r option value variable <<<"$row"
 		grep -qxF -- "$variable=$value" "$tmp/out" || wrong+=("$option: no $variable=$value")
 	done
 	if ((${#wrong[@]} == 0)); then
-		ok "options ($form form): all 16 DNSAWARE_* variables set"
+		ok "options ($form form): all $variable_count DNSAWARE_* variables set"
 	else
 		fail "options ($form form): ${wrong[*]}"; show "$tmp/out"
 	fi
@@ -189,6 +204,12 @@ bad_cases=(
 	"--stale-after=0|--stale-after=0 is not a count"
 	"--stale-after|101|--stale-after=101 is not a count"
 	"--log=loud|--log=loud is not a log level"
+	"--stale-max=1.5d|--stale-max=1.5d is not a duration"
+	"--stale-max|31d|--stale-max=31d is out of range"
+	"--resolve-timeout=1D|--resolve-timeout=1D is not a duration"
+	"--resolve-timeout=9999999999d|--resolve-timeout=9999999999d is out of range"
+	"--max-age=99999999999ms|--max-age=99999999999ms is out of range"
+	"--cache=1|--cache=1 takes no value"
 	"--bogus|--bogus is not an option"
 	"--force=yes|--force=yes takes no value"
 	"--ttl-floor=10m|--ttl-floor=10m is above the ceiling"
@@ -438,6 +459,42 @@ if ((status == 0)) && [[ ! -e marker ]] && grep -qF "library:     $library" "$tm
 else
 	fail "--check allowed: status $status, marker $([[ -e marker ]] && echo created || echo absent)"; show "$tmp/out"; show "$tmp/err"
 fi
+# Every option's variable is among those --check shows (ALL_VARS), and they are all counted.
+check_args=()
+for row in "${option_table[@]}"; do
+	read -r option value _ <<<"$row"
+	check_args+=("$option=$value")
+done
+for row in "${flag_table[@]}"; do
+	read -r option _ <<<"$row"
+	check_args+=("$option")
+done
+run DNSAWARE_LIB="$library" -- "$wrapper" --check "${check_args[@]}" true
+wrong=()
+for row in "${option_table[@]}" "${flag_table[@]}"; do
+	read -r option value variable <<<"$row"
+	grep -qF -- "$variable=$value (from $option)" "$tmp/out" || wrong+=("$variable")
+done
+if ((status == 0 && ${#wrong[@]} == 0)) && ! grep -q 'variables unset' "$tmp/out"; then
+	ok "--check with every option: all $variable_count variables shown, none left unset"
+else
+	fail "--check with every option: status $status, not shown: ${wrong[*]}"; show "$tmp/out"
+fi
+run DNSAWARE_LIB="$library" -- "$wrapper" --check --idle 2s true
+if ((status == 0)) && grep -qF "$((variable_count - 1)) of the $variable_count DNSAWARE_* variables unset" "$tmp/out"; then
+	ok "--check counts $variable_count DNSAWARE_* variables"
+else
+	fail "--check count: status $status, expected '$((variable_count - 1)) of the $variable_count'"; show "$tmp/out"
+fi
+# The d unit, as the library takes it: 30d is the longest duration.
+run DNSAWARE_LIB="$library" -- "$wrapper" --check --stale-max 30d --resolve-timeout=1d --max-age 30d true
+if ((status == 0)) && grep -qF "DNSAWARE_STALE_MAX=30d (from --stale-max)" "$tmp/out" &&
+	grep -qF "DNSAWARE_RESOLVE_TIMEOUT=1d (from --resolve-timeout)" "$tmp/out"; then
+	ok "durations in days: --stale-max 30d, --resolve-timeout=1d, --max-age 30d accepted"
+else
+	fail "durations in days: status $status"; show "$tmp/out"; show "$tmp/err"
+fi
+
 run DNSAWARE_LIB="$library" -- "$wrapper" --check ./hello-static
 if ((status == 2)) && grep -q "^refusal: *it is a static binary" "$tmp/out" && grep -q "^verdict: *would not run it" "$tmp/out"; then
 	ok "--check on a static binary: exit 2, says why"
@@ -472,10 +529,12 @@ fi
 run -- "$wrapper" --help
 missing=()
 for option in --ttl-floor --ttl-ceiling --max-age --idle --drain-timeout --stale-after --cooldown --no-redirect --no-learn-dns \
-	--hosts --exclude --log --log-file --stats --stats-interval --nameservers --disable --force --check --help --version \
+	--hosts --exclude --log --log-file --stats --stats-interval --nameservers --stale-max --resolve-timeout --cache \
+	--state-dir --disable --force --check --help --version \
 	DNSAWARE_TTL_FLOOR DNSAWARE_TTL_CEILING DNSAWARE_MAX_AGE DNSAWARE_IDLE DNSAWARE_DRAIN_TIMEOUT DNSAWARE_STALE_AFTER \
 	DNSAWARE_REDIRECT DNSAWARE_COOLDOWN DNSAWARE_HOSTS DNSAWARE_EXCLUDE DNSAWARE_LOG DNSAWARE_LOG_FILE \
-	DNSAWARE_STATS_FILE DNSAWARE_STATS_INTERVAL DNSAWARE_NAMESERVERS DNSAWARE_LEARN_DNS DNSAWARE_DISABLE DNSAWARE_LIB; do
+	DNSAWARE_STATS_FILE DNSAWARE_STATS_INTERVAL DNSAWARE_NAMESERVERS DNSAWARE_LEARN_DNS DNSAWARE_STALE_MAX \
+	DNSAWARE_RESOLVE_TIMEOUT DNSAWARE_CACHE DNSAWARE_STATE_DIR DNSAWARE_DISABLE DNSAWARE_LIB; do
 	grep -q -- "$option\b" "$tmp/out" || missing+=("$option")
 done
 if ((status == 0 && ${#missing[@]} == 0)); then
