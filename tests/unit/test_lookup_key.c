@@ -133,7 +133,7 @@ Test(differ, kind)
 	struct lookup_key gai = gai_key("svc.test", NULL, &v4, 3);
 	struct lookup_key he;
 
-	cr_assert(lookup_key_for_hostent("svc.test", AF_INET, 3, &he));
+	cr_assert(lookup_key_for_hostent("svc.test", AF_INET, false, 3, &he));
 	cr_assert_eq(he.kind, LOOKUP_HOSTENT);
 	cr_assert_eq(gai.kind, LOOKUP_GETADDRINFO);
 	assert_differ(&gai, &he, "kind");
@@ -143,11 +143,15 @@ Test(differ, hostent_family_and_context)
 {
 	struct lookup_key v4, v6, other_context, upper;
 
-	cr_assert(lookup_key_for_hostent("svc.test", AF_INET, 3, &v4));
-	cr_assert(lookup_key_for_hostent("svc.test", AF_INET6, 3, &v6));
-	cr_assert(lookup_key_for_hostent("svc.test", AF_INET, 4, &other_context));
-	cr_assert(lookup_key_for_hostent("SVC.test", AF_INET, 3, &upper));
+	cr_assert(lookup_key_for_hostent("svc.test", AF_INET, false, 3, &v4));
+	cr_assert(lookup_key_for_hostent("svc.test", AF_INET6, false, 3, &v6));
+	cr_assert(lookup_key_for_hostent("svc.test", AF_INET, false, 4, &other_context));
+	cr_assert(lookup_key_for_hostent("SVC.test", AF_INET, false, 3, &upper));
 	assert_differ(&v4, &v6, "hostent family");
+	struct lookup_key reentrant;
+	cr_assert(lookup_key_for_hostent("svc.test", AF_INET, true, 3, &reentrant));
+	cr_assert_eq(reentrant.kind, LOOKUP_HOSTENT_R);
+	assert_differ(&v4, &reentrant, "gethostbyname against gethostbyname_r (their h_errno differ)");
 	assert_differ(&v4, &other_context, "hostent context");
 	assert_same(&v4, &upper);
 }
@@ -184,8 +188,8 @@ Test(refused, no_node)
 
 	cr_assert_not(lookup_key_for_getaddrinfo(NULL, "80", NULL, 0, &key));
 	cr_assert_not(lookup_key_for_getaddrinfo("", "80", NULL, 0, &key));
-	cr_assert_not(lookup_key_for_hostent(NULL, AF_INET, 0, &key));
-	cr_assert_not(lookup_key_for_hostent("", AF_INET, 0, &key));
+	cr_assert_not(lookup_key_for_hostent(NULL, AF_INET, false, 0, &key));
+	cr_assert_not(lookup_key_for_hostent("", AF_INET, false, 0, &key));
 }
 
 Test(refused, node_longer_than_255)
@@ -197,12 +201,12 @@ Test(refused, node_longer_than_255)
 	node[LOOKUP_NODE_MAX] = '\0'; /* 255 characters */
 	cr_assert(lookup_key_for_getaddrinfo(node, NULL, NULL, 0, &key));
 	cr_assert_eq(strlen(key.node), LOOKUP_NODE_MAX);
-	cr_assert(lookup_key_for_hostent(node, AF_INET, 0, &key));
+	cr_assert(lookup_key_for_hostent(node, AF_INET, false, 0, &key));
 
 	node[LOOKUP_NODE_MAX] = 'a';
 	node[LOOKUP_NODE_MAX + 1] = '\0'; /* 256 */
 	cr_assert_not(lookup_key_for_getaddrinfo(node, NULL, NULL, 0, &key));
-	cr_assert_not(lookup_key_for_hostent(node, AF_INET, 0, &key));
+	cr_assert_not(lookup_key_for_hostent(node, AF_INET, false, 0, &key));
 }
 
 Test(refused, service_longer_than_max)

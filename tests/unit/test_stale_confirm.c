@@ -59,7 +59,7 @@ Test(matches, ipv4_key_ignores_ipv6)
 
 	cr_assert(MATCHES(&key, &kept, "192.0.2.1", "2001:db8::1", "2001:db8::2"));
 	cr_assert_not(MATCHES(&key, &kept, "192.0.2.1", "192.0.2.9"));
-	cr_assert(lookup_key_for_hostent("db.test", AF_INET, 0, &he));
+	cr_assert(lookup_key_for_hostent("db.test", AF_INET, false, 0, &he));
 	cr_assert(MATCHES(&he, &kept, "2001:db8::1", "192.0.2.1"));
 }
 
