@@ -112,8 +112,17 @@ static void *map_file(const char *path, uint64_t size, const char **why)
 		goto done;
 	}
 	/* A new file, or one a concurrent first user is sizing: both size it the same. */
-	if ((uint64_t)st.st_size != size && (st.st_size != 0 || ftruncate(fd, (off_t)size) != 0)) {
-		*why = st.st_size != 0 ? "it has another size" : strerror(errno);
+	if ((uint64_t)st.st_size != size && st.st_size != 0) {
+		*why = "it has another size";
+		goto done;
+	}
+	/* Its blocks reserved (a no-op once they are): a store on a full tmpfs would otherwise kill
+	 * the program with SIGBUS at its first write. fallocate, never glibc's posix_fallocate,
+	 * whose fallback writes over the file another process is writing through its mapping; a
+	 * file system without it gets the size alone. */
+	if (fallocate(fd, 0, 0, (off_t)size) != 0 &&
+	    (errno != EOPNOTSUPP || ((uint64_t)st.st_size != size && ftruncate(fd, (off_t)size) != 0))) {
+		*why = strerror(errno);
 		goto done;
 	}
 	block = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -25,6 +25,8 @@ struct flow {
 	bool have;
 	struct stale_record record;
 	uint64_t now; /* the store's clock */
+	/* The DNS order of the library's query just before the real call (0: none). */
+	uint64_t probe_order;
 };
 
 #define REASON_FAILED "the resolver failed"
@@ -95,14 +97,15 @@ static void learn_outcome(struct flow *f, enum lookup_outcome outcome)
 	if (!f->call->keep(f->call, &answer))
 		return;
 	uint64_t served = 0;
-	if (stale_store_put(f->store, &f->call->key, &answer, f->now, &served))
+	if (stale_store_put(f->store, &f->call->key, &answer, f->now, f->probe_order, &served))
 		log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)",
 			f->call->node, (unsigned long long)served);
-	/* An answer the library's own query has not agreed with yet: asked once, so that the
-	 * timer and the cache can serve it (a name from /etc/hosts never qualifies). */
+	/* The cache serves only an answer the library's own query agreed with (and that is not from
+	 * /etc/hosts): asked once, by the thread. Without the cache nothing is asked: the timer's
+	 * query checks the kept answer at the next lookup anyway. */
 	struct stale_record now_kept;
-	if (stale_store_find(f->store, &f->call->key, f->now, &now_kept) && !now_kept.state.from_hosts &&
-	    (!now_kept.state.dns_confirmed || (f->settings.cache && now_kept.state.confirmed_until_ms <= f->now)) &&
+	if (f->settings.cache && stale_store_find(f->store, &f->call->key, f->now, &now_kept) &&
+	    !now_kept.state.from_hosts && now_kept.state.confirmed_until_ms <= f->now &&
 	    stale_store_claim_refresh(f->store, &f->call->key, f->now, CONFIRM_HOLD_MS))
 		stale_query_post(f->call->node, query_family(&f->call->key));
 }
@@ -121,8 +124,10 @@ static void ask_resolver(struct flow *f)
 
 /* The response timer: the library's own query, on the lookup's own channel (stale_direct.h: never
  * queued behind the background thread's work), waited for at most DNSAWARE_RESOLVE_TIMEOUT. An
- * answer that agrees with the kept one serves it (the resolver's answer would be the same); one
- * that does not, or a name that is gone, is left to the real call. */
+ * answer that agrees with the kept one, addresses and their order as the DNS gave it when the real
+ * call made it, serves it: the real call would return the same. One that does not (a new set, a
+ * name whose DNS rotates its order, whose order glibc's sort would pass on), or a name that is
+ * gone, is left to the real call. */
 static void ask_timed(struct flow *f)
 {
 	int saved_errno = errno;
@@ -131,7 +136,9 @@ static void ask_timed(struct flow *f)
 			   runtime_now_ms() + runtime_config.resolve_timeout_ms, &answer);
 	f->now = stale_file_now_ms();
 	bool answered = answer.done && answer.status == 0;
-	if (answered && stale_answer_matches(&f->call->key, &f->record.answer, answer.addrs, answer.count) &&
+	f->probe_order = answered ? stale_answer_order(answer.addrs, answer.count) : 0;
+	bool same_order = f->probe_order == STALE_ORDER_NONE || f->probe_order == f->record.state.dns_order;
+	if (answered && same_order && stale_answer_matches(&f->call->key, &f->record.answer, answer.addrs, answer.count) &&
 	    serve_kept(f)) {
 		confirm_answer(f, &answer);
 		errno = saved_errno;
@@ -167,9 +174,13 @@ static void run_plan(struct flow *f, enum stale_plan plan)
 	case STALE_PLAN_STALE_RETRY:
 		if (stale_store_claim_retry(f->store, &f->call->key, f->now, STALE_RETRY_EVERY_MS)) {
 			/* The retry: the thread's, while this lookup is answered at once; without a
-			 * thread, this lookup's own, on the timer. */
+			 * thread, this lookup's own, on the timer (or, with no timer, the real call's
+			 * whole wait). */
 			if (!thread_asks_like_program()) {
-				ask_timed(f);
+				if (f->settings.resolve_timeout_ms > 0)
+					ask_timed(f);
+				else
+					ask_resolver(f);
 				return;
 			}
 			stale_query_post(f->call->node, query_family(&f->call->key));
@@ -195,6 +206,7 @@ void stale_lookup_run(struct lookup_call *call)
 	/* Not zeroed whole: the record is a few kilobytes, filled by the find. */
 	struct flow f;
 	f.call = call;
+	f.probe_order = 0;
 	f.settings = (struct stale_settings){.stale_max_ms = runtime_config.stale_max_ms,
 					     .resolve_timeout_ms = runtime_config.resolve_timeout_ms,
 					     .cache = runtime_config.cache};

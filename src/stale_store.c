@@ -125,7 +125,7 @@ static bool same_addresses(const struct gai_copy *a, const struct gai_copy *b)
 }
 
 bool stale_store_put(struct stale_store *store, const struct lookup_key *key, const struct gai_copy *answer,
-		     uint64_t now_ms, uint64_t *served)
+		     uint64_t now_ms, uint64_t dns_order, uint64_t *served)
 {
 	*served = 0;
 	struct stale_slot *slot = lock_slot(store, key, now_ms, true);
@@ -138,6 +138,7 @@ bool stale_store_put(struct stale_store *store, const struct lookup_key *key, co
 		slot->state.confirmed_until_ms = 0;
 	}
 	slot->answer = *answer;
+	slot->state.dns_order = dns_order;
 	slot->state.stored_ms = now_ms;
 	slot->state.failing_since_ms = 0;
 	slot->state.retry_at_ms = 0;
@@ -265,4 +266,24 @@ struct stale_confirm_result stale_store_confirm(struct stale_store *store, const
 		slot_unlock(slot);
 	}
 	return result;
+}
+
+uint64_t stale_answer_order(const struct ip_addr *addrs, unsigned n)
+{
+	static const uint8_t families[] = {AF_INET, AF_INET6};
+	uint64_t hash = lookup_hash_text(0, "order");
+	bool several = false;
+	for (unsigned f = 0; f < sizeof families; f++) {
+		unsigned seen = 0;
+		for (unsigned i = 0; i < n; i++)
+			if (addrs[i].family == families[f]) {
+				hash = lookup_hash_bytes(hash, &addrs[i], sizeof addrs[i]);
+				seen++;
+			}
+		several |= seen > 1;
+		hash = lookup_hash_bytes(hash, &seen, sizeof seen);
+	}
+	if (!several)
+		return STALE_ORDER_NONE;
+	return hash > STALE_ORDER_NONE ? hash : hash + 2;
 }

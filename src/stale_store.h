@@ -37,6 +37,10 @@ struct stale_slot_state {
 	uint64_t confirmed_until_ms; /* ... and fresh until then (the cache) */
 	uint64_t refresh_claimed_until_ms; /* a query of the library's for it is on its way */
 	uint64_t served_stale;       /* stale answers since it began failing */
+	/* The order the DNS gave the addresses in, per family, when the real call made the kept
+	 * answer (stale_answer_order; 0: not known): glibc's order follows it for addresses its sort
+	 * ranks alike, so the kept answer stands for the real call's only while the DNS keeps it. */
+	uint64_t dns_order;
 	bool dns_confirmed;          /* the library's own DNS query once gave the same addresses */
 	bool from_hosts;             /* the name is in /etc/hosts: never cached */
 };
@@ -84,7 +88,12 @@ bool stale_store_find(struct stale_store *store, const struct lookup_key *key, u
  * set of addresses is no longer confirmed (the library's own query checks it again). Not kept
  * when a slot where the key may be is held by another past the lock's tries. */
 bool stale_store_put(struct stale_store *store, const struct lookup_key *key, const struct gai_copy *answer,
-		     uint64_t now_ms, uint64_t *served);
+		     uint64_t now_ms, uint64_t dns_order, uint64_t *served);
+
+/* The order of the addresses of a DNS answer, per family, as a number (never 0). 1 when no family
+ * has two addresses: there is then no order to keep. */
+#define STALE_ORDER_NONE 1
+uint64_t stale_answer_order(const struct ip_addr *addrs, unsigned n);
 
 /* An authoritative negative answer: the name is gone, and so is its answer. */
 void stale_store_forget(struct stale_store *store, const struct lookup_key *key, uint64_t now_ms);

@@ -18,7 +18,8 @@ Zone file (JSON, re-read whenever its inode, size or mtime changes; checked on e
                                           # or a hostile mode: garbage | truncated | wrongid |
                                           # badcounts | ptrloop (see below)
                      "rotate": 2,         # optional: per query and family, answer this many
-                                          # addresses picked at random from addrs
+                                          # addresses picked at random from addrs (all of
+                                          # them: the whole set, in a random order)
                      "delay": 0.0,        # optional: seconds to wait before answering
                      "cname": "other.test"},  # optional: see below
         ...},
@@ -135,8 +136,8 @@ def resolve(zone, qname, qtype):
             return 0, records, delay
         if entry.cname is None:
             pool = entry.addrs4 if qtype == T_A else entry.addrs6
-            if entry.rotate is not None and entry.rotate < len(pool):
-                pool = random.sample(pool, entry.rotate)
+            if entry.rotate is not None and entry.rotate <= len(pool):
+                pool = random.sample(pool, entry.rotate)   # as many as there are: shuffled
             rt = "A" if qtype == T_A else "AAAA"
             records.extend((rt, name, ttl, text, packed) for text, packed, ttl in pool)
             return 0, records, delay

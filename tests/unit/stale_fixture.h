@@ -73,7 +73,7 @@ static inline void put(const struct lookup_key *key, const struct gai_copy *answ
 {
 	uint64_t served;
 
-	cr_assert_not(stale_store_put(&store, key, answer, now, &served), "the slot was failing");
+	cr_assert_not(stale_store_put(&store, key, answer, now, 0, &served), "the slot was failing");
 	cr_assert_eq(served, 0);
 }
 

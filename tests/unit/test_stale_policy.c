@@ -192,7 +192,7 @@ Test(scenario, failing_name_served_stale_retried_and_recovered, .init = open_sto
 	/* Never looked up: the resolver is asked. */
 	ASSERT_PLAN(&key, &defaults, t0, STALE_PLAN_ASK);
 	/* t = 0: a good answer, kept. */
-	cr_assert_not(stale_store_put(&store, &key, &good, t0, &served));
+	cr_assert_not(stale_store_put(&store, &key, &good, t0, 0, &served));
 	ASSERT_PLAN(&key, &defaults, t0 + 1 * S, STALE_PLAN_ASK_TIMED);
 
 	/* t = 10 s: the resolver fails; the lookup serves the stale answer, and the name starts
@@ -228,9 +228,9 @@ Test(scenario, failing_name_served_stale_retried_and_recovered, .init = open_sto
 	 * stale answers: the first, 6 in the loop, 2 at 40 s, 1 at 42 s). */
 	uint64_t t_ok = t_retry + STALE_RETRY_EVERY_MS;
 	cr_assert(stale_store_claim_retry(&store, &key, t_ok, STALE_RETRY_EVERY_MS));
-	cr_assert(stale_store_put(&store, &key, &good, t_ok, &served));
+	cr_assert(stale_store_put(&store, &key, &good, t_ok, 0, &served));
 	cr_assert_eq(served, 10);
-	cr_assert_not(stale_store_put(&store, &key, &good, t_ok + 1, &served), "recovery is said once");
+	cr_assert_not(stale_store_put(&store, &key, &good, t_ok + 1, 0, &served), "recovery is said once");
 	cr_assert_eq(served, 0);
 	ASSERT_PLAN(&key, &defaults, t_ok + 1 * S, STALE_PLAN_ASK_TIMED);
 	cr_assert_not(stale_store_claim_retry(&store, &key, t_ok + 60 * S, STALE_RETRY_EVERY_MS), "no longer failing");
@@ -247,7 +247,7 @@ Test(scenario, cache_serves_confirmed_answer_until_it_expires, .init = open_stor
 	struct ip_addr addrs[] = {ip("192.0.2.10")};
 	uint64_t t0 = 5000 * S, served;
 
-	cr_assert_not(stale_store_put(&store, &key, &good, t0, &served));
+	cr_assert_not(stale_store_put(&store, &key, &good, t0, 0, &served));
 	ASSERT_PLAN(&key, &cache, t0 + 1, STALE_PLAN_ASK_TIMED); /* not confirmed yet */
 	/* The library's own query agrees; its TTL is 60 s. */
 	struct stale_confirm_result result =

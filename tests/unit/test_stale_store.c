@@ -2,6 +2,7 @@
  * it: attaching, keeping and finding, the failing state and its claims, the per-slot lock with its
  * time-out, and two processes sharing one block. The comparison with the library's own answer
  * and the cache's confirmations: test_stale_confirm.c. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 
 #include <netdb.h>
@@ -191,13 +192,13 @@ Test(failing, note_stale_starts_once_and_counts)
 
 	/* A good answer ends it: said once, with the count. */
 	uint64_t served = 0;
-	cr_assert(stale_store_put(&store, &db, &one, 5000, &served));
+	cr_assert(stale_store_put(&store, &db, &one, 5000, 0, &served));
 	cr_assert_eq(served, 3);
 	record = found(&db);
 	cr_assert_eq(record.state.failing_since_ms, 0);
 	cr_assert_eq(record.state.served_stale, 0);
 	cr_assert_eq(record.state.stored_ms, 5000);
-	cr_assert_not(stale_store_put(&store, &db, &one, 6000, &served));
+	cr_assert_not(stale_store_put(&store, &db, &one, 6000, 0, &served));
 	cr_assert_eq(served, 0);
 }
 
@@ -277,7 +278,7 @@ Test(lock, dead_holder_taken_over)
 	put(&db, &one, 1500);
 	atomic_store(&slot->lock, 500);
 	uint64_t served;
-	cr_assert_not(stale_store_put(&store, &db, &one, 2000, &served));
+	cr_assert_not(stale_store_put(&store, &db, &one, 2000, 0, &served));
 	cr_assert_eq(used_slots(), 1, "the key's own slot, not a second one");
 	cr_assert_eq(found(&db).state.stored_ms, 2000);
 }
@@ -292,7 +293,7 @@ Test(lock, put_never_makes_a_second_slot_for_a_held_key)
 	atomic_store(&slot->lock, 2000 + STALE_STORE_LOCK_MS);
 
 	uint64_t served;
-	cr_assert_not(stale_store_put(&store, &db, &new, 2500, &served));
+	cr_assert_not(stale_store_put(&store, &db, &new, 2500, 0, &served));
 	cr_assert_eq(used_slots(), 1, "the key got a second slot");
 	atomic_store(&slot->lock, 0);
 	stale_store_forget(&store, &db, 3000);
@@ -315,7 +316,7 @@ Test(shared, child_puts_parent_finds)
 		struct stale_store mine;
 		uint64_t served;
 		bool ok = stale_store_attach(&mine, shared, STALE_STORE_SLOTS);
-		ok = ok && !stale_store_put(&mine, &key, &answer, 1000, &served);
+		ok = ok && !stale_store_put(&mine, &key, &answer, 1000, 0, &served);
 		_exit(ok ? 0 : 1);
 	}
 	int status;
@@ -359,14 +360,14 @@ Test(shared, find_never_reads_a_torn_answer)
 	memset(answers[0].name, 'a', GAI_COPY_NAME_MAX);
 	memset(answers[1].name, 'b', GAI_COPY_NAME_MAX);
 	uint64_t served;
-	stale_store_put(&mine, &key, &answers[0], boot_ms(), &served);
+	stale_store_put(&mine, &key, &answers[0], boot_ms(), 0, &served);
 
 	pid_t child = fork();
 	cr_assert_neq(child, -1);
 	if (child == 0) {
 		uint64_t until = boot_ms() + 300;
 		for (unsigned i = 0; boot_ms() < until; i++)
-			stale_store_put(&mine, &key, &answers[i % 2], boot_ms(), &served);
+			stale_store_put(&mine, &key, &answers[i % 2], boot_ms(), 0, &served);
 		_exit(0);
 	}
 	unsigned torn = 0, finds = 0;
@@ -382,4 +383,36 @@ Test(shared, find_never_reads_a_torn_answer)
 	cr_assert_gt(finds, 0);
 	cr_assert_eq(torn, 0, "%u of %u finds read a torn answer", torn, finds);
 	munmap(shared, size);
+}
+
+static struct ip_addr ip_of(const char *text)
+{
+	struct ip_addr addr = {0};
+	unsigned char bytes[16];
+	if (inet_pton(AF_INET, text, bytes) == 1)
+		ip_addr_from_bytes(AF_INET, bytes, &addr);
+	else if (inet_pton(AF_INET6, text, bytes) == 1)
+		ip_addr_from_bytes(AF_INET6, bytes, &addr);
+	return addr;
+}
+
+Test(order, no_order_without_two_addresses_of_a_family)
+{
+	struct ip_addr one[2] = {ip_of("127.0.0.10"), ip_of("fd00::10")};
+	cr_assert_eq(stale_answer_order(one, 1), STALE_ORDER_NONE);
+	cr_assert_eq(stale_answer_order(one, 2), STALE_ORDER_NONE, "one of each family: nothing to order");
+	cr_assert_eq(stale_answer_order(one, 0), STALE_ORDER_NONE);
+}
+
+Test(order, per_family_sequence)
+{
+	struct ip_addr ab[3] = {ip_of("127.0.0.10"), ip_of("127.0.0.11"), ip_of("fd00::10")};
+	struct ip_addr ba[3] = {ip_of("127.0.0.11"), ip_of("127.0.0.10"), ip_of("fd00::10")};
+	struct ip_addr ab_v6_first[3] = {ip_of("fd00::10"), ip_of("127.0.0.10"), ip_of("127.0.0.11")};
+	uint64_t order = stale_answer_order(ab, 3);
+	cr_assert_neq(order, 0, "never 0 (0 is \"not known\")");
+	cr_assert_neq(order, STALE_ORDER_NONE);
+	cr_assert_neq(order, stale_answer_order(ba, 3), "the DNS rotated the IPv4 addresses");
+	cr_assert_eq(order, stale_answer_order(ab_v6_first, 3),
+		     "where the families come in the answer does not matter, only each one's order");
 }
