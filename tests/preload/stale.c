@@ -437,6 +437,28 @@ static void c_cache(bool cache)
 
 /* ---- the child's side ---- */
 
+/* A round-robin name looked up N times: how often each address came first. The DNS server gives the
+ * two in turn, and glibc keeps that order: the library must not freeze it (its kept answer stands
+ * for the real call only while the DNS keeps the order the real call saw). */
+static void c_round_robin(void)
+{
+	unsigned first10 = 0, first11 = 0;
+	for (int i = 0; i < 40; i++) {
+		struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+		int rc = getaddrinfo(RR_NAME, "80", &hints, &res);
+		CHECKL(rc == 0, "lookup %d of %s: %s", i, RR_NAME, gai_strerror(rc));
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)res->ai_addr;
+		unsigned last = ntohl(sin->sin_addr.s_addr) & 0xff;
+		first10 += last == 10;
+		first11 += last == 11;
+		freeaddrinfo(res);
+	}
+	CHECKL(first10 >= 10 && first11 >= 10,
+	       "the first address of 40 lookups: 192.0.2.10 %u times, 192.0.2.11 %u times (the DNS gave each first "
+	       "in turn)", first10, first11);
+	printf("round-robin: 192.0.2.10 first %u times, 192.0.2.11 %u times\n", first10, first11);
+}
+
 static void child(int argc, char **argv)
 {
 	const char *op = argv[0], *arg = argc > 1 ? argv[1] : "";
@@ -458,6 +480,8 @@ static void child(int argc, char **argv)
 		c_signal(strcmp(arg, "thread") == 0);
 	else if (strcmp(op, "cache") == 0)
 		c_cache(strcmp(arg, "hits") == 0);
+	else if (strcmp(op, "round-robin") == 0)
+		c_round_robin();
 	else
 		fail_at(__FILE__, __LINE__, "no child op %s", op);
 }
@@ -550,6 +574,10 @@ int main(int argc, char **argv)
 		t_unsafe();
 	} else if (strcmp(t, "signal") == 0 || strcmp(t, "signal-thread") == 0) {
 		EXPECT_CHILD(&plain, "signal", strcmp(t, "signal") == 0 ? "main" : "thread");
+	} else if (strcmp(t, "round-robin") == 0) {
+		EXPECT_CHILD(&plain, "round-robin");
+		struct child_run control = {.env = {"DNSAWARE_DISABLE=1"}};
+		EXPECT_CHILD(&control, "round-robin");
 	} else if (strcmp(t, "cache") == 0) {
 		EXPECT_CHILD(&plain, "cache", "hits");
 		struct child_run control = {.env = {"DNSAWARE_CACHE=0"}};

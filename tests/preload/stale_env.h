@@ -7,8 +7,10 @@
  * and its query count live in a memfd that the test's processes map, passed on through exec
  * (STALE_TEST_DNS_FD), so that any of them switches the mode at run time:
  *   answer   NAME is a CNAME of CANON, which has A 127.0.0.10 127.0.0.11 and AAAA fd00::10 fd00::11;
- *            HOSTS_NAME has A 127.0.0.20 (as /etc/hosts first says); every record TTL 1; any other
- *            name NXDOMAIN
+ *            HOSTS_NAME has A 127.0.0.20 (as /etc/hosts first says); RR_NAME has A 192.0.2.10
+ *            and 192.0.2.11, in turn first (a round-robin server; outside the network's own
+ *            198.51.100.0/24, so glibc's sort keeps the DNS order); every record TTL 1; any
+ *            other name NXDOMAIN
  *   silent   no answer at all
  *   servfail SERVFAIL to every query
  *   nxdomain NXDOMAIN to every query
@@ -31,12 +33,14 @@
 #define NAME "svc.baddays.test"
 #define CANON "real.baddays.test"
 #define HOSTS_NAME "h.baddays.test"
+#define RR_NAME "rr.baddays.test"
 
 enum dns_mode { DNS_ANSWER, DNS_SILENT, DNS_SERVFAIL, DNS_NXDOMAIN };
 static const char *const dns_mode_names[] = {"answer", "silent", "servfail", "nxdomain"};
 
 struct dns_state {
 	_Atomic int mode;
+	_Atomic unsigned turn; /* RR_NAME's answers so far */
 	_Atomic unsigned queries; /* every query received, answered or not */
 };
 static struct dns_state *dns;
@@ -101,7 +105,8 @@ static size_t dns_answer(const uint8_t *q, size_t len, uint8_t *out)
 	size_t n = at + 5;
 	memcpy(out, q, n); /* the header and the question */
 	bool svc = strcmp(qname, NAME) == 0, hosts = strcmp(qname, HOSTS_NAME) == 0;
-	bool known = svc || hosts || strcmp(qname, CANON) == 0;
+	bool rr = strcmp(qname, RR_NAME) == 0;
+	bool known = svc || hosts || rr || strcmp(qname, CANON) == 0;
 	unsigned rcode = mode == DNS_SERVFAIL ? 2 : mode == DNS_NXDOMAIN || !known ? 3 : 0;
 	out[2] = (uint8_t)(0x84 | (q[2] & 0x01)); /* QR, AA, RD as asked */
 	out[3] = (uint8_t)(0x80 | rcode);         /* RA */
@@ -119,6 +124,17 @@ static size_t dns_answer(const uint8_t *q, size_t len, uint8_t *out)
 		owner[0] = (uint8_t)(0xc0 | target_at >> 8);
 		owner[1] = (uint8_t)target_at;
 		answers++;
+	}
+	if (rr) {
+		/* Each A query gets the other order. */
+		unsigned first = atomic_fetch_add(&dns->turn, 1) % 2;
+		for (unsigned i = 0; i < 2 && qtype == 1; i++) {
+			uint8_t a[4] = {192, 0, 2, (uint8_t)(10 + (first + i) % 2)};
+			n += put_rr(out + n, owner, 1, a, 4);
+			answers++;
+		}
+		put_u16(out + 6, answers);
+		return n;
 	}
 	for (int i = 0; i < (hosts ? 1 : 2); i++) {
 		uint8_t a[16];
@@ -202,7 +218,9 @@ static void remove_files(void)
 /* Network and mount namespaces of the test's own, the files above bound over /etc's. */
 static UNUSED_FN void private_resolver(void)
 {
-	own_network(NULL);
+	/* An address and a route outside 127/8: glibc sorts RR_NAME's addresses like a remote
+	 * service's (RFC 6724 rule 9 does not apply across subnets), keeping the DNS order. */
+	own_network("ip addr add 198.51.100.1/24 dev lo && ip route add default dev lo src 198.51.100.1");
 	private_hosts(HOSTS_NAME, "127.0.0.20"); /* the mount namespace too */
 	chmod(hosts_path, 0644);
 	bind_file(resolv_path, "nameserver " DNS_IP "\noptions timeout:1 attempts:2\n", "/etc/resolv.conf");
