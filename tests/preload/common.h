@@ -546,8 +546,8 @@ static void dump_log(void)
 	fclose(f);
 }
 
-/* This process's lines of DNSAWARE_LOG_FILE that contain needle. */
-static UNUSED_FN int count_log_lines(const char *needle)
+/* This process's lines of DNSAWARE_LOG_FILE that hold every one of the needles (NULL-ended). */
+static UNUSED_FN int count_log_lines_with(const char *const *needles)
 {
 	const char *path = getenv("DNSAWARE_LOG_FILE");
 	CHECK(path != NULL);
@@ -557,11 +557,20 @@ static UNUSED_FN int count_log_lines(const char *needle)
 	char me[32], line[1024];
 	snprintf(me, sizeof me, "dnsaware[%d]:", (int)getpid());
 	int count = 0;
-	while (fgets(line, sizeof line, f) != NULL)
-		if (strncmp(line, me, strlen(me)) == 0 && strstr(line, needle) != NULL)
-			count++;
+	while (fgets(line, sizeof line, f) != NULL) {
+		bool all = strncmp(line, me, strlen(me)) == 0;
+		for (int i = 0; all && needles[i] != NULL; i++)
+			all = strstr(line, needles[i]) != NULL;
+		count += all;
+	}
 	fclose(f);
 	return count;
+}
+
+/* This process's lines of DNSAWARE_LOG_FILE that contain needle. */
+static UNUSED_FN int count_log_lines(const char *needle)
+{
+	return count_log_lines_with((const char *const[]){needle, NULL});
 }
 
 /* Checks that every line of the log file has the form "dnsaware[PID]: LEVEL message" with a known

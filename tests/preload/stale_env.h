@@ -384,27 +384,6 @@ static UNUSED_FN void child_report(const char *text)
 	CHECK(fd != NULL && write(atoi(fd), text, strlen(text)) == (ssize_t)strlen(text));
 }
 
-/* This process's lines of DNSAWARE_LOG_FILE that hold every one of the needles (NULL-ended). */
-static UNUSED_FN int count_log_lines_with(const char *const *needles)
-{
-	const char *path = getenv("DNSAWARE_LOG_FILE");
-	CHECK(path != NULL);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	char me[32], line[1024];
-	snprintf(me, sizeof me, "dnsaware[%d]:", (int)getpid());
-	int count = 0;
-	while (fgets(line, sizeof line, f) != NULL) {
-		bool all = strncmp(line, me, strlen(me)) == 0;
-		for (int i = 0; all && needles[i] != NULL; i++)
-			all = strstr(line, needles[i]) != NULL;
-		count += all;
-	}
-	fclose(f);
-	return count;
-}
-
 /* ---- answers ---- */
 
 /* CHECKF for messages holding whole answers: printed in full, then the failure. */

@@ -276,6 +276,22 @@ Test(addrinfo, hand_built_interleaved_families_keep_order)
 
 /* ---- What is refused ---- */
 
+/* A list of max entries (texts[0..max]) is kept, with addrs distinct addresses, and round-trips;
+ * one entry more is refused. */
+static void kept_up_to(const char *const *texts, unsigned max, unsigned addrs)
+{
+	struct gai_copy copy;
+	struct addrinfo *list = hand_list(texts, max, SOCK_STREAM);
+	cr_assert(gai_copy_from_addrinfo(list, &copy), "exactly the maximum is kept");
+	cr_assert_eq(copy.addr_count, addrs);
+	round_trip(list);
+	hand_free(list);
+
+	list = hand_list(texts, max + 1, SOCK_STREAM);
+	cr_assert_not(gai_copy_from_addrinfo(list, &copy), "one more is refused");
+	hand_free(list);
+}
+
 Test(refused, more_entries_than_kept)
 {
 	/* Four addresses, each many times: only the entry count is over. */
@@ -283,17 +299,7 @@ Test(refused, more_entries_than_kept)
 	const char *texts[GAI_COPY_ENTRIES_MAX + 1];
 	for (unsigned i = 0; i <= GAI_COPY_ENTRIES_MAX; i++)
 		texts[i] = four[i % 4];
-	struct gai_copy copy;
-
-	struct addrinfo *list = hand_list(texts, GAI_COPY_ENTRIES_MAX, SOCK_STREAM);
-	cr_assert(gai_copy_from_addrinfo(list, &copy), "exactly the maximum is kept");
-	cr_assert_eq(copy.addr_count, 4);
-	round_trip(list);
-	hand_free(list);
-
-	list = hand_list(texts, GAI_COPY_ENTRIES_MAX + 1, SOCK_STREAM);
-	cr_assert_not(gai_copy_from_addrinfo(list, &copy));
-	hand_free(list);
+	kept_up_to(texts, GAI_COPY_ENTRIES_MAX, 4);
 }
 
 Test(refused, more_addresses_than_kept)
@@ -304,16 +310,7 @@ Test(refused, more_addresses_than_kept)
 		snprintf(storage[i], sizeof storage[i], "10.0.0.%u", i + 1);
 		texts[i] = storage[i];
 	}
-	struct gai_copy copy;
-
-	struct addrinfo *list = hand_list(texts, GAI_COPY_ADDRS_MAX, SOCK_STREAM);
-	cr_assert(gai_copy_from_addrinfo(list, &copy));
-	round_trip(list);
-	hand_free(list);
-
-	list = hand_list(texts, GAI_COPY_ADDRS_MAX + 1, SOCK_STREAM);
-	cr_assert_not(gai_copy_from_addrinfo(list, &copy));
-	hand_free(list);
+	kept_up_to(texts, GAI_COPY_ADDRS_MAX, GAI_COPY_ADDRS_MAX);
 }
 
 Test(refused, unix_entry)
