@@ -291,17 +291,42 @@ static UNUSED_FN int dir_entries(const char *dir, char *names, size_t size)
 /* ---- children ---- */
 
 /* The threads of process pid (every one: the stale tests run without TSan's own). */
+/* A thread's name (comm), "" when it is gone. */
+static void thread_comm(pid_t pid, const char *tid, char *comm, size_t size)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)pid, tid);
+	comm[0] = '\0';
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return;
+	if (fgets(comm, (int)size, f) == NULL)
+		comm[0] = '\0';
+	comm[strcspn(comm, "\n")] = '\0';
+	fclose(f);
+}
+
+/* Process pid's threads. Under ThreadSanitizer (common.h, SANITIZER_THREADS), whose background
+ * thread carries the program's name like its main thread: the main thread and the threads named
+ * otherwise (the shim's "dnsaware", the control's "stale-nap"). */
 static UNUSED_FN unsigned threads_of(pid_t pid)
 {
-	char path[64];
+	char path[64], main_comm[32], tid_main[16];
 	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	snprintf(tid_main, sizeof tid_main, "%d", (int)pid);
+	thread_comm(pid, tid_main, main_comm, sizeof main_comm);
 	DIR *d = opendir(path);
 	if (d == NULL)
 		return 0;
 	unsigned n = 0;
 	struct dirent *e;
-	while ((e = readdir(d)) != NULL)
-		n += e->d_name[0] != '.';
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char comm[32];
+		thread_comm(pid, e->d_name, comm, sizeof comm);
+		n += SANITIZER_THREADS == 0 || strcmp(e->d_name, tid_main) == 0 || strcmp(comm, main_comm) != 0;
+	}
 	closedir(d);
 	return n;
 }
