@@ -23,6 +23,7 @@ void drain_start(struct tracked_socket *s, enum drain_reason reason, uint64_t no
 	s->drain_reason = reason;
 	s->drain_started_ms = now;
 	s->drain_not_before_ms = not_before;
+	s->watch = (struct exchange_watch){0}; /* learned afresh by each drain */
 	if (log_enabled(LOG_INFO)) {
 		char text[IP_PEER_STRLEN];
 		log_msg(LOG_INFO, "draining fd %d to %s (%s) from +%llums", tracked_any_fd(s),
@@ -81,6 +82,15 @@ bool drain_wanted_by_answer(const struct tracked_socket *s)
 	return !drain_marked(s) && atomic_load(&s->refs) > 0 && drain_all_names_dropped(s);
 }
 
+uint64_t drain_next_look_ms(const struct tracked_socket *s, uint64_t now)
+{
+	const struct exchange_watch *w = &s->watch;
+	bool moving = w->started && now - w->look_ms <= DRAIN_CHECK_MS &&
+		      (now - w->answer_ms < runtime_config.idle_ms || now - w->asked_ms < runtime_config.idle_ms);
+	bool fast = moving && now - s->drain_started_ms < DRAIN_FAST_LOOKS_MS;
+	return now + (fast ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS);
+}
+
 uint64_t drain_spread_offset_ms(unsigned index, unsigned count, uint64_t interval_ms)
 {
 	return schedule_spread_ms(index, count, interval_ms, DRAIN_SPREAD_STEP_MS);
@@ -104,6 +114,7 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 	if (!(state & STATE_DRAINING)) {
 		if (now < s->drain_not_before_ms)
 			return;
+		atomic_store(&s->send_claim_after_ms, now + DRAIN_LEARN_MS);
 		state = atomic_fetch_or(&s->state, STATE_DRAINING) | STATE_DRAINING;
 		s->observed_state = state;
 	}
@@ -134,19 +145,24 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 			s->drain_reason = DRAIN_NONE;
 		return;
 	}
+	if (!sockview_read(fd, &view))
+		return;
+	exchange_watch_look(&s->watch, &view, now);
 	/* A send went through since the last look: it may still be on its way into the kernel, so
 	 * judge the socket only once a look finds the word unchanged. */
 	if (state != s->observed_state) {
 		s->observed_state = state;
 		return;
 	}
-	if (!sockview_read(fd, &view))
-		return;
 	struct send_record record = {
 		.valid = atomic_load(&s->send_recorded),
 		.bytes_received_at_send = atomic_load(&s->bytes_received_at_send),
 	};
-	switch (idle_background(&view, &record, runtime_config.idle_ms)) {
+	enum idle_verdict verdict = idle_background(&view, &record, runtime_config.idle_ms);
+	/* A busy socket's short gap between exchanges (exchange_watch.h). */
+	if (verdict == IDLE_BUSY)
+		verdict = exchange_watch_verdict(&s->watch, &view, now, runtime_config.idle_ms);
+	switch (verdict) {
 	case IDLE_READY:
 		if (claim_and_shut(s, fd, state, STATS_PATH_IDLE))
 			s->drain_reason = DRAIN_NONE;

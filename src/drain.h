@@ -15,6 +15,18 @@ struct name_entry;
 
 /* How often draining sockets are looked at while they wait for an idle boundary. */
 #define DRAIN_CHECK_MS 25
+/* A draining socket whose data moved lately is looked at every EXCHANGE_LOOK_MS for this long
+ * after it started draining, to catch the short gaps of a busy connection (issue 16); then, or
+ * while it is quiet, every DRAIN_CHECK_MS. */
+#define DRAIN_FAST_LOOKS_MS 10000
+
+/* How long after it starts draining a socket's new exchanges still go through: the background
+ * path learns its rhythm meanwhile and shuts it in a gap, and only then does the send path fail
+ * the next exchange (a busy connection's fallback). */
+#define DRAIN_LEARN_MS 500
+
+/* When s is to be looked at again. */
+uint64_t drain_next_look_ms(const struct tracked_socket *s, uint64_t now);
 
 /* Starts draining s, its DRAINING bit set at not_before (its turn in the spread); looks at it at
  * once. The caller keeps it on the attention list until drain_reason is DRAIN_NONE again. */

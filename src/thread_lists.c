@@ -211,7 +211,7 @@ void thread_lists_watch_attention(uint64_t now, uint64_t *wake_at)
 			if (s->drain_reason != DRAIN_NONE) {
 				drain_check(s, now);
 				/* Waiting for its turn in the spread, or looked at again shortly. */
-				uint64_t next = (atomic_load(&s->state) & STATE_DRAINING) ? now + DRAIN_CHECK_MS
+				uint64_t next = (atomic_load(&s->state) & STATE_DRAINING) ? drain_next_look_ms(s, now)
 											    : s->drain_not_before_ms;
 				if (s->drain_reason != DRAIN_NONE && next < *wake_at)
 					*wake_at = next;

@@ -1,0 +1,95 @@
+#include "exchange_watch.h"
+
+#include <netinet/tcp.h>
+
+static void saw_request(struct exchange_watch *w, uint64_t now_ms)
+{
+	if (w->phase == EXCHANGE_ANSWERED) {
+		/* A whole exchange: its answer ended at answer_ms (at the latest), the next request went
+		 * out by now. The gap's lower bound is the last look before this one. */
+		uint64_t gap = w->look_ms > w->answer_ms ? w->look_ms - w->answer_ms : 0;
+		uint64_t size = w->received - w->received_at_ask;
+		if (w->exchanges == 0 || gap < w->shortest_gap_ms)
+			w->shortest_gap_ms = (uint32_t)gap;
+		if (w->exchanges == 0 || size < w->answer_min_bytes)
+			w->answer_min_bytes = size;
+		if (w->exchanges == 0 || size > w->answer_max_bytes)
+			w->answer_max_bytes = size;
+		w->exchanges++;
+	}
+	w->phase = EXCHANGE_ASKED;
+	w->asked_ms = now_ms;
+	w->received_at_ask = w->received;
+}
+
+static void saw_answer(struct exchange_watch *w, uint64_t now_ms)
+{
+	if (w->phase == EXCHANGE_ANSWERED) {
+		/* More of the same answer after a quiet: an upper bound of the pause, to stay safe. */
+		uint64_t pause = now_ms - w->answer_ms;
+		if (pause > w->longest_pause_ms)
+			w->longest_pause_ms = (uint32_t)pause;
+	} else if (w->phase == EXCHANGE_ASKED) {
+		w->phase = EXCHANGE_ANSWERED;
+	}
+	w->answer_ms = now_ms;
+}
+
+void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, uint64_t now_ms)
+{
+	if (!w->started) {
+		*w = (struct exchange_watch){.started = true, .sent = v->bytes_sent, .received = v->bytes_received,
+					     .look_ms = now_ms};
+		return;
+	}
+	bool sent = v->bytes_sent > w->sent, received = v->bytes_received > w->received;
+	if (sent && received) {
+		/* Both within one look: the kernel's stamps order them, and a tie (same jiffy) is read as
+		 * the request last: never taken for an answer. */
+		if (v->ms_since_recv < v->ms_since_send) {
+			saw_request(w, now_ms);
+			saw_answer(w, now_ms);
+		} else {
+			saw_answer(w, now_ms);
+			w->received = v->bytes_received; /* the answer's bytes are the previous exchange's */
+			saw_request(w, now_ms);
+		}
+	} else if (sent) {
+		saw_request(w, now_ms);
+	} else if (received) {
+		saw_answer(w, now_ms);
+	}
+	w->sent = v->bytes_sent;
+	w->received = v->bytes_received;
+	w->look_ms = now_ms;
+}
+
+/* The answer in progress is the size of the answers the rhythm was learned from. */
+static bool answer_like_the_others(const struct exchange_watch *w)
+{
+	uint64_t size = w->received - w->received_at_ask;
+	return size >= w->answer_min_bytes && size <= w->answer_max_bytes;
+}
+
+uint64_t exchange_watch_quiet_ms(const struct exchange_watch *w, uint64_t idle_ms)
+{
+	if (w->exchanges < EXCHANGE_LEARN || !answer_like_the_others(w))
+		return idle_ms;
+	uint64_t quiet = 2 * (uint64_t)w->longest_pause_ms + EXCHANGE_LOOK_MS;
+	if (quiet < EXCHANGE_QUIET_MIN_MS)
+		quiet = EXCHANGE_QUIET_MIN_MS;
+	return quiet < idle_ms ? quiet : idle_ms;
+}
+
+enum idle_verdict exchange_watch_verdict(const struct exchange_watch *w, const struct socket_view *v, uint64_t now_ms,
+					 uint64_t idle_ms)
+{
+	if (v->tcp_state != TCP_ESTABLISHED)
+		return v->tcp_state == TCP_SYN_SENT || v->tcp_state == TCP_SYN_RECV ? IDLE_BUSY : IDLE_GONE;
+	if (!w->started || w->phase != EXCHANGE_ANSWERED || v->unread_bytes != 0 || v->unsent_bytes != 0)
+		return IDLE_BUSY;
+	/* Counters moved since the watch's last look: the caller looks first. */
+	if (v->bytes_sent != w->sent || v->bytes_received != w->received)
+		return IDLE_BUSY;
+	return now_ms - w->answer_ms >= exchange_watch_quiet_ms(w, idle_ms) ? IDLE_READY : IDLE_BUSY;
+}

@@ -1,0 +1,147 @@
+/* The busy draining socket's watch (exchange_watch.h): exchanges told apart by counters from look
+ * to look, the rhythm learned, and a short gap taken as an idle boundary only once learned, never
+ * inside an answer that arrives in pieces. Each test drives looks every EXCHANGE_LOOK_MS over a
+ * simulated connection. */
+#include <criterion/criterion.h>
+#include <netinet/tcp.h>
+
+#include "exchange_watch.h"
+
+#define IDLE_MS 100
+
+/* A connection as the kernel reports it: the counters, what is unread, the stamps. */
+struct conn {
+	uint64_t sent, received;
+	uint32_t unread;
+	uint64_t last_send_ms, last_recv_ms;
+};
+
+static struct socket_view view_at(const struct conn *c, uint64_t now)
+{
+	return (struct socket_view){.tcp_state = TCP_ESTABLISHED, .unread_bytes = c->unread,
+				    .ms_since_send = (uint32_t)(now - c->last_send_ms),
+				    .ms_since_recv = (uint32_t)(now - c->last_recv_ms),
+				    .bytes_sent = c->sent, .bytes_received = c->received};
+}
+
+/* Looks from t0 to t1 (exclusive); returns the first time the verdict was READY, or 0. */
+static uint64_t watch(struct exchange_watch *w, const struct conn *c, uint64_t t0, uint64_t t1)
+{
+	for (uint64_t t = t0; t < t1; t += EXCHANGE_LOOK_MS) {
+		struct socket_view v = view_at(c, t);
+		exchange_watch_look(w, &v, t);
+		if (exchange_watch_verdict(w, &v, t, IDLE_MS) == IDLE_READY)
+			return t;
+	}
+	return 0;
+}
+
+/* A request at t (100 bytes) and its answer of size bytes, read at once, at t + 1. */
+static void exchange(struct conn *c, uint64_t t, uint64_t size)
+{
+	c->sent += 100;
+	c->last_send_ms = t;
+	c->received += size;
+	c->last_recv_ms = t + 1;
+}
+
+/* 50 requests/s: an exchange every 20 ms, the answer 1 ms after its request, and looks between. */
+static uint64_t busy(struct exchange_watch *w, struct conn *c, unsigned exchanges, uint64_t *t)
+{
+	uint64_t ready = 0;
+	for (unsigned i = 0; i < exchanges && ready == 0; i++) {
+		watch(w, c, *t, *t + 1);
+		c->sent += 100;
+		c->last_send_ms = *t + 1;
+		ready = watch(w, c, *t + 2, *t + 3);
+		c->received += 500;
+		c->last_recv_ms = *t + 3;
+		if (ready == 0)
+			ready = watch(w, c, *t + 4, *t + 20);
+		*t += 20;
+	}
+	return ready;
+}
+
+Test(exchange_watch, busy_socket_learns_and_catches_its_gap)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	uint64_t t = 1000;
+	cr_assert_eq(busy(&w, &c, EXCHANGE_LEARN, &t), 0, "no gap is taken before the rhythm is learned");
+	cr_assert_eq(w.exchanges, EXCHANGE_LEARN - 1, "whole exchanges seen: %u (the last one's end is the next request)", w.exchanges);
+	uint64_t ready = busy(&w, &c, 4, &t);
+	cr_assert_neq(ready, 0, "a learned busy socket's 17 ms gap counts");
+	cr_assert_leq(exchange_watch_quiet_ms(&w, IDLE_MS), 10, "quiet %llu",
+		      (unsigned long long)exchange_watch_quiet_ms(&w, IDLE_MS));
+}
+
+Test(exchange_watch, unlearned_socket_waits_for_the_idle_time)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	watch(&w, &c, 0, 2);
+	exchange(&c, 2, 500);
+	cr_assert_eq(watch(&w, &c, 4, 4 + IDLE_MS - 4), 0, "quiet below DNSAWARE_IDLE: not idle");
+	cr_assert_neq(watch(&w, &c, 4 + IDLE_MS - 4, 4 + IDLE_MS + 10), 0, "quiet past it: idle");
+}
+
+Test(exchange_watch, an_answer_in_pieces_is_never_cut)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	uint64_t t = 1000;
+	busy(&w, &c, 8, &t); /* learned: a short quiet */
+	/* Then a 1 MB answer in pieces of 64 KB with 50 ms pauses, each piece read at once. */
+	watch(&w, &c, t, t + 1);
+	c.sent += 100;
+	c.last_send_ms = t + 1;
+	for (int piece = 0; piece < 16; piece++) {
+		uint64_t at = t + 2 + (uint64_t)piece * 50;
+		c.received += 65536;
+		c.last_recv_ms = at;
+		cr_assert_eq(watch(&w, &c, at, at + 50), 0, "cut in the pause after piece %d", piece);
+	}
+}
+
+Test(exchange_watch, unread_or_unsent_is_busy)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	uint64_t t = 1000;
+	busy(&w, &c, 8, &t);
+	watch(&w, &c, t, t + 1);
+	exchange(&c, t + 1, 500);
+	c.unread = 10;
+	cr_assert_eq(watch(&w, &c, t + 2, t + 18), 0, "bytes the program has not read: not idle");
+}
+
+Test(exchange_watch, request_and_answer_in_one_look_tie)
+{
+	/* Both counters moved between two looks with the same stamp: read as the request last. */
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	watch(&w, &c, 0, 2);
+	c.received += 500;
+	c.sent += 100;
+	c.last_send_ms = c.last_recv_ms = 3;
+	struct socket_view v = view_at(&c, 4);
+	exchange_watch_look(&w, &v, 4);
+	cr_assert_eq(w.phase, EXCHANGE_ASKED);
+	/* The answer stamped after the request: an answered request. */
+	c.sent += 100;
+	c.last_send_ms = 5;
+	c.received += 500;
+	c.last_recv_ms = 6;
+	v = view_at(&c, 8);
+	exchange_watch_look(&w, &v, 8);
+	cr_assert_eq(w.phase, EXCHANGE_ANSWERED);
+}
+
+Test(exchange_watch, closing_is_gone)
+{
+	struct exchange_watch w = {0};
+	struct socket_view v = {.tcp_state = TCP_CLOSE_WAIT};
+	exchange_watch_look(&w, &v, 0);
+	cr_assert_eq(exchange_watch_verdict(&w, &v, 0, IDLE_MS), IDLE_GONE);
+}
