@@ -376,9 +376,14 @@ def _nginx_modules():
 
 
 def start_nginx(spawn, workdir, listen_addr, listen_port, upstream_host, upstream_port,
-                keepalive=4, workers=2, env=None):
+                keepalive=4, workers=2, env=None, keepalive_requests=100000):
     """nginx reverse proxy listen_addr:listen_port -> upstream_host:upstream_port with an
-    upstream keep-alive pool. nginx resolves upstream_host once, at start (getaddrinfo)."""
+    upstream keep-alive pool. nginx resolves upstream_host once, at start (getaddrinfo).
+    keepalive_requests, for the front and the upstream connections alike: nginx's default
+    (1000) closes a connection after that many requests, which a busy scenario at 100
+    requests/s reaches within its run; the front client's reconnect may then land on the
+    other worker, whose upstream connection is another one: the cell would no longer measure
+    one busy connection."""
     name = "nginx-%s-%d" % (listen_addr, listen_port)
     _port_free("nginx", listen_addr, listen_port)
     prefix = os.path.join(workdir, name)
@@ -412,10 +417,12 @@ http {
     upstream backend {
         server %(upstream)s;
         keepalive %(keepalive)d;
+        keepalive_requests %(requests)d;
     }
 
     server {
         listen %(listen)s;
+        keepalive_requests %(requests)d;
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -426,7 +433,7 @@ http {
 }
 """ % {"workers": workers, "prefix": prefix, "errlog": errlog,
        "temps": "\n    ".join(temps), "upstream": _fmt_addr(upstream_host, upstream_port),
-       "keepalive": keepalive, "listen": _fmt_addr(listen_addr, listen_port),
+       "keepalive": keepalive, "requests": keepalive_requests, "listen": _fmt_addr(listen_addr, listen_port),
        "host": upstream_host}
     with open(conf, "w") as f:
         f.write(text)
