@@ -17,6 +17,7 @@ Names and paths, for a server on ADDR:PORT:
   gRPC      output grpc-ADDR-PORT.out, call log grpc-ADDR-PORT.jsonl
 """
 
+import fcntl
 import glob
 import os
 import pwd
@@ -234,7 +235,17 @@ listen_addresses = ''
 def postgres_template(workdir):
     """initdb once into workdir/pg-template (as user postgres, trust auth). Returns its path.
     A template made earlier by the same PostgreSQL major version is reused (workdir may be a
-    cache kept between runs); it is built under a temporary name and renamed into place."""
+    cache kept between runs); it is built under a temporary name and renamed into place.
+    Scenarios run side by side share the cache: an exclusive lock (workdir/pg-template.lock)
+    makes the first build it and the others wait for it, instead of each building its own and
+    replacing the template while another copies it."""
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "pg-template.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _postgres_template(workdir)
+
+
+def _postgres_template(workdir):
     bindir = _pg_bindir()
     tmpl = os.path.join(workdir, "pg-template")
     marker = ".dnsaware-template-ok"
