@@ -102,7 +102,7 @@ BUSY = [Scenario(busy_name(rate, tls), "%d requests/s on one keep-alive connecti
 ]
 # How the busy scenarios run in the test suite (tests/e2e/meson.build): each group is one meson
 # test, its scenarios side by side. busy-100 runs alone: beside another cell the 2-core machine
-# cannot keep 100 requests/s for 18 clients (measured: requests 49, Java 33 requests/s).
+# cannot keep 100 requests/s for 18 clients (measured: requests 49, Java 32 requests/s).
 BUSY_GROUPS = {"matrix-busy": ["busy-20", "busy", "busy-back-to-back"],
                "matrix-busy-100": ["busy-100"],
                "matrix-busy-tls": ["busy-tls-20", "busy-tls-50", "busy-tls-100"]}
