@@ -36,7 +36,8 @@ requests/s for requests, urllib3, node, redis-py, curl, Java and nginx).
 
 Cells: failed requests per move (failed / moves); "at N/s" when the client kept less than
 {short:.0%} of the cell's rate over the moves (a loaded machine). "checks a pooled connection
-before reuse" is the table of [What each client does](#what-each-client-does-and-what-the-operator-can-set).
+before reuse" is from the table of
+[What each client does](#what-each-client-does-and-what-the-operator-can-set).
 The three groups run as three meson tests, each group's scenarios side by side (wall time on
 this machine: {times}):
 
