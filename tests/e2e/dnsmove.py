@@ -385,6 +385,8 @@ def main():
         ap.add_argument("--log", required=True)
         ap.add_argument("--cert", help="serve HTTPS with this certificate (PEM; needs --key)")
         ap.add_argument("--key")
+        ap.add_argument("--delay", type=float, default=0.0,
+                        help="answer every request this many seconds late (slow answers)")
         return run_backend(ap.parse_args())
     if len(sys.argv) > 1 and sys.argv[1] == "client":
         ap = argparse.ArgumentParser(prog="dnsmove.py client")

@@ -2,8 +2,9 @@
 as its internal subcommands `dnsmove.py backend` and `dnsmove.py client`):
 
   run_backend  an HTTP/1.1 keep-alive server answering with its own address (IPv4 or IPv6; HTTPS
-               with --cert/--key), logging connects, requests and closes as JSON lines. Used by
-               dnsmove.py's Scene, tests/e2e/matrix_scene.py, adapter_trial.py and tools/demo.py.
+               with --cert/--key; every answer --delay seconds late), logging connects,
+               requests and closes as JSON lines. Used by dnsmove.py's Scene,
+               tests/e2e/matrix_scene.py, adapter_trial.py and tools/demo.py.
   run_client   a requests.Session loop at a fixed rate, one JSON line per request (needs
                python3-requests; run with /usr/bin/python3).
 """
@@ -73,6 +74,8 @@ def run_backend(args):
                     time.sleep(SLOW_ANSWER)
                 except FileNotFoundError:
                     pass
+            if args.delay:
+                time.sleep(args.delay)      # --delay: every answer late (busy-back-to-back)
             body = json.dumps({"backend": addr, "client_ip": self.client_address[0],
                                "client_port": self.client_address[1]}).encode()
             self.send_response(200)

@@ -8,6 +8,7 @@ import subprocess
 
 import dnsresponder  # (the DNS query log)
 import matrix_baddays  # (the resolver's bad days: per-request lookups, stale answers, cache)
+import matrix_busy  # (several moves per run: the figures of each move)
 import promtext  # (a strict Prometheus text-format parser)
 from matrix_clients import FAILS_PER_RECONNECT, instance_name
 from matrix_layout import SLOW_SECONDS, TTL
@@ -83,6 +84,9 @@ def analyse(scene, client, shim, facts, events, dns):
             r.get("backend") not in removed and r.get("ok") for r in after)
         if client.conns > 1:
             res.update(many_connections(scene, client, shim, reqs, removed, events))
+        if sc.via:
+            # Several moves (the busy scenarios): moved at each, and the figures per move.
+            res.update(matrix_busy.analyse(sc, reqs, events, t_ref))
     if sc.slow:
         slow = [r for r in reqs if r.get("slow") or (r.get("t_end", 0) - r["t"]) >= SLOW_SECONDS * 0.9]
         res["slow_requests"] = len(slow)
@@ -116,7 +120,8 @@ def program_version(client, meta):
     return (meta.get("version") or "").split(" (")[0] or None
 
 
-STATS_KEYS = ("shutdown_dns", "shutdown_max_age", "removed", "resolutions_ok", "resolutions_error",
+STATS_KEYS = ("shutdown_dns", "shutdown_max_age", "shutdown_dns_idle", "shutdown_dns_send",
+              "shutdown_dns_deadline", "removed", "resolutions_ok", "resolutions_error",
               "redirected", "failovers", "learned_getaddrinfo", "learned_gethostbyname",
               "learned_dns", "stale_answers", "cache_hit", "cache_miss")
 
@@ -143,6 +148,9 @@ def read_stats(directory):
         c = lambda metric, **labels: promtext.counter(parsed, metric, **labels)  # noqa: E731
         total["shutdown_dns"] += c("dnsaware_sockets_shutdown_total", reason="dns")
         total["shutdown_max_age"] += c("dnsaware_sockets_shutdown_total", reason="max_age")
+        for path in ("idle", "send", "deadline"):   # which path shut them (design.md)
+            total["shutdown_dns_" + path] += c("dnsaware_sockets_shutdown_total", reason="dns",
+                                               path=path)
         total["removed"] += c("dnsaware_addresses_removed_total")
         total["resolutions_ok"] += c("dnsaware_resolutions_total", result="ok")
         total["resolutions_error"] += c("dnsaware_resolutions_total", result="error")

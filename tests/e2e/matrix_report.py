@@ -10,6 +10,7 @@ import time
 
 import matrix_clients
 import matrix_report_baddays
+import matrix_report_busy
 import matrix_scenarios
 from matrix_layout import GRPC_PORT, TLS_PORT
 
@@ -157,9 +158,11 @@ def main(opts):
     out = [HEADER.format(date=time.strftime("%Y-%m-%d", time.gmtime(newest)),
                          host=os.uname().machine + ", " + str(os.cpu_count()) + " cores")]
 
-    # The resolver's bad days have a section of their own (matrix_report_baddays.py).
+    # The resolver's bad days have a section of their own (matrix_report_baddays.py), and so
+    # have the busy cells (matrix_report_busy.py; busy itself keeps its column here too).
     scen_order = [s for s in matrix_scenarios.SCENARIOS
-                  if s in runs and not matrix_report_baddays.is_baddays(s)]
+                  if s in runs and not matrix_report_baddays.is_baddays(s)
+                  and matrix_report_busy.in_scenario_tables(s)]
     clients = []
     versions = {}
     for s in scen_order:
@@ -263,18 +266,22 @@ def main(opts):
         if extra:
             out += extra + [""]
 
+    out += matrix_report_busy.section(runs)
     out += matrix_report_baddays.section(runs)
 
     notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "matrix_notes.md")
     if os.path.exists(notes):
         with open(notes) as f:
             out.append(f.read().rstrip() + "\n")
-    # The bad days' scenarios run at once: the longest of them counts.
-    together = [r.get("duration", 20) for k, r in runs.items()
-                if matrix_report_baddays.is_baddays(k)]
-    out.append(REPRODUCE.format(minutes=max(1, round(
-        (sum(r.get("duration", 20) for k, r in runs.items()
-             if not matrix_report_baddays.is_baddays(k)) + max(together, default=0)) / 60))))
+    # The scenarios of one meson test run at once (the bad days', each busy group's): the
+    # longest of them counts.
+    groups = [[k for k in runs if matrix_report_baddays.is_baddays(k)]]
+    groups += [[k for k in names if k in runs]
+               for names in matrix_scenarios.BUSY_GROUPS.values()]
+    grouped = {k for g in groups for k in g}
+    seconds = sum(r.get("duration", 20) for k, r in runs.items() if k not in grouped)
+    seconds += sum(max((runs[k].get("duration", 20) for k in g), default=0) for g in groups)
+    out.append(REPRODUCE.format(minutes=max(1, round(seconds / 60))))
     text = "\n".join(out)
     if opts.out:
         with open(opts.out + ".tmp", "w") as f:

@@ -121,10 +121,12 @@ class MatrixScene(dnsmove.Scene):
                                        truststore=any(c.tls == "jvm" for c in self.clients))
 
     def start_servers(self):
-        addrs = sorted((set(self.sc.initial) | set(self.sc.final or [])) - set(self.sc.refusing))
+        addrs = sorted(set(self.sc.addrs()) - set(self.sc.refusing))
         protos = {c.proto for c in self.clients}
         if protos & {"http", "nginx"}:
             tls = ["--cert", self.pki.cert, "--key", self.pki.key] if self.pki else []
+            if self.sc.answer_delay:
+                tls += ["--delay", "%g" % self.sc.answer_delay]
             for a in addrs:
                 self.spawn("backend-" + a, [PYTHON, dnsmove.__file__, "backend", "--addr", a,
                                             "--port", str(self.http_port()),
@@ -206,6 +208,8 @@ class MatrixScene(dnsmove.Scene):
                     argv += ["--conns", str(c.conns)]
                 if self.sc.connection != "keep-alive":
                     argv += ["--connection", self.sc.connection]
+                if self.sc.back_to_back:
+                    argv.append("--back-to-back")
                 if self.pki:
                     argv, env = matrix_tls.trust(c, self.pki, argv, env)
                 p = self.spawn("client-%s-%s" % (c.cid, "shim" if shim else "control"), argv,
@@ -369,12 +373,18 @@ def run_scenario(scene, opts):
         scene.sleep_until(time.time() + 0.5)
 
     if sc.final is not None:
-        scene.zone_names(sc.final, sc.ttl_after or TTL)
-        want = sorted(sc.final)
-        t_change = scene.wait_dns(
-            lambda rcode, ans: rcode == 0 and sorted(a for a, _ in ans) == want,
-            "answer %s" % want) if not sc.rotate else time.time()
-        events["change"] = t_change
+        # One move, or several (sc.via): change, change2, change3, ...; the deadline is the
+        # last move's (each move's is its change + the same offset: matrix_judge.moves).
+        t_change = None
+        for i, step in enumerate(sc.steps()[1:]):
+            if t_change is not None:
+                scene.sleep_until(t_change + sc.move_every)
+            scene.zone_names(step, sc.ttl_after or TTL)
+            want = sorted(step)
+            t_change = scene.wait_dns(
+                lambda rcode, ans: rcode == 0 and sorted(a for a, _ in ans) == want,
+                "answer %s" % want) if not sc.rotate else time.time()
+            events["change" if i == 0 else "change%d" % (i + 1)] = t_change
         end = sc.deadline(t_change) + sc.run_after - 3.0
         events["deadline"] = sc.deadline(t_change)
     elif sc.fault is not None:

@@ -17,6 +17,7 @@ Names and paths, for a server on ADDR:PORT:
   gRPC      output grpc-ADDR-PORT.out, call log grpc-ADDR-PORT.jsonl
 """
 
+import fcntl
 import glob
 import os
 import pwd
@@ -234,7 +235,17 @@ listen_addresses = ''
 def postgres_template(workdir):
     """initdb once into workdir/pg-template (as user postgres, trust auth). Returns its path.
     A template made earlier by the same PostgreSQL major version is reused (workdir may be a
-    cache kept between runs); it is built under a temporary name and renamed into place."""
+    cache kept between runs); it is built under a temporary name and renamed into place.
+    Scenarios run side by side share the cache: an exclusive lock (workdir/pg-template.lock)
+    makes the first build it and the others wait for it, instead of each building its own and
+    replacing the template while another copies it."""
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "pg-template.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _postgres_template(workdir)
+
+
+def _postgres_template(workdir):
     bindir = _pg_bindir()
     tmpl = os.path.join(workdir, "pg-template")
     marker = ".dnsaware-template-ok"
@@ -376,9 +387,14 @@ def _nginx_modules():
 
 
 def start_nginx(spawn, workdir, listen_addr, listen_port, upstream_host, upstream_port,
-                keepalive=4, workers=2, env=None):
+                keepalive=4, workers=2, env=None, keepalive_requests=100000):
     """nginx reverse proxy listen_addr:listen_port -> upstream_host:upstream_port with an
-    upstream keep-alive pool. nginx resolves upstream_host once, at start (getaddrinfo)."""
+    upstream keep-alive pool. nginx resolves upstream_host once, at start (getaddrinfo).
+    keepalive_requests, for the front and the upstream connections alike: nginx's default
+    (1000) closes a connection after that many requests, which a busy scenario at 100
+    requests/s reaches within its run; the front client's reconnect may then land on the
+    other worker, whose upstream connection is another one: the cell would no longer measure
+    one busy connection."""
     name = "nginx-%s-%d" % (listen_addr, listen_port)
     _port_free("nginx", listen_addr, listen_port)
     prefix = os.path.join(workdir, name)
@@ -412,10 +428,12 @@ http {
     upstream backend {
         server %(upstream)s;
         keepalive %(keepalive)d;
+        keepalive_requests %(requests)d;
     }
 
     server {
         listen %(listen)s;
+        keepalive_requests %(requests)d;
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -426,7 +444,7 @@ http {
 }
 """ % {"workers": workers, "prefix": prefix, "errlog": errlog,
        "temps": "\n    ".join(temps), "upstream": _fmt_addr(upstream_host, upstream_port),
-       "keepalive": keepalive, "listen": _fmt_addr(listen_addr, listen_port),
+       "keepalive": keepalive, "requests": keepalive_requests, "listen": _fmt_addr(listen_addr, listen_port),
        "host": upstream_host}
     with open(conf, "w") as f:
         f.write(text)

@@ -27,6 +27,9 @@ def parse_args(description, many_connections=False, tls=False, extra=None):
     ap.add_argument("--slow-file", help="make the next request slow when this file appears")
     ap.add_argument("--connection", choices=("keep-alive", "close"), default="keep-alive",
                     help="close: a fresh connection for every request")
+    ap.add_argument("--back-to-back", action="store_true",
+                    help="no pacing: the next request the instant an answer ends (--rate is "
+                         "ignored); each record gets gap_s")
     ap.add_argument("--conns", type=int, default=1,
                     help="keep-alive connections" + ("" if many_connections else " (only 1)"))
     if tls:
@@ -77,7 +80,10 @@ def run(args, client, version, request, close=None, annotate=None):
     is a failed request and the loop goes on. After a late (slow) request the next one waits a
     full interval: no catch-up burst, and no request right on the heels of an answer.
     annotate(), when given, is called after every request, failed or not, and its dict is
-    added to the request's record (what the adapter measured on the side, e.g. lookup times)."""
+    added to the request's record (what the adapter measured on the side, e.g. lookup times).
+    With --back-to-back there is no schedule: request(seq + 1) is called the instant request(seq)
+    returned (or raised), never retried, and each record after the first has gap_s, the time
+    from the previous request's return to this one's call, as the program sees it."""
     records = Records(args.out)
     records.emit({"type": "meta", "t": time.time(), "pid": os.getpid(), "client": client,
                   "version": version, "target": args.target})
@@ -88,18 +94,25 @@ def run(args, client, version, request, close=None, annotate=None):
     deadline = time.monotonic() + args.max_duration
     nxt = time.monotonic()
     seq = 0
+    returned = None     # when the previous request() returned (--back-to-back)
     while True:
         now = time.monotonic()
         if stop["now"] or now >= deadline or os.path.exists(args.stop_file):
             break
-        if now < nxt:
+        if now < nxt and not args.back_to_back:
             time.sleep(min(0.05, nxt - now))
             continue
         nxt += interval
         slow = take_slow_file(args)
         rec = {"type": "req", "seq": seq, "t": time.time(), "conn": 0, "slow": slow}
+        if args.back_to_back and returned is not None:
+            rec["gap_s"] = round(time.monotonic() - returned, 6)
         try:
-            rec.update(request(seq, slow))
+            try:
+                answer = request(seq, slow)
+            finally:
+                returned = time.monotonic()
+            rec.update(answer)
             rec["ok"] = rec.get("backend") is not None and not rec.get("error")
             if not rec["ok"]:
                 rec["error"] = rec.get("error") or "no backend in the answer"
