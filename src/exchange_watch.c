@@ -64,11 +64,14 @@ void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, 
 	w->look_ms = now_ms;
 }
 
-/* The answer in progress is the size of the answers the rhythm was learned from. */
+/* The answer in progress is about the size of the answers the rhythm was learned from (a quarter
+ * and 64 bytes either way: answers carrying a counter or a date vary by a few bytes). */
 static bool answer_like_the_others(const struct exchange_watch *w)
 {
 	uint64_t size = w->received - w->received_at_ask;
-	return size >= w->answer_min_bytes && size <= w->answer_max_bytes;
+	uint64_t low_slack = w->answer_min_bytes / 4 + 64, high_slack = w->answer_max_bytes / 4 + 64;
+	uint64_t low = w->answer_min_bytes > low_slack ? w->answer_min_bytes - low_slack : 0;
+	return size >= low && size <= w->answer_max_bytes + high_slack;
 }
 
 uint64_t exchange_watch_quiet_ms(const struct exchange_watch *w, uint64_t idle_ms)
