@@ -147,21 +147,22 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 	}
 	if (!sockview_read(fd, &view))
 		return;
-	exchange_watch_look(&s->watch, &view, now);
+	struct send_record record = {
+		.valid = atomic_load(&s->send_recorded),
+		.bytes_received_at_send = atomic_load(&s->bytes_received_at_send),
+	};
+	exchange_watch_look(&s->watch, &view, &record, state / STATE_SEQ_ONE, now);
 	/* A send went through since the last look: it may still be on its way into the kernel, so
 	 * judge the socket only once a look finds the word unchanged. */
 	if (state != s->observed_state) {
 		s->observed_state = state;
 		return;
 	}
-	struct send_record record = {
-		.valid = atomic_load(&s->send_recorded),
-		.bytes_received_at_send = atomic_load(&s->bytes_received_at_send),
-	};
 	enum idle_verdict verdict = idle_background(&view, &record, runtime_config.idle_ms);
 	/* A busy socket's short gap between exchanges (exchange_watch.h). */
-	if (verdict == IDLE_BUSY)
+	if (verdict == IDLE_BUSY) {
 		verdict = exchange_watch_verdict(&s->watch, &view, now, runtime_config.idle_ms);
+	}
 	switch (verdict) {
 	case IDLE_READY:
 		if (claim_and_shut(s, fd, state, STATS_PATH_IDLE))

@@ -35,30 +35,29 @@ static void saw_answer(struct exchange_watch *w, uint64_t now_ms)
 	w->answer_ms = now_ms;
 }
 
-void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, uint64_t now_ms)
+void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, const struct send_record *r,
+			 uint64_t sends, uint64_t now_ms)
 {
 	if (!w->started) {
-		*w = (struct exchange_watch){.started = true, .sent = v->bytes_sent, .received = v->bytes_received,
-					     .look_ms = now_ms};
+		*w = (struct exchange_watch){.started = true, .sends = sends, .sent = v->bytes_sent,
+					     .received = v->bytes_received, .look_ms = now_ms};
 		return;
 	}
-	bool sent = v->bytes_sent > w->sent, received = v->bytes_received > w->received;
-	if (sent && received) {
-		/* Both within one look: the kernel's stamps order them, and a tie (same jiffy) is read as
-		 * the request last: never taken for an answer. */
-		if (v->ms_since_recv < v->ms_since_send) {
-			saw_request(w, now_ms);
-			saw_answer(w, now_ms);
-		} else {
-			saw_answer(w, now_ms);
-			w->received = v->bytes_received; /* the answer's bytes are the previous exchange's */
-			saw_request(w, now_ms);
-		}
-	} else if (sent) {
+	bool asked = sends != w->sends, received = v->bytes_received > w->received;
+	if (asked) {
+		/* The send path recorded what had come in when the program sent: the answer, if any
+		 * came in this interval, is the new request's only if it came after that. */
+		bool answered_after = r->valid && v->bytes_received > r->bytes_received_at_send;
+		if (received && !answered_after)
+			saw_answer(w, now_ms); /* the end of the previous answer, then the request */
+		w->received = r->valid ? r->bytes_received_at_send : w->received;
 		saw_request(w, now_ms);
+		if (answered_after)
+			saw_answer(w, now_ms);
 	} else if (received) {
 		saw_answer(w, now_ms);
 	}
+	w->sends = sends;
 	w->sent = v->bytes_sent;
 	w->received = v->bytes_received;
 	w->look_ms = now_ms;

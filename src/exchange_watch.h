@@ -28,6 +28,7 @@ enum exchange_phase {
 
 struct exchange_watch {
 	bool started;
+	uint64_t sends;             /* the send path's count at the last look */
 	uint64_t sent;              /* the counters at the last look */
 	uint64_t received;
 	uint64_t look_ms;           /* the last look */
@@ -38,12 +39,16 @@ struct exchange_watch {
 	unsigned exchanges;         /* whole exchanges seen: an answer, then the next request */
 	uint32_t longest_pause_ms;  /* the longest quiet seen inside one answer */
 	uint32_t shortest_gap_ms;   /* the shortest quiet seen between an answer and the next request */
+	uint64_t request_max_bytes; /* the most bytes seen going out between two looks */
 	uint64_t answer_min_bytes;  /* the sizes of the whole answers seen */
 	uint64_t answer_max_bytes;
 };
 
-/* One look at now (ms). */
-void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, uint64_t now_ms);
+/* One look at now (ms). sends: the sends the send path let through so far (the state word's
+ * sequence); r: what it recorded at the last one. A request is a send; an answer is data that came
+ * in after it. */
+void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, const struct send_record *r,
+			 uint64_t sends, uint64_t now_ms);
 
 /* The quiet time after an answer that makes this socket idle. DNSAWARE_IDLE's until the watch has
  * seen EXCHANGE_LEARN exchanges, and for an answer whose size is well outside the sizes of those

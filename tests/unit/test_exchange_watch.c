@@ -9,12 +9,24 @@
 
 #define IDLE_MS 100
 
-/* A connection as the kernel reports it: the counters, what is unread, the stamps. */
+/* A connection as the kernel reports it (the counters, what is unread, the stamps) and as the send
+ * path records it (its sends, and what had come in at the last one). */
 struct conn {
 	uint64_t sent, received;
 	uint32_t unread;
 	uint64_t last_send_ms, last_recv_ms;
+	uint64_t sends;
+	struct send_record record;
 };
+
+/* The program sends a request of 100 bytes at t (through the send path, which records it). */
+static void ask(struct conn *c, uint64_t t)
+{
+	c->sent += 100;
+	c->last_send_ms = t;
+	c->sends++;
+	c->record = (struct send_record){.valid = true, .bytes_received_at_send = c->received};
+}
 
 static struct socket_view view_at(const struct conn *c, uint64_t now)
 {
@@ -29,7 +41,7 @@ static uint64_t watch(struct exchange_watch *w, const struct conn *c, uint64_t t
 {
 	for (uint64_t t = t0; t < t1; t += EXCHANGE_LOOK_MS) {
 		struct socket_view v = view_at(c, t);
-		exchange_watch_look(w, &v, t);
+		exchange_watch_look(w, &v, &c->record, c->sends, t);
 		if (exchange_watch_verdict(w, &v, t, IDLE_MS) == IDLE_READY)
 			return t;
 	}
@@ -39,8 +51,7 @@ static uint64_t watch(struct exchange_watch *w, const struct conn *c, uint64_t t
 /* A request at t (100 bytes) and its answer of size bytes, read at once, at t + 1. */
 static void exchange(struct conn *c, uint64_t t, uint64_t size)
 {
-	c->sent += 100;
-	c->last_send_ms = t;
+	ask(c, t);
 	c->received += size;
 	c->last_recv_ms = t + 1;
 }
@@ -51,8 +62,7 @@ static uint64_t busy(struct exchange_watch *w, struct conn *c, unsigned exchange
 	uint64_t ready = 0;
 	for (unsigned i = 0; i < exchanges && ready == 0; i++) {
 		watch(w, c, *t, *t + 1);
-		c->sent += 100;
-		c->last_send_ms = *t + 1;
+		ask(c, *t + 1);
 		ready = watch(w, c, *t + 2, *t + 3);
 		c->received += 500;
 		c->last_recv_ms = *t + 3;
@@ -94,8 +104,7 @@ Test(exchange_watch, an_answer_in_pieces_is_never_cut)
 	busy(&w, &c, 8, &t); /* learned: a short quiet */
 	/* Then a 1 MB answer in pieces of 64 KB with 50 ms pauses, each piece read at once. */
 	watch(&w, &c, t, t + 1);
-	c.sent += 100;
-	c.last_send_ms = t + 1;
+	ask(&c, t + 1);
 	for (int piece = 0; piece < 16; piece++) {
 		uint64_t at = t + 2 + (uint64_t)piece * 50;
 		c.received += 65536;
@@ -116,32 +125,32 @@ Test(exchange_watch, unread_or_unsent_is_busy)
 	cr_assert_eq(watch(&w, &c, t + 2, t + 18), 0, "bytes the program has not read: not idle");
 }
 
-Test(exchange_watch, request_and_answer_in_one_look_tie)
+Test(exchange_watch, request_and_answer_in_one_look)
 {
-	/* Both counters moved between two looks with the same stamp: read as the request last. */
+	/* A fast answer comes within the same look as its request: the send path's record says
+	 * whether the bytes came after the send (its answer) or before it (the previous answer). */
 	struct exchange_watch w = {0};
 	struct conn c = {0};
 	watch(&w, &c, 0, 2);
-	c.received += 500;
-	c.sent += 100;
-	c.last_send_ms = c.last_recv_ms = 3;
+	ask(&c, 3);
+	c.received += 500; /* after the send */
+	c.last_recv_ms = 3;
 	struct socket_view v = view_at(&c, 4);
-	exchange_watch_look(&w, &v, 4);
-	cr_assert_eq(w.phase, EXCHANGE_ASKED);
-	/* The answer stamped after the request: an answered request. */
-	c.sent += 100;
-	c.last_send_ms = 5;
-	c.received += 500;
-	c.last_recv_ms = 6;
-	v = view_at(&c, 8);
-	exchange_watch_look(&w, &v, 8);
-	cr_assert_eq(w.phase, EXCHANGE_ANSWERED);
+	exchange_watch_look(&w, &v, &c.record, c.sends, 4);
+	cr_assert_eq(w.phase, EXCHANGE_ANSWERED, "the answer came after the request");
+	/* The previous answer's last bytes, then the next request, within one look. */
+	c.received += 50;
+	ask(&c, 5);
+	v = view_at(&c, 6);
+	exchange_watch_look(&w, &v, &c.record, c.sends, 6);
+	cr_assert_eq(w.phase, EXCHANGE_ASKED, "the bytes came before the request: it is still unanswered");
 }
 
 Test(exchange_watch, closing_is_gone)
 {
 	struct exchange_watch w = {0};
 	struct socket_view v = {.tcp_state = TCP_CLOSE_WAIT};
-	exchange_watch_look(&w, &v, 0);
+	struct send_record r = {0};
+	exchange_watch_look(&w, &v, &r, 0, 0);
 	cr_assert_eq(exchange_watch_verdict(&w, &v, 0, IDLE_MS), IDLE_GONE);
 }
