@@ -6,7 +6,6 @@
 #include "log.h"
 #include "names.h"
 #include "runtime.h"
-#include "schedule.h"
 #include "resolver_thread.h"
 #include "stale_direct.h"
 #include "stale_file.h"
@@ -67,21 +66,15 @@ static int query_family(const struct lookup_key *key)
 	return key->family == AF_INET || key->family == AF_INET6 ? key->family : AF_UNSPEC;
 }
 
-/* The lookup's own query agreed with the kept answer: as the thread does with its answers
- * (stale_refresh_apply), the kept answer is fresh again, confirmed for the answer's TTL, and a
- * failing name recovers. */
+/* The lookup's own query agreed with the kept answer: as with the thread's answers, the kept answer
+ * is fresh again, confirmed for the answer's TTL, and a failing name recovers (it asked
+ * resolv.conf's servers). */
 static void confirm_answer(struct flow *f, const struct stale_direct_answer *answer)
 {
 	char name[NAME_MAX_LEN + 1];
-	if (!names_normalize(f->call->node, name))
-		return;
-	uint64_t interval = schedule_ttl_ms(answer->ttl_seconds, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
-	struct stale_confirm_result confirmed =
-		stale_store_confirm(f->store, name, query_family(&f->call->key), answer->addrs, answer->count,
-				    answer->in_hosts, true, f->now + interval, f->now);
-	if (confirmed.recovered > 0)
-		log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)", name,
-			(unsigned long long)confirmed.served);
+	if (names_normalize(f->call->node, name))
+		stale_refresh_confirm(f->store, name, query_family(&f->call->key), answer->addrs, answer->count,
+				      answer->ttl_seconds, answer->in_hosts, true, f->now);
 }
 
 /* After the real call: what it says about the name. */
@@ -98,8 +91,7 @@ static void learn_outcome(struct flow *f, enum lookup_outcome outcome)
 		return;
 	uint64_t served = 0;
 	if (stale_store_put(f->store, &f->call->key, &answer, f->now, f->probe_order, &served))
-		log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)",
-			f->call->node, (unsigned long long)served);
+		stale_refresh_log_recovered(f->call->node, served);
 	/* The cache serves only an answer the library's own query agreed with (and that is not from
 	 * /etc/hosts): asked once, by the thread. Without the cache nothing is asked: the timer's
 	 * query checks the kept answer at the next lookup anyway. */

@@ -14,6 +14,7 @@
 #include "refresh.h"
 #include "resolver_thread.h"
 #include "runtime.h"
+#include "schedule.h"
 #include "stale_file.h"
 #include "stale_store.h"
 
@@ -92,15 +93,24 @@ void stale_refresh_apply(const char *name, int family, int status, const struct 
 	answer_collect(result, NULL, &answer);
 	if (answer.count == 0)
 		return;
-	bool in_hosts = channel_in_hosts_file(name);
-	uint64_t interval = answer_interval_ms(&answer, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
-	uint64_t now = stale_file_now_ms();
+	stale_refresh_confirm(store, name, family, answer.addrs, answer.count, answer.ttl_seconds,
+			      channel_in_hosts_file(name), runtime_config.nameservers[0] == '\0', stale_file_now_ms());
+}
+
+void stale_refresh_confirm(struct stale_store *store, const char *name, int family, const struct ip_addr *addrs,
+			   unsigned n, uint32_t ttl_seconds, bool in_hosts, bool recover, uint64_t now_ms)
+{
+	uint64_t interval = schedule_ttl_ms(ttl_seconds, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
 	struct stale_confirm_result confirmed =
-		stale_store_confirm(store, name, family, answer.addrs, answer.count, in_hosts,
-				    runtime_config.nameservers[0] == '\0', now + interval, now);
+		stale_store_confirm(store, name, family, addrs, n, in_hosts, recover, now_ms + interval, now_ms);
 	if (confirmed.recovered > 0)
-		log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)", name,
-			(unsigned long long)confirmed.served);
+		stale_refresh_log_recovered(name, confirmed.served);
+}
+
+void stale_refresh_log_recovered(const char *name, uint64_t served)
+{
+	log_msg(LOG_INFO, "%s resolves again: lookups get the resolver's answers (%llu stale answers served)", name,
+		(unsigned long long)served);
 }
 
 void stale_refresh_after_fork_child(void)

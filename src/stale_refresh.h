@@ -30,6 +30,17 @@ void stale_refresh_send_queued(void);
  * re-resolution): kept answers that agree are confirmed for its TTL, a failing name recovers. */
 void stale_refresh_apply(const char *name, int family, int status, const struct ares_addrinfo *result);
 
+/* An answer of the library's own (addrs, ttl_seconds) for the normalized name: kept answers that
+ * agree are confirmed for the TTL, clamped to [DNSAWARE_TTL_FLOOR, DNSAWARE_TTL_CEILING]; with
+ * recover (the answer came from the program's servers), a failing name recovers, said in one
+ * line. The thread's answers and the response timer's alike. */
+struct stale_store;
+void stale_refresh_confirm(struct stale_store *store, const char *name, int family, const struct ip_addr *addrs,
+			   unsigned n, uint32_t ttl_seconds, bool in_hosts, bool recover, uint64_t now_ms);
+
+/* The line that says a failing name answers again. */
+void stale_refresh_log_recovered(const char *name, uint64_t served);
+
 /* Fork child: queries of the parent's are forgotten (kept, unused). */
 void stale_refresh_after_fork_child(void);
 
