@@ -24,6 +24,7 @@ void drain_start(struct tracked_socket *s, enum drain_reason reason, uint64_t no
 	s->drain_started_ms = now;
 	s->drain_not_before_ms = not_before;
 	s->watch = (struct exchange_watch){0}; /* learned afresh by each drain */
+	s->drain_look_at_ms = now;
 	if (log_enabled(LOG_INFO)) {
 		char text[IP_PEER_STRLEN];
 		log_msg(LOG_INFO, "draining fd %d to %s (%s) from +%llums", tracked_any_fd(s),
@@ -82,13 +83,42 @@ bool drain_wanted_by_answer(const struct tracked_socket *s)
 	return !drain_marked(s) && atomic_load(&s->refs) > 0 && drain_all_names_dropped(s);
 }
 
-uint64_t drain_next_look_ms(const struct tracked_socket *s, uint64_t now)
+/* Sockets holding a fast-look place (the thread's). */
+static unsigned fast_look_sockets;
+
+static bool wants_fast_looks(const struct tracked_socket *s, uint64_t now)
 {
 	const struct exchange_watch *w = &s->watch;
 	bool moving = w->started && now - w->look_ms <= DRAIN_CHECK_MS &&
 		      (now - w->answer_ms < runtime_config.idle_ms || now - w->asked_ms < runtime_config.idle_ms);
-	bool fast = moving && now - s->drain_started_ms < DRAIN_FAST_LOOKS_MS;
-	return now + (fast ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS);
+	return moving && now - s->drain_started_ms < DRAIN_FAST_LOOKS_MS;
+}
+
+void drain_plan_next_look(struct tracked_socket *s, uint64_t now)
+{
+	bool draining = s->drain_reason != DRAIN_NONE && (atomic_load(&s->state) & STATE_DRAINING);
+	bool fast = draining && wants_fast_looks(s, now) && (s->fast_looks || fast_look_sockets < DRAIN_FAST_MAX);
+	if (fast != s->fast_looks) {
+		fast_look_sockets += fast ? 1 : -1u;
+		s->fast_looks = fast;
+	}
+	if (s->drain_reason != DRAIN_NONE && !draining)
+		s->drain_look_at_ms = s->drain_not_before_ms; /* waiting for its turn in the spread */
+	else
+		s->drain_look_at_ms = now + (fast ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS);
+}
+
+void drain_forget_looks(struct tracked_socket *s)
+{
+	if (s->fast_looks) {
+		fast_look_sockets--;
+		s->fast_looks = false;
+	}
+}
+
+void drain_after_fork_child(void)
+{
+	fast_look_sockets = 0;
 }
 
 uint64_t drain_spread_offset_ms(unsigned index, unsigned count, uint64_t interval_ms)

@@ -63,12 +63,15 @@ void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, 
 	w->look_ms = now_ms;
 }
 
-/* The answer in progress is about the size of the answers the rhythm was learned from (a quarter
- * and 64 bytes either way: answers carrying a counter or a date vary by a few bytes). */
+/* The answer in progress is the size of the answers the rhythm was learned from: at most a
+ * sixteenth and 8 bytes smaller (a counter or a port in it has a digit less), at most a quarter and
+ * 64 bytes larger. A first piece smaller than that is how a streamed answer starts (the headers
+ * alone, or the headers and a first chunk, flushed before the rest is ready), and a larger one is
+ * the start of a large answer: both get DNSAWARE_IDLE's quiet. */
 static bool answer_like_the_others(const struct exchange_watch *w)
 {
 	uint64_t size = w->received - w->received_at_ask;
-	uint64_t low_slack = w->answer_min_bytes / 4 + 64, high_slack = w->answer_max_bytes / 4 + 64;
+	uint64_t low_slack = w->answer_min_bytes / 16 + 8, high_slack = w->answer_max_bytes / 4 + 64;
 	uint64_t low = w->answer_min_bytes > low_slack ? w->answer_min_bytes - low_slack : 0;
 	return size >= low && size <= w->answer_max_bytes + high_slack;
 }

@@ -51,8 +51,8 @@ void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, 
 			 uint64_t sends, uint64_t now_ms);
 
 /* The quiet time after an answer that makes this socket idle. DNSAWARE_IDLE's until the watch has
- * seen EXCHANGE_LEARN exchanges, and for an answer whose size is well outside the sizes of those
- * (a large answer arriving in pieces is no answer like the others); else twice the longest pause seen
+ * seen EXCHANGE_LEARN exchanges, and for an answer whose size is outside the sizes of those (the
+ * first piece of a streamed or a large answer is no answer like the others); else twice the longest pause seen
  * inside an answer (and a look's margin), at least EXCHANGE_QUIET_MIN_MS, at most idle_ms. */
 uint64_t exchange_watch_quiet_ms(const struct exchange_watch *w, uint64_t idle_ms);
 

@@ -56,6 +56,8 @@ struct tracked_socket {
 	enum drain_reason drain_reason;
 	uint64_t drain_started_ms;
 	uint64_t drain_not_before_ms;
+	uint64_t drain_look_at_ms;          /* its next look (drain_plan_next_look) */
+	bool fast_looks;                    /* it holds one of the DRAIN_FAST_MAX fast-look places */
 	uint64_t observed_state;            /* the state word at the thread's last look */
 	struct exchange_watch watch;        /* its exchanges while draining (drain.c) */
 	uint64_t released_at_ms;            /* when the thread first saw refs == 0 */

@@ -113,6 +113,41 @@ Test(exchange_watch, an_answer_in_pieces_is_never_cut)
 	}
 }
 
+/* A streamed answer on a socket busy before it: the headers flushed at once, the first chunk 50 ms
+ * later. The headers alone are smaller than the whole answers learned: DNSAWARE_IDLE's quiet. */
+Test(exchange_watch, a_streamed_answer_is_never_cut_after_its_headers)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	uint64_t t = 1000;
+	busy(&w, &c, 8, &t); /* learned: answers of 500 bytes, a short quiet */
+	watch(&w, &c, t, t + 1);
+	ask(&c, t + 1);
+	c.received += 400; /* the headers of a chunked answer */
+	c.last_recv_ms = t + 2;
+	cr_assert_eq(watch(&w, &c, t + 2, t + 52), 0, "cut in the pause after the headers");
+	for (int chunk = 0; chunk < 10; chunk++) {
+		uint64_t at = t + 52 + (uint64_t)chunk * 50;
+		c.received += 70;
+		c.last_recv_ms = at;
+		cr_assert_eq(watch(&w, &c, at, at + 50), 0, "cut in the pause after chunk %d", chunk);
+	}
+}
+
+/* Answers that carry a counter vary by a few bytes: one a digit shorter still counts. */
+Test(exchange_watch, an_answer_a_few_bytes_shorter_counts)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	uint64_t t = 1000;
+	busy(&w, &c, EXCHANGE_LEARN, &t);
+	watch(&w, &c, t, t + 1);
+	ask(&c, t + 1);
+	c.received += 495;
+	c.last_recv_ms = t + 2;
+	cr_assert_neq(watch(&w, &c, t + 2, t + 20), 0, "a learned socket's gap after a 495-byte answer");
+}
+
 Test(exchange_watch, unread_or_unsent_is_busy)
 {
 	struct exchange_watch w = {0};
