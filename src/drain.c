@@ -88,10 +88,11 @@ static unsigned fast_look_sockets;
 
 static bool wants_fast_looks(const struct tracked_socket *s, uint64_t now)
 {
+	/* Only a socket the program asks on lately: a gap is a pause between its requests (a stream
+	 * it only reads has none, and is left to DRAIN_CHECK_MS looks). */
 	const struct exchange_watch *w = &s->watch;
-	bool moving = w->started && now - w->look_ms <= DRAIN_CHECK_MS &&
-		      (now - w->answer_ms < runtime_config.idle_ms || now - w->asked_ms < runtime_config.idle_ms);
-	return moving && now - s->drain_started_ms < DRAIN_FAST_LOOKS_MS;
+	bool asking = w->started && now - w->look_ms <= DRAIN_CHECK_MS && now - w->asked_ms < runtime_config.idle_ms;
+	return asking && now - s->drain_started_ms < DRAIN_FAST_LOOKS_MS;
 }
 
 void drain_plan_next_look(struct tracked_socket *s, uint64_t now)
@@ -134,6 +135,18 @@ static void drain_gone(struct tracked_socket *s, int fd)
 	if ((state & STATE_CLOSING) && (state & STATE_SHUT_BY_SEND))
 		drain_log_shutdown(s, fd, STATS_PATH_SEND);
 	s->drain_reason = DRAIN_NONE;
+}
+
+static void log_watch_gap(const struct tracked_socket *s, int fd, uint64_t now)
+{
+	const struct exchange_watch *w = &s->watch;
+	log_msg(LOG_DEBUG,
+		"fd %d: a gap between exchanges, quiet for %llums (%llums needed: %u exchanges seen, "
+		"answers of %llu-%llu bytes, this one %llu, pauses inside them up to %ums)",
+		fd, (unsigned long long)(now - w->answer_ms),
+		(unsigned long long)exchange_watch_quiet_ms(w, runtime_config.idle_ms), w->exchanges,
+		(unsigned long long)w->answer_min_bytes, (unsigned long long)w->answer_max_bytes,
+		(unsigned long long)(w->received - w->received_at_ask), w->longest_pause_ms);
 }
 
 void drain_check(struct tracked_socket *s, uint64_t now)
@@ -192,6 +205,8 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 	/* A busy socket's short gap between exchanges (exchange_watch.h). */
 	if (verdict == IDLE_BUSY) {
 		verdict = exchange_watch_verdict(&s->watch, &view, now, runtime_config.idle_ms);
+		if (verdict == IDLE_READY && log_enabled(LOG_DEBUG))
+			log_watch_gap(s, fd, now);
 	}
 	switch (verdict) {
 	case IDLE_READY:

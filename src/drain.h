@@ -15,13 +15,14 @@ struct name_entry;
 
 /* How often draining sockets are looked at while they wait for an idle boundary. */
 #define DRAIN_CHECK_MS 25
-/* A draining socket whose data moved lately is looked at every EXCHANGE_LOOK_MS for this long
+/* A draining socket the program sent on lately is looked at every EXCHANGE_LOOK_MS for this long
  * after it started draining, to catch the short gaps of a busy connection (issue 16); then, or
- * while it is quiet, every DRAIN_CHECK_MS. */
-#define DRAIN_FAST_LOOKS_MS 10000
+ * while it is quiet, every DRAIN_CHECK_MS. Past DRAIN_LEARN_MS the send path takes a busy
+ * connection's next exchange anyway: this is its margin. */
+#define DRAIN_FAST_LOOKS_MS 2000
 /* At most this many sockets get those fast looks at once (the first to ask); the others are looked
  * at every DRAIN_CHECK_MS, their busy exchanges left to the send path. Each fast look costs the
- * thread about 2 us (docs/performance.md, "Busy draining sockets"). */
+ * thread a few microseconds (docs/performance.md, "Busy draining sockets"). */
 #define DRAIN_FAST_MAX 32
 
 /* How long after it starts draining a socket's new exchanges still go through: the background

@@ -39,8 +39,9 @@ void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, 
 			 uint64_t sends, uint64_t now_ms)
 {
 	if (!w->started) {
+		/* asked_ms: the drain's first looks are fast, to learn a busy socket's rhythm soon. */
 		*w = (struct exchange_watch){.started = true, .sends = sends, .sent = v->bytes_sent,
-					     .received = v->bytes_received, .look_ms = now_ms};
+					     .received = v->bytes_received, .look_ms = now_ms, .asked_ms = now_ms};
 		return;
 	}
 	bool asked = sends != w->sends, received = v->bytes_received > w->received;
