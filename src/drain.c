@@ -105,8 +105,9 @@ void drain_plan_next_look(struct tracked_socket *s, uint64_t now)
 	}
 	if (s->drain_reason != DRAIN_NONE && !draining)
 		s->drain_look_at_ms = s->drain_not_before_ms; /* waiting for its turn in the spread */
-	else
-		s->drain_look_at_ms = now + (fast ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS);
+	else /* the next point of a grid all draining sockets share: one wake-up looks at them all */
+		s->drain_look_at_ms = (now / (fast ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS) + 1) *
+				      (fast ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS);
 }
 
 void drain_forget_looks(struct tracked_socket *s)
