@@ -40,14 +40,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 from dnsmove_ns import (EXIT_FAIL, EXIT_HARNESS, PYTHON, Failure, HarnessError, clean_env, guarded,
                         keep_or_remove, log, prepare_workdir, preload, run_in_namespaces, tail)
-from dnsmove_scene import OLD, TTL_FLOOR, Scene, dns_query_a
+from dnsmove_scene import OLD, TTL_FLOOR, Scene, dns_query_a, wait_listening
 import nevercut_ends
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -98,16 +97,7 @@ class NeverCutScene(Scene):
     def start_backends(self):
         self.spawn("backend", [PYTHON, os.path.abspath(__file__), "backend", "--addr", "0.0.0.0",
                                "--port", str(PORT)])
-        for a in (ADDRS[0], ADDRS[-1]):
-            end = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection((a, PORT), timeout=0.5).close()
-                    break
-                except OSError as e:
-                    if time.monotonic() > end:
-                        raise HarnessError("backend %s:%d did not come up: %s" % (a, PORT, e))
-                    time.sleep(0.05)
+        wait_listening((ADDRS[0], ADDRS[-1]), PORT)
 
     def start_client(self, client, shim):
         t = tag(client, shim)
