@@ -23,6 +23,8 @@ void drain_start(struct tracked_socket *s, enum drain_reason reason, uint64_t no
 	s->drain_reason = reason;
 	s->drain_started_ms = now;
 	s->drain_not_before_ms = not_before;
+	s->watch = (struct exchange_watch){0}; /* learned afresh by each drain */
+	s->drain_look_at_ms = now;
 	if (log_enabled(LOG_INFO)) {
 		char text[IP_PEER_STRLEN];
 		log_msg(LOG_INFO, "draining fd %d to %s (%s) from +%llums", tracked_any_fd(s),
@@ -81,6 +83,46 @@ bool drain_wanted_by_answer(const struct tracked_socket *s)
 	return !drain_marked(s) && atomic_load(&s->refs) > 0 && drain_all_names_dropped(s);
 }
 
+/* Sockets holding a fast-look place (the thread's). */
+static unsigned fast_look_sockets;
+
+static bool wants_fast_looks(const struct tracked_socket *s, uint64_t now)
+{
+	/* Only a socket the program asks on lately: a gap is a pause between its requests (a stream
+	 * it only reads has none, and is left to DRAIN_CHECK_MS looks). */
+	const struct exchange_watch *w = &s->watch;
+	bool asking = w->started && now - w->look_ms <= DRAIN_CHECK_MS && now - w->asked_ms < runtime_config.idle_ms;
+	return asking && now - s->drain_started_ms < DRAIN_FAST_LOOKS_MS;
+}
+
+void drain_plan_next_look(struct tracked_socket *s, uint64_t now)
+{
+	bool draining = s->drain_reason != DRAIN_NONE && (atomic_load(&s->state) & STATE_DRAINING);
+	bool fast = draining && wants_fast_looks(s, now) && (s->fast_looks || fast_look_sockets < DRAIN_FAST_MAX);
+	if (fast != s->fast_looks) {
+		fast_look_sockets += fast ? 1 : -1u;
+		s->fast_looks = fast;
+	}
+	if (s->drain_reason != DRAIN_NONE && !draining)
+		s->drain_look_at_ms = s->drain_not_before_ms; /* waiting for its turn in the spread */
+	else /* the next point of a grid all draining sockets share: one wake-up looks at them all */
+		s->drain_look_at_ms = (now / (fast ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS) + 1) *
+				      (fast ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS);
+}
+
+void drain_forget_looks(struct tracked_socket *s)
+{
+	if (s->fast_looks) {
+		fast_look_sockets--;
+		s->fast_looks = false;
+	}
+}
+
+void drain_after_fork_child(void)
+{
+	fast_look_sockets = 0;
+}
+
 uint64_t drain_spread_offset_ms(unsigned index, unsigned count, uint64_t interval_ms)
 {
 	return schedule_spread_ms(index, count, interval_ms, DRAIN_SPREAD_STEP_MS);
@@ -96,6 +138,18 @@ static void drain_gone(struct tracked_socket *s, int fd)
 	s->drain_reason = DRAIN_NONE;
 }
 
+static void log_watch_gap(const struct tracked_socket *s, int fd, uint64_t now)
+{
+	const struct exchange_watch *w = &s->watch;
+	log_msg(LOG_DEBUG,
+		"fd %d: a gap between exchanges, quiet for %llums (%llums needed: %u exchanges seen, "
+		"answers of %llu-%llu bytes, this one %llu, pauses inside them up to %ums)",
+		fd, (unsigned long long)(now - w->answer_ms),
+		(unsigned long long)exchange_watch_quiet_ms(w, runtime_config.idle_ms), w->exchanges,
+		(unsigned long long)w->answer_min_bytes, (unsigned long long)w->answer_max_bytes,
+		(unsigned long long)(w->received - w->received_at_ask), w->longest_pause_ms);
+}
+
 void drain_check(struct tracked_socket *s, uint64_t now)
 {
 	if (s->drain_reason == DRAIN_NONE)
@@ -104,6 +158,7 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 	if (!(state & STATE_DRAINING)) {
 		if (now < s->drain_not_before_ms)
 			return;
+		atomic_store(&s->send_claim_after_ms, now + DRAIN_LEARN_MS);
 		state = atomic_fetch_or(&s->state, STATE_DRAINING) | STATE_DRAINING;
 		s->observed_state = state;
 	}
@@ -134,19 +189,27 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 			s->drain_reason = DRAIN_NONE;
 		return;
 	}
-	/* A send went through since the last look: it may still be on its way into the kernel, so
-	 * judge the socket only once a look finds the word unchanged. */
-	if (state != s->observed_state) {
-		s->observed_state = state;
-		return;
-	}
 	if (!sockview_read(fd, &view))
 		return;
 	struct send_record record = {
 		.valid = atomic_load(&s->send_recorded),
 		.bytes_received_at_send = atomic_load(&s->bytes_received_at_send),
 	};
-	switch (idle_background(&view, &record, runtime_config.idle_ms)) {
+	exchange_watch_look(&s->watch, &view, &record, state / STATE_SEQ_ONE, now);
+	/* A send went through since the last look: it may still be on its way into the kernel, so
+	 * judge the socket only once a look finds the word unchanged. */
+	if (state != s->observed_state) {
+		s->observed_state = state;
+		return;
+	}
+	enum idle_verdict verdict = idle_background(&view, &record, runtime_config.idle_ms);
+	/* A busy socket's short gap between exchanges (exchange_watch.h). */
+	if (verdict == IDLE_BUSY) {
+		verdict = exchange_watch_verdict(&s->watch, &view, now, runtime_config.idle_ms);
+		if (verdict == IDLE_READY && log_enabled(LOG_DEBUG))
+			log_watch_gap(s, fd, now);
+	}
+	switch (verdict) {
 	case IDLE_READY:
 		if (claim_and_shut(s, fd, state, STATS_PATH_IDLE))
 			s->drain_reason = DRAIN_NONE;

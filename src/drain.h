@@ -15,6 +15,30 @@ struct name_entry;
 
 /* How often draining sockets are looked at while they wait for an idle boundary. */
 #define DRAIN_CHECK_MS 25
+/* A draining socket the program sent on lately is looked at every EXCHANGE_LOOK_MS for this long
+ * after it started draining, to catch the short gaps of a busy connection (issue 16); then, or
+ * while it is quiet, every DRAIN_CHECK_MS. Past DRAIN_LEARN_MS the send path takes a busy
+ * connection's next exchange anyway: this is its margin. */
+#define DRAIN_FAST_LOOKS_MS 2000
+/* At most this many sockets get those fast looks at once (the first to ask); the others are looked
+ * at every DRAIN_CHECK_MS, their busy exchanges left to the send path. Each fast look costs the
+ * thread a few microseconds (docs/performance.md, "Busy draining sockets"). */
+#define DRAIN_FAST_MAX 32
+
+/* How long after it starts draining a socket's new exchanges still go through: the background
+ * path learns its rhythm meanwhile and shuts it in a gap, and only then does the send path fail
+ * the next exchange (a busy connection's fallback). */
+#define DRAIN_LEARN_MS 500
+
+/* After a look (drain_check): when s is to be looked at next (s->drain_look_at_ms), taking or
+ * giving back a fast-look place. */
+void drain_plan_next_look(struct tracked_socket *s, uint64_t now);
+
+/* s leaves the thread's attention (drained, closed): gives back its fast-look place. */
+void drain_forget_looks(struct tracked_socket *s);
+
+/* Fork child: the parent's lists are gone, and so are their places. */
+void drain_after_fork_child(void);
 
 /* Starts draining s, its DRAINING bit set at not_before (its turn in the spread); looks at it at
  * once. The caller keeps it on the attention list until drain_reason is DRAIN_NONE again. */

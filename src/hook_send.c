@@ -38,7 +38,9 @@ static bool draining_send_allowed(int fd, struct tracked_socket *s)
 			.valid = atomic_load(&s->send_recorded),
 			.bytes_received_at_send = atomic_load(&s->bytes_received_at_send),
 		};
-		if (idle_new_exchange(&view, &record)) {
+		/* While the thread learns the socket's rhythm, a new exchange goes through (recorded). */
+		if (idle_new_exchange(&view, &record) &&
+		    runtime_now_ms() >= atomic_load_explicit(&s->send_claim_after_ms, memory_order_relaxed)) {
 			if (atomic_compare_exchange_strong(&s->state, &state, state | STATE_CLOSING | STATE_SHUT_BY_SEND)) {
 				shutdown(fd, SHUT_RDWR);
 				allowed = false;

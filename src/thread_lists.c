@@ -46,6 +46,7 @@ static void drop_attention(struct tracked_socket *s)
 		if (*link == s) {
 			*link = s->next_attention;
 			s->on_attention = false;
+			drain_forget_looks(s);
 			break;
 		}
 	}
@@ -208,14 +209,12 @@ void thread_lists_watch_attention(uint64_t now, uint64_t *wake_at)
 				if (atomic_load(&s->connecting) && now + CONNECT_CHECK_MS < *wake_at)
 					*wake_at = now + CONNECT_CHECK_MS;
 			}
-			if (s->drain_reason != DRAIN_NONE) {
+			if (s->drain_reason != DRAIN_NONE && now >= s->drain_look_at_ms) {
 				drain_check(s, now);
-				/* Waiting for its turn in the spread, or looked at again shortly. */
-				uint64_t next = (atomic_load(&s->state) & STATE_DRAINING) ? now + DRAIN_CHECK_MS
-											    : s->drain_not_before_ms;
-				if (s->drain_reason != DRAIN_NONE && next < *wake_at)
-					*wake_at = next;
+				drain_plan_next_look(s, now);
 			}
+			if (s->drain_reason != DRAIN_NONE && s->drain_look_at_ms < *wake_at)
+				*wake_at = s->drain_look_at_ms;
 		}
 		/* A closed socket stays until reap_closed, which drops it from this list. */
 		if (atomic_load(&s->refs) > 0 && (atomic_load(&s->connecting) || s->drain_reason != DRAIN_NONE)) {
@@ -224,6 +223,7 @@ void thread_lists_watch_attention(uint64_t now, uint64_t *wake_at)
 		}
 		*link = s->next_attention;
 		s->on_attention = false;
+		drain_forget_looks(s);
 	}
 	stats_count(&stats.thread_socket_visits, visits);
 }
@@ -245,4 +245,5 @@ void thread_lists_after_fork_child(void)
 	collecting = NULL;
 	attention = NULL;
 	next_max_age_ms = UINT64_MAX;
+	drain_after_fork_child();
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "addr.h"
+#include "exchange_watch.h"
 
 /* The state word the send hooks and the background thread agree through. */
 #define STATE_DRAINING ((uint64_t)1 << 0) /* marked stale or too old: shut down at the next idle boundary */
@@ -40,6 +41,10 @@ struct tracked_socket {
 	/* Written by the send hooks' slow path (draining sockets only). */
 	_Atomic bool send_recorded;
 	_Atomic uint64_t bytes_received_at_send;
+	/* Set by the thread before DRAINING: until then (runtime_now_ms) the send path lets new
+	 * exchanges through, while the thread learns the socket's rhythm and looks for a gap between
+	 * two of them (exchange_watch.h); from then on it fails the next one (the fallback). */
+	_Atomic uint64_t send_claim_after_ms;
 
 	/* A connect in progress: the thread watches how it ends, and so does close (the program may
 	 * close a failed socket before the thread looks). */
@@ -51,7 +56,10 @@ struct tracked_socket {
 	enum drain_reason drain_reason;
 	uint64_t drain_started_ms;
 	uint64_t drain_not_before_ms;
+	uint64_t drain_look_at_ms;          /* its next look (drain_plan_next_look) */
+	bool fast_looks;                    /* it holds one of the DRAIN_FAST_MAX fast-look places */
 	uint64_t observed_state;            /* the state word at the thread's last look */
+	struct exchange_watch watch;        /* its exchanges while draining (drain.c) */
 	uint64_t released_at_ms;            /* when the thread first saw refs == 0 */
 	struct tracked_socket *next;        /* the thread's list */
 	struct tracked_socket *prev;        /* (doubly linked: a closed socket leaves it in O(1)) */

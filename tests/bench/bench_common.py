@@ -17,7 +17,7 @@ PYTHON = "/usr/bin/python3"
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 E2E = os.path.join(REPO, "tests", "e2e")
-HELPERS = ("hotpath", "thread_count", "conns", "sink")
+HELPERS = ("hotpath", "thread_count", "conns", "sink", "answerer", "busyconns")
 
 EXIT_FAIL = 1
 EXIT_HARNESS = 2

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Local benchmarks of libdnsaware (issue 7): what the shim costs where programs pay for it.
 
-    bench_local.py [all|hotpath|startup|scale|resolver|gai ...] [--smoke] [--json FILE]
+    bench_local.py [all|hotpath|startup|scale|resolver|gai|busy ...] [--smoke] [--json FILE]
                    [--lib PATH] [--gai-latency PATH] [--strict] [--keep]
 
 Measurements (each prints a markdown section for docs/performance.md; --json stores everything):
@@ -47,6 +47,15 @@ Measurements (each prints a markdown section for docs/performance.md; --json sto
             tests/bench/gai_latency (built by meson; --gai-latency, default beside --lib's build
             directory) does 4 rounds of 5,000 timed lookups per case after a warm-up, for a
             dual-stack name and an IPv4-only one. Goal: nscd's p50 over the shim's >= 20.
+  busy      Busy connections draining (issue 16), in a private network and mount namespace:
+            tests/bench/busyconns (under the shim) holds 8, 32 and 128 connections to busy.test,
+            tests/bench/answerer serves them on the old and the new address; busy (a 64-byte
+            request 50 times a second per connection, a 200-byte answer) and stream (the server
+            writes 1 KB every 10 ms, the client only reads). The shim thread's CPU and wake-ups
+            over 3 s steady, then 0-2 s, 2-12 s and 12-16 s after busy.test moves (/etc/hosts
+            rewritten, DNSAWARE_TTL_FLOOR=1s); the client's reconnects (fresh getaddrinfo),
+            send failures (EPIPE: the send path) and EOF reads (the idle path); the shim's
+            shutdowns by path from its stats file.
 
 --smoke: tiny sizes and short windows (seconds in all), asserting only that every measurement
 runs and produces sane numbers. Without --strict the exit status is 0 when every measurement ran
@@ -57,14 +66,15 @@ and for gai dnsmasq and nscd.
 The library defaults to $DNSAWARE_LIB, then <repo>/build/src/libdnsaware.so.
 
 Internal subcommands (run under unshare by the driver): _scale-inside, _resolver-inside,
-_gai-inside.
+_gai-inside, _busy-inside.
 
 The harness is split by concern (this file re-exports every name they define, which
 tests/bench/bench_fork.py imports):
 bench_common.py (paths, exit statuses, the child environment, formatting, callgrind runs,
 timing, the run's metadata), bench_local_hotpath.py, bench_local_startup.py,
-bench_local_scale.py, bench_local_resolver.py and bench_local_gai.py (one measurement and its
-report each), bench_local_ns.py (the namespaces and helper processes of scale, resolver and gai);
+bench_local_scale.py, bench_local_resolver.py, bench_local_gai.py and bench_local_busy.py (one
+measurement and its report each), bench_local_ns.py (the namespaces and helper processes of
+scale, resolver, gai and busy);
 this file has the command line and the driver.
 """
 
@@ -80,6 +90,7 @@ from bench_common import (ANNOTATE_LINE, E2E, EXIT_FAIL, EXIT_HARNESS, HELPERS, 
                           REPO, BenchError, callgrind_run, clean_env, compile_helpers, fmt, log,
                           md_table, meta, parse_annotate, run, signed, spawn_measure,
                           spawn_time_ms, verdict)
+from bench_local_busy import busy_inside, busy_report
 from bench_local_gai import gai_inside, gai_prerequisites, gai_program, gai_report
 from bench_local_hotpath import (BUDGET_TRACKED, BUDGET_UNTRACKED, UNTRACKED_MODES, hotpath,
                                  hotpath_report)
@@ -90,13 +101,13 @@ from bench_local_scale import (DRAIN, DRAIN_NEW, DRAIN_OLD, HEALTHY, HEALTHY_ADD
                                scale_hosts, scale_inside, scale_report)
 from bench_local_startup import STARTUP_TARGET_MS, startup, startup_report
 
-MEASUREMENTS = ("hotpath", "startup", "scale", "resolver", "gai")
+MEASUREMENTS = ("hotpath", "startup", "scale", "resolver", "gai", "busy")
 
 # What other scripts may import from here (re-exported from the modules above).
 __all__ = ["ANNOTATE_LINE", "BUDGET_TRACKED", "BUDGET_UNTRACKED", "DRAIN", "DRAIN_NEW",
            "DRAIN_OLD", "E2E", "EXIT_FAIL", "EXIT_HARNESS", "HEALTHY", "HEALTHY_ADDR", "HELPERS",
            "HERE", "LineProc", "MEASUREMENTS", "PYTHON", "REPO", "STARTUP_TARGET_MS",
-           "UNTRACKED_MODES", "BenchError", "callgrind_run", "clean_env", "compile_helpers", "fmt",
+           "UNTRACKED_MODES", "BenchError", "busy_inside", "busy_report", "callgrind_run", "clean_env", "compile_helpers", "fmt",
            "gai_inside", "gai_prerequisites", "gai_program", "gai_report", "hotpath",
            "hotpath_report", "inside_main", "log", "main", "md_table", "meta",
            "nofile_capacity", "ns_setup", "parse_annotate", "ports_for", "prerequisites",
@@ -111,7 +122,7 @@ __all__ = ["ANNOTATE_LINE", "BUDGET_TRACKED", "BUDGET_UNTRACKED", "DRAIN", "DRAI
 
 def prerequisites(opts, wanted):
     missing = []
-    ns = [w for w in ("scale", "resolver", "gai") if w in wanted]
+    ns = [w for w in ("scale", "resolver", "gai", "busy") if w in wanted]
     if os.geteuid() != 0 and ns:
         missing.append("%s must run as root (namespaces, bind mounts, port 53)" % ", ".join(ns))
     progs = ["gcc"]
@@ -131,7 +142,7 @@ def prerequisites(opts, wanted):
 
 def main():
     inside = {"_scale-inside": scale_inside, "_resolver-inside": resolver_inside,
-              "_gai-inside": gai_inside}
+              "_gai-inside": gai_inside, "_busy-inside": busy_inside}
     if len(sys.argv) > 1 and sys.argv[1] in inside:
         ap = argparse.ArgumentParser(prog="bench_local.py " + sys.argv[1])
         ap.add_argument("sub")
@@ -185,7 +196,8 @@ def main():
                "scale": (lambda: run_in_namespaces("scale", opts, wd), scale_report),
                "resolver": (lambda: run_in_namespaces("resolver", opts, wd), resolver_report),
                "gai": (lambda: run_in_namespaces("gai", opts, wd, [
-                   "--gai-latency", gai_program(opts)], pid=True), gai_report)}
+                   "--gai-latency", gai_program(opts)], pid=True), gai_report),
+               "busy": (lambda: run_in_namespaces("busy", opts, wd), busy_report)}
         reports = []
         for w in wanted:
             fn, report = fns[w]

@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc_self.h"
+
 #define GROUPS_MAX 8
 #define PORTS_MAX 16
 
@@ -80,48 +82,6 @@ static uint64_t now_ns(clockid_t clock)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int thread_count(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	int n = 0;
-	struct dirent *e;
-	while (d != NULL && (e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	if (d != NULL)
-		closedir(d);
-	return n;
-}
-
-/* The shim's thread, found by its name. */
-static int find_thread(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int tid = 0;
-	while (d != NULL && tid == 0 && (e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
-			continue;
-		char path[300], comm[64] = "";
-		snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-		FILE *f = fopen(path, "r");
-		if (f == NULL)
-			continue;
-		if (fgets(comm, sizeof comm, f) != NULL && strncmp(comm, "dnsaware", 8) == 0)
-			tid = atoi(e->d_name);
-		fclose(f);
-	}
-	if (d != NULL)
-		closedir(d);
-	return tid;
-}
-
-/* A thread's CPU clock (same process): the kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED). */
-static clockid_t thread_clock(int tid)
-{
-	return (clockid_t)(((unsigned)~tid) << 3) | 6;
-}
-
 static long thread_ticks(int tid)
 {
 	char path[64], buf[1024];
@@ -140,20 +100,6 @@ static long thread_ticks(int tid)
 	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime) != 2)
 		return -1;
 	return utime + stime;
-}
-
-static long thread_wakeups(int tid)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
-	FILE *f = fopen(path, "r");
-	long v = -1;
-	while (f != NULL && fgets(line, sizeof line, f) != NULL)
-		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
-			break;
-	if (f != NULL)
-		fclose(f);
-	return v;
 }
 
 static void raise_nofile(long needed)
@@ -277,12 +223,12 @@ int main(int argc, char **argv)
 	struct timespec pause = {.tv_sec = (time_t)settle, .tv_nsec = (long)((settle - (long)settle) * 1e9)};
 	nanosleep(&pause, NULL);
 	long rss_after = status_kb("VmRSS"), anon_after = status_kb("RssAnon");
-	int tid = find_thread();
+	int tid = dnsaware_thread();
 	printf("{\"event\": \"ready\", \"rss_before_kb\": %ld, \"rss_after_kb\": %ld, \"anon_before_kb\": %ld, "
 	       "\"anon_after_kb\": %ld, \"connect_s\": %.3f, \"threads\": %d, \"tid\": %d, \"thread_cpu_ns\": %llu, "
 	       "\"addrs\": [",
-	       rss_before, rss_after, anon_before, anon_after, (double)(t1 - t0) / 1e9, thread_count(), tid,
-	       tid ? (unsigned long long)now_ns(thread_clock(tid)) : 0ull);
+	       rss_before, rss_after, anon_before, anon_after, (double)(t1 - t0) / 1e9, task_count(), tid,
+	       thread_cpu_ns(tid));
 	for (int i = 0; i < group_count; i++)
 		printf("%s\"%s\"", i ? ", " : "", groups[i].addr);
 	printf("]}\n");
@@ -297,14 +243,13 @@ int main(int argc, char **argv)
 			fprintf(stderr, "conns: unknown command %s", line);
 			return 2;
 		}
-		tid = find_thread();
-		clockid_t clock = thread_clock(tid);
+		tid = dnsaware_thread();
 		long ticks0 = tid ? thread_ticks(tid) : 0, wake0 = tid ? thread_wakeups(tid) : 0;
-		uint64_t cpu0 = tid ? now_ns(clock) : 0, w0 = now_ns(CLOCK_MONOTONIC);
+		uint64_t cpu0 = thread_cpu_ns(tid), w0 = now_ns(CLOCK_MONOTONIC);
 		struct timespec span = {.tv_sec = (time_t)seconds, .tv_nsec = (long)((seconds - (long)seconds) * 1e9)};
 		while (nanosleep(&span, &span) != 0 && errno == EINTR)
 			;
-		uint64_t cpu1 = tid ? now_ns(clock) : 0, w1 = now_ns(CLOCK_MONOTONIC);
+		uint64_t cpu1 = thread_cpu_ns(tid), w1 = now_ns(CLOCK_MONOTONIC);
 		long ticks1 = tid ? thread_ticks(tid) : 0, wake1 = tid ? thread_wakeups(tid) : 0;
 		printf("{\"event\": \"measure\", \"tid\": %d, \"wall_ns\": %llu, \"cpu_ns\": %llu, \"ticks\": %ld, "
 		       "\"wakeups\": %ld, \"eof\": [",

@@ -33,7 +33,6 @@ import collections
 import json
 import os
 import re
-import socket
 import sys
 import time
 
@@ -42,6 +41,7 @@ sys.path.insert(0, HERE)
 import dnsmove  # noqa: E402
 import dnsresponder  # noqa: E402
 from dnsmove import PYTHON, HarnessError, log, tail  # noqa: E402
+from dnsmove_scene import wait_listening  # noqa: E402
 
 NAME = "svc.test"
 PROGRAM_DNS, SHIM_DNS = "127.0.0.1", "127.0.0.3"
@@ -90,16 +90,7 @@ class Trial(dnsmove.Scene):
                 self.spawn("backend-" + a, [PYTHON, os.path.join(HERE, "grpc_backend.py"),
                                             "--addr", a, "--port", str(port),
                                             "--log", self.path("backend-%s.jsonl" % a)])
-        for a in ADDRS:
-            end = time.monotonic() + 15
-            while True:
-                try:
-                    socket.create_connection((a, port), timeout=0.5).close()
-                    break
-                except OSError as e:
-                    if time.monotonic() > end:
-                        raise HarnessError("backend %s:%d did not come up: %s" % (a, port, e))
-                    time.sleep(0.1)
+        wait_listening(ADDRS, port, timeout=15.0)
 
     def start_client(self):
         env = dnsmove.clean_env()

@@ -237,16 +237,7 @@ class Scene:
             self.spawn("backend-" + a, [PYTHON, DNSMOVE, "backend",
                                         "--addr", a, "--port", str(PORT),
                                         "--log", self.path("backend-%s.jsonl" % a)])
-        for a in (OLD, NEW):
-            end = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection((a, PORT), timeout=0.5).close()
-                    break
-                except OSError as e:
-                    if time.monotonic() > end:
-                        raise HarnessError("backend %s:%d did not come up: %s" % (a, PORT, e))
-                    time.sleep(0.05)
+        wait_listening((OLD, NEW), PORT)
 
     # ---- client ----
     def start_client(self, shim):
@@ -318,6 +309,25 @@ class Scene:
         if self.client.returncode != 0:
             raise HarnessError("the client exited with status %d; output:\n%s"
                                % (self.client.returncode, tail(self.path("client.out"))))
+
+
+def wait_port(addr, port, what="backend", timeout=10.0):
+    """Waits until something accepts connections on addr:port (matrix_scene, adapter_trial)."""
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((addr, port), timeout=0.5).close()
+            return
+        except OSError as e:
+            if time.monotonic() > end:
+                raise HarnessError("%s %s:%d did not come up: %s" % (what, addr, port, e))
+            time.sleep(0.05)
+
+
+def wait_listening(addrs, port, timeout=10.0):
+    """Waits until a backend accepts connections on every addr:port."""
+    for a in addrs:
+        wait_port(a, port, "backend", timeout)
 
 
 def dns_query_counts(logfiles):

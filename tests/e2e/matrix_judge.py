@@ -12,6 +12,7 @@ import matrix_busy  # (several moves per run: the figures of each move)
 import promtext  # (a strict Prometheus text-format parser)
 from matrix_clients import FAILS_PER_RECONNECT, instance_name
 from matrix_layout import SLOW_SECONDS, TTL
+from matrix_scenarios import BUSY_REACTION_S
 
 
 def dns_counts(scene):
@@ -279,7 +280,11 @@ def judge(sc, client, res):
         shut = max(res["reconnects"], res["connections"] - client.conns) + res["ended_failed"]
         allowed = FAILS_PER_RECONNECT[client.cid][0] * shut
     if sc.failures_reported:
-        allowed = None
+        allowed = 0 if client.cid in sc.lose_none else None
+    if sc.via:
+        why = judge_reaction(res)
+        if why:
+            return "fail", why
     if allowed is not None and res["failed"] > allowed:
         return "fail", "%d failed requests (allowed %d): %s" % (
             res["failed"], allowed, res["failures"][:2])
@@ -310,6 +315,17 @@ def judge(sc, client, res):
                         "address" % (res.get("after_deadline_on_old", 0),
                                      res.get("after_deadline", 0)))
     return "pass", "moved"
+
+
+def judge_reaction(res):
+    """Busy runs (several moves): each move's last request on an address the name no longer
+    has came within BUSY_REACTION_S of the move (issue 16: TTL + 2 s, under load)."""
+    late = [(m["t"], m["last_old_s"]) for m in res.get("moves", [])
+            if m.get("last_old_s") is not None and m["last_old_s"] > BUSY_REACTION_S]
+    if late:
+        return ("answered by a removed address %s s after the move at %s s (allowed %.1f s: "
+                "TTL + 2 s)" % (late[0][1], late[0][0], BUSY_REACTION_S))
+    return None
 
 
 def judge_metrics(sc, client, res):

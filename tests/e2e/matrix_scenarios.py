@@ -10,7 +10,7 @@ class Scenario:
                  rotate=None, controls=False, rate=5.0, env=None, clients=None, slow=False,
                  expect="follow", run_after=6.0, failures_reported=False, settle=0.0,
                  refusing=(), connection="keep-alive", tls=False, net=NET4, via=None,
-                 move_every=None, back_to_back=False, answer_delay=None):
+                 move_every=None, back_to_back=False, answer_delay=None, lose_none=()):
         self.name = name
         self.title = title
         self.initial = initial      # addresses at start
@@ -27,10 +27,12 @@ class Scenario:
         # (matrix_baddays.py): stale | negative | stale-max | cache
         self.expect = expect
         self.run_after = run_after  # seconds of traffic after the change / fault
-        # Busy clients are never idle: the shim fails their next request with EPIPE, before a
-        # byte is sent, and clients that do not retry such a request report it. Counted and
-        # reported per client, not asserted (docs/compatibility.md).
+        # Busy clients: a request the shim fails with EPIPE (the send path, when it finds no
+        # idle gap) is reported by the clients that do not retry it. Counted and reported per
+        # client and per move (docs/compatibility.md); asserted to be none for the clients in
+        # lose_none (issue 16's goal).
         self.failures_reported = failures_reported
+        self.lose_none = list(lose_none)
         self.settle = settle        # added to the deadline: the client's own reuse interval
         self.refusing = list(refusing)  # addresses of the name where nothing listens
         self.connection = connection    # close: a fresh connection per request
@@ -74,11 +76,17 @@ _PER_REQUEST = dict(clients=[c.cid for c in PER_REQUEST], controls=True, rate=4.
                     connection="close", run_after=5.0)
 # Busy connections: three moves per run, A->B->C->D, 4.5 s apart (each after the previous
 # one's deadline, change + TTL + 3 s); the traffic ends 0.5 s after the last deadline, about
-# 15.5 s after the clients' warm-up began. Failed requests are counted per move and reported,
-# not asserted: each run must move at every move, and its control stay.
+# 15.5 s after the clients' warm-up began. Each run must move at every move, within TTL + 2 s
+# of it (the last request on the old address; matrix_judge.judge_reaction), and its control
+# stay. Failed requests are counted per move and reported; at 20 and 50 requests/s (plain and
+# TLS) the clients that check a pooled connection before reusing it must lose none (issue 16):
+# BUSY_LOSE_NONE. libpq never checks (it loses the request the send path fails); at 100
+# requests/s the gaps are 8 ms, near the watch's 6 ms quiet, and a loaded machine may miss one.
 _BUSY = dict(via=[[ADDRS[1]], [ADDRS[2]]], move_every=4.5, run_after=3.5, controls=True,
              failures_reported=True)
 BUSY_RATES = (20, 50, 100)
+BUSY_LOSE_NONE = ["requests", "urllib3", "node", "redis", "curl", "java", "java-forever", "nginx"]
+BUSY_REACTION_S = TTL + 2.0
 TLS_CLIENTS = ["curl", "requests", "java", "node"]   # those whose adapter has --tls
 
 
@@ -91,7 +99,8 @@ def busy_name(rate, tls):
 BUSY = [Scenario(busy_name(rate, tls), "%d requests/s on one keep-alive connection%s, the name "
                  "moves three times (A to B to C to D)" % (rate, " over HTTPS" if tls else ""),
                  [ADDRS[0]], [ADDRS[3]], rate=float(rate), tls=tls,
-                 clients=TLS_CLIENTS if tls else None, **_BUSY)
+                 clients=TLS_CLIENTS if tls else None,
+                 lose_none=BUSY_LOSE_NONE if rate <= 50 else (), **_BUSY)
         for tls in (False, True) for rate in BUSY_RATES] + [
     # Clients with no idle boundary at all: the next request the instant an answer ends, each
     # answer 0.1 s late (so about 10 requests/s); requests does not retry, urllib3 does.

@@ -12,6 +12,7 @@ import dnsresponder  # (the programmable DNS server and its client helpers)
 import matrix_tls  # (the TLS scenarios' test CA)
 import services  # (redis-server, PostgreSQL, nginx, the gRPC backend)
 from dnsmove import PYTHON, HarnessError, tail
+from dnsmove_scene import wait_port
 from matrix_clients import ALL_CLIENTS, instance_name
 from matrix_layout import (GRPC_PORT, HERE, HTTP_PORT, PG_PORT, REDIS_PORT, TLS_PORT, TTL,
                            TTL_FLOOR)
@@ -317,18 +318,6 @@ def refuses(addr, port):
 
 def hostport(host, port):
     return "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
-
-
-def wait_port(addr, port, what, timeout=10.0):
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection((addr, port), timeout=0.5).close()
-            return
-        except OSError as e:
-            if time.monotonic() > end:
-                raise HarnessError("%s %s:%d did not come up: %s" % (what, addr, port, e))
-            time.sleep(0.05)
 
 
 # --------------------------------------------------------------------------------------------

@@ -631,7 +631,10 @@ static void t_sendpath(void)
 	sleep_ms(30);
 	send_all(unread.s, "a2", 2);
 
-	sleep_ms(max_age_ms * 2); /* past max age: draining, but not idle (DNSAWARE_IDLE=10s) */
+	/* Past max age: draining, but not idle (DNSAWARE_IDLE=10s); and past the time the send path
+	 * lets new exchanges through while the thread learns a socket's rhythm (src/drain.h,
+	 * DRAIN_LEARN_MS, 500 ms). */
+	sleep_ms(max_age_ms * 2 + 500);
 	for (int i = 0; i < NK; i++)
 		CHECKF(sock_state(k[i].c) == SOCK_ALIVE, "%s case: shut down by the background path with DNSAWARE_IDLE=10s",
 		       how[i]);
