@@ -122,8 +122,10 @@ static void fill_plan(struct name_entry *e, bool departed, struct steer_plan *pl
 	strcpy(plan->host, e->host);
 	plan->turn = e->steer_turn++;
 	plan->count = 0;
-	for (unsigned i = 0; i < e->records.count && plan->count < STEER_MAX_CANDIDATES; i++)
+	for (unsigned i = 0; i < e->records.count && plan->count < STEER_MAX_CANDIDATES; i++) {
+		plan->conns[plan->count] = e->records.records[i].conns;
 		plan->current[plan->count++] = e->records.records[i].addr;
+	}
 }
 
 bool names_steer_plan(const struct ip_addr *addr, struct steer_plan *plan)
@@ -141,6 +143,12 @@ bool names_steer_plan(const struct ip_addr *addr, struct steer_plan *plan)
 		}
 	}
 	return false;
+}
+
+void names_count_socket(struct name_entry *const *entries, unsigned n, const struct ip_addr *peer, int delta)
+{
+	for (unsigned i = 0; i < n; i++)
+		recordset_count_conn(&entries[i]->records, peer, delta);
 }
 
 void names_release(struct name_entry *entry)

@@ -69,6 +69,7 @@ KINDS = {
     "DNSAWARE_STALE_MAX": ("duration", "1d", 0),
     "DNSAWARE_RESOLVE_TIMEOUT": ("duration", "1800ms", 0),
     "DNSAWARE_CACHE": ("switch", "0", None),
+    "DNSAWARE_BALANCE": ("switch", "0", None),
     "DNSAWARE_STATE_DIR": ("path", "the default place", None),
     "DNSAWARE_LOG": ("level", "warn", None),
     "DNSAWARE_HOSTS": ("globs", "all names", None),
