@@ -125,7 +125,7 @@ static bool choose_balanced(const struct steer_plan *plan, const struct ip_addr 
 			.cooling = steer_cooling(&names_failed_connects, &plan->current[i], port, now)};
 		index[n++] = i;
 	}
-	int pick = balance_choose(candidates, n, plan->turn + balance_turn_offset());
+	int pick = balance_choose(candidates, n, plan->balance_turn + balance_turn_offset());
 	if (pick < 0 || ip_addr_equal(&plan->current[index[pick]], peer))
 		return false;
 	route->first = plan->current[index[pick]];
@@ -308,11 +308,12 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	int rc = routed && route.redirected ? REAL(connect)(fd, (const struct sockaddr *)&aimed, len)
 					    : REAL(connect)(fd, addr, len);
 	int connect_errno = rc == 0 ? saved_errno : errno;
-	if (routed && route.balanced && log_enabled(LOG_DEBUG)) {
+	if (routed && route.balanced) {
 		char from[IP_PEER_STRLEN], to[IP_PEER_STRLEN];
-		log_msg(LOG_DEBUG, "balanced connect fd %d from %s (%u sockets of %s there) to %s (%u)", fd,
-			ip_addr_format_peer(&peer, port, from), route.conns_asked, route.host,
-			ip_addr_format_peer(&route.first, port, to), route.conns_first);
+		if (log_enabled(LOG_DEBUG))
+			log_msg(LOG_DEBUG, "balanced connect fd %d from %s (%u sockets of %s there) to %s (%u)", fd,
+				ip_addr_format_peer(&peer, port, from), route.conns_asked, route.host,
+				ip_addr_format_peer(&route.first, port, to), route.conns_first);
 	} else if (routed && route.redirected) {
 		stats_count(&stats.connects_redirected, 1);
 		char from[IP_PEER_STRLEN], to[IP_PEER_STRLEN];

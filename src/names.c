@@ -116,9 +116,10 @@ unsigned names_claim_departed(const struct ip_addr *addr, struct name_entry **ou
 
 struct steer_cooldowns names_failed_connects;
 
-static void fill_plan(struct name_entry *e, bool departed, struct steer_plan *plan)
+static void fill_plan(struct name_entry *e, const struct ip_addr *addr, bool departed, struct steer_plan *plan)
 {
 	plan->departed = departed;
+	plan->balance_turn = e->balance_turn[addr->family == AF_INET6]++;
 	strcpy(plan->host, e->host);
 	plan->turn = e->steer_turn++;
 	plan->count = 0;
@@ -132,13 +133,13 @@ bool names_steer_plan(const struct ip_addr *addr, struct steer_plan *plan)
 {
 	for (struct name_entry *e = entries; e != NULL; e = e->next) {
 		if (recordset_contains(&e->records, addr)) {
-			fill_plan(e, false, plan);
+			fill_plan(e, addr, false, plan);
 			return true;
 		}
 	}
 	for (struct name_entry *e = entries; e != NULL; e = e->next) {
 		if (e->records.count > 0 && recordset_was_member(&e->records, addr)) {
-			fill_plan(e, true, plan);
+			fill_plan(e, addr, true, plan);
 			return true;
 		}
 	}

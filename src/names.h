@@ -31,6 +31,7 @@ struct name_entry {
 	unsigned live_sockets;     /* tracked sockets that hold this entry */
 	bool refresh_in_flight;
 	unsigned steer_turn;       /* spreads steered connects over the current addresses */
+	unsigned balance_turn[2];  /* spreads balanced connects of each family (IPv4, IPv6) */
 	struct name_entry *next;
 };
 
@@ -62,6 +63,7 @@ struct steer_plan {
 	bool departed;             /* peer left host's set (it is not in any name's set now) */
 	char host[NAME_MAX_LEN + 1];
 	unsigned turn;             /* this connect's turn among host's steered connects */
+	unsigned balance_turn;     /* its turn among host's connects of its family (balance) */
 	struct ip_addr current[STEER_MAX_CANDIDATES]; /* host's current addresses */
 	uint32_t conns[STEER_MAX_CANDIDATES];         /* this process's tracked sockets to each */
 	unsigned count;
