@@ -206,6 +206,8 @@ void names_forget_parent_sockets(void)
 		e->live_sockets = 0;
 		e->refresh_in_flight = false;
 		e->next_refresh_ms = 0;
+		for (unsigned i = 0; i < e->records.count; i++)
+			e->records.records[i].conns = 0; /* the parent's sockets are not the child's to balance */
 		unused_count++;
 	}
 }
