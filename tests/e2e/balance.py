@@ -39,7 +39,6 @@ Internal subcommands: backend, pool, fresh, mixed (balance_ends.py).
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -47,8 +46,8 @@ import sys
 import threading
 import time
 
-from dnsmove_ns import (EXIT_FAIL, EXIT_HARNESS, PYTHON, HarnessError, clean_env, guarded,
-                        keep_or_remove, log, prepare_workdir, preload, run_in_namespaces, tail)
+from dnsmove_ns import (PYTHON, HarnessError, clean_env, guarded, log, preload, read_jsonl,
+                        missing_python_and_lib, run_outside, tail)
 from dnsmove_scene import DRIVER_SRC, TTL_FLOOR, Scene, wait_port
 import balance_ends
 from balance_judge import judge
@@ -201,17 +200,7 @@ class BalanceScene(Scene):
             self.clients[t] = self.spawn(t, argv, env=self.shim_env(t, bal))
 
     def records(self, t):
-        recs = []
-        try:
-            with open(self.path(t + ".jsonl")) as f:
-                for line in f:
-                    try:
-                        recs.append(json.loads(line))
-                    except ValueError:
-                        pass                 # a partial last line while the client writes
-        except FileNotFoundError:
-            pass
-        return recs
+        return read_jsonl(self.path(t + ".jsonl"))
 
     def check_clients(self):
         for t, p in self.clients.items():
@@ -330,30 +319,12 @@ def prerequisites(opts):
                        "a packet socket)")
     if not shutil.which("ip"):
         missing.append("ip not found (install iproute2)")
-    if subprocess.run([PYTHON, "-c", "import requests"], env=clean_env(),
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
-        missing.append("%s cannot import requests (install python3-requests)" % PYTHON)
-    if not os.path.isfile(opts.lib):
-        missing.append("library %s does not exist (build it first)" % opts.lib)
-    return missing
+    return missing + missing_python_and_lib(opts.lib)
 
 
 def outside(opts):
-    missing = prerequisites(opts)
-    if missing:
-        for m in missing:
-            log("FAIL (balance): prerequisite missing: %s" % m)
-        return EXIT_HARNESS
-    keep = opts.keep or opts.workdir is not None
-    wd = prepare_workdir(opts.workdir, "dnsaware-balance-")
-    if wd is None:
-        return EXIT_HARNESS
-    rc = run_in_namespaces(__file__, ["--inside", "--workdir", wd, "--lib", opts.lib])
-    if rc not in (0, EXIT_FAIL, EXIT_HARNESS):
-        log("FAIL (balance): the namespaced driver exited with status %d" % rc)
-        rc = EXIT_HARNESS
-    keep_or_remove(wd, rc == 0, keep)
-    return rc
+    return run_outside("balance", __file__, "dnsaware-balance-", prerequisites(opts), opts.workdir,
+                       opts.keep, ["--lib", opts.lib])
 
 
 def ends(argv):
