@@ -106,6 +106,7 @@ GOOD = {
     "DNSAWARE_STALE_MAX": [b"0", b"1d", b"30d", b"12h"],
     "DNSAWARE_RESOLVE_TIMEOUT": [b"0", b"1800ms", b"5s"],
     "DNSAWARE_CACHE": [b"0", b"1"],
+    "DNSAWARE_BALANCE": [b"0", b"1"],
     "DNSAWARE_STATE_DIR": [b"off"],
     "DNSAWARE_LOG": [b"off", b"error", b"warn", b"info"],
     "DNSAWARE_HOSTS": [b"localhost", b"*.example.com, localhost", b"x" * 1023],
