@@ -486,6 +486,7 @@ void config_load(struct config *cfg, config_getenv_fn getenv_fn, config_warn_fn 
 	load_duration(&env, &stale_max_rule, &cfg->stale_max_ms);
 	load_duration(&env, &resolve_timeout_rule, &cfg->resolve_timeout_ms);
 	load_switch(&env, ENV_CACHE, "0", &cfg->cache);
+	load_switch(&env, ENV_BALANCE, "0", &cfg->balance);
 	load_string(&env, ENV_STATE_DIR, "the default place", cfg->state_dir, sizeof cfg->state_dir);
 	load_string(&env, ENV_HOSTS, "all names", cfg->hosts, sizeof cfg->hosts);
 	load_string(&env, ENV_EXCLUDE, "none", cfg->exclude, sizeof cfg->exclude);

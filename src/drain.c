@@ -29,7 +29,9 @@ void drain_start(struct tracked_socket *s, enum drain_reason reason, uint64_t no
 		char text[IP_PEER_STRLEN];
 		log_msg(LOG_INFO, "draining fd %d to %s (%s) from +%llums", tracked_any_fd(s),
 			ip_addr_format_peer(&s->peer, s->port, text),
-			reason == DRAIN_MAX_AGE ? "max age reached" : "address left the record set",
+			reason == DRAIN_MAX_AGE	  ? "max age reached"
+			: reason == DRAIN_BALANCE ? "for balance: more than its address's fair share"
+						  : "address left the record set",
 			(unsigned long long)(not_before - now));
 	}
 	drain_check(s, now);
@@ -42,8 +44,10 @@ bool drain_marked(const struct tracked_socket *s)
 
 void drain_log_shutdown(struct tracked_socket *s, int fd, enum stats_path where)
 {
-	stats_count(&stats.shutdowns[s->drain_reason == DRAIN_MAX_AGE ? STATS_REASON_MAX_AGE : STATS_REASON_DNS][where],
-		    1);
+	enum stats_reason reason = s->drain_reason == DRAIN_MAX_AGE   ? STATS_REASON_MAX_AGE
+				   : s->drain_reason == DRAIN_BALANCE ? STATS_REASON_BALANCE
+								      : STATS_REASON_DNS;
+	stats_count(&stats.shutdowns[reason][where], 1);
 	const char *path = stats_path_name(where);
 	if (!log_enabled(LOG_INFO))
 		return;
@@ -55,6 +59,9 @@ void drain_log_shutdown(struct tracked_socket *s, int fd, enum stats_path where)
 	if (s->drain_reason == DRAIN_MAX_AGE)
 		log_msg(LOG_INFO, "shut down %s to %s (older than DNSAWARE_MAX_AGE; path %s)", fd_text,
 			ip_addr_format_peer(&s->peer, s->port, text), path);
+	else if (s->drain_reason == DRAIN_BALANCE)
+		log_msg(LOG_INFO, "shut down %s to %s (for balance over %s's addresses; path %s)", fd_text,
+			ip_addr_format_peer(&s->peer, s->port, text), name, path);
 	else
 		log_msg(LOG_INFO, "shut down %s to %s (%s no longer resolves to it; path %s)", fd_text,
 			ip_addr_format_peer(&s->peer, s->port, text), name, path);

@@ -37,7 +37,11 @@ static void forget_fd(int fd)
 	struct tracked_socket *s = fdtable_socket(slot);
 	if (s != NULL)
 		note_connect_outcome(fd, s);
-	tracked_detach(fd);
+	s = tracked_detach(fd);
+	/* Balance chooses by the sockets each address holds: the thread takes this one off its
+	 * address's count now, not at its next wake-up, before the program connects again. */
+	if (s != NULL && runtime_config.balance && atomic_load(&s->refs) == 0)
+		resolver_thread_nudge();
 }
 
 static void note_duplicate(int oldfd, int newfd)

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include "balance.h"
 #include "connect_failures.h"
 #include "dns_fd.h"
 #include "dns_learn.h"
@@ -64,6 +65,10 @@ static void track(int fd, const struct ip_addr *peer, uint16_t port, bool connec
 			names_release(s->names[i]);
 		s->name_count = 0;
 	}
+	if (s->name_count > 0) {
+		names_count_socket(s->names, s->name_count, peer, +1);
+		s->conns_counted = true;
+	}
 	names_unlock(&saved);
 	if (s->name_count == 0) {
 		free(s);
@@ -77,6 +82,8 @@ struct connect_route {
 	struct ip_addr first;
 	bool redirected;
 	bool departed;              /* redirected because first's name no longer resolves to peer */
+	bool balanced;              /* redirected to the current address with the fewest sockets */
+	uint32_t conns_asked, conns_first; /* their counts then (the debug line) */
 	char host[NAME_MAX_LEN + 1];
 	struct ip_addr others[STEER_MAX_CANDIDATES + 1];
 	unsigned other_count;
@@ -85,6 +92,46 @@ struct connect_route {
 static bool failover_error(int e)
 {
 	return e == ECONNREFUSED || e == ETIMEDOUT || e == EHOSTUNREACH || e == ENETUNREACH;
+}
+
+/* A different process starts its turns elsewhere: processes that make one connect each (a
+ * command run per request) spread over the addresses too. */
+static unsigned balance_turn_offset(void)
+{
+	static _Atomic unsigned offset;
+	unsigned got = atomic_load_explicit(&offset, memory_order_relaxed);
+	if (got == 0) {
+		got = runtime_random() | 1u;
+		atomic_store_explicit(&offset, got, memory_order_relaxed);
+	}
+	return got;
+}
+
+/* Balance (DNSAWARE_BALANCE=1): a connect to one of the name's current addresses goes to the one
+ * of its family with the fewest of this process's tracked sockets (balance.h). True when that is
+ * another address than peer: route->first is set. */
+static bool choose_balanced(const struct steer_plan *plan, const struct ip_addr *peer, uint16_t port, uint64_t now,
+			    struct connect_route *route)
+{
+	struct balance_candidate candidates[STEER_MAX_CANDIDATES];
+	unsigned index[STEER_MAX_CANDIDATES], n = 0, asked = 0;
+	for (unsigned i = 0; i < plan->count; i++) {
+		if (plan->current[i].family != peer->family)
+			continue;
+		if (ip_addr_equal(&plan->current[i], peer))
+			asked = n;
+		candidates[n] = (struct balance_candidate){
+			.conns = plan->conns[i],
+			.cooling = steer_cooling(&names_failed_connects, &plan->current[i], port, now)};
+		index[n++] = i;
+	}
+	int pick = balance_choose(candidates, n, plan->balance_turn + balance_turn_offset());
+	if (pick < 0 || ip_addr_equal(&plan->current[index[pick]], peer))
+		return false;
+	route->first = plan->current[index[pick]];
+	route->conns_asked = candidates[asked].conns;
+	route->conns_first = candidates[pick].conns;
+	return true;
 }
 
 /* The route of a connect to peer:port. False when no name produced peer, or when it left its
@@ -98,12 +145,27 @@ static bool plan_route(const struct ip_addr *peer, uint16_t port, struct connect
 	if (!names_steer_plan(peer, &plan))
 		goto done;
 	uint64_t now = runtime_now_ms();
+	strcpy(route->host, plan.host);
+	route->departed = plan.departed;
+	route->balanced = !plan.departed && runtime_config.balance && choose_balanced(&plan, peer, port, now, route);
+	if (route->balanced) {
+		/* The others, for a failed blocking connect: the name's order, the program's choice
+		 * among them. */
+		struct ip_addr order[STEER_MAX_CANDIDATES];
+		unsigned healthy = 0;
+		unsigned n = steer_order(plan.current, plan.count, peer->family, port, &names_failed_connects, now,
+					 plan.turn, &route->first, 1, order, STEER_MAX_CANDIDATES, &healthy);
+		route->redirected = true;
+		route->other_count = 0;
+		for (unsigned i = 0; i < n; i++)
+			route->others[route->other_count++] = order[i];
+		routed = true;
+		goto done;
+	}
 	struct ip_addr order[STEER_MAX_CANDIDATES];
 	unsigned healthy = 0;
 	unsigned n = steer_order(plan.current, plan.count, peer->family, port, &names_failed_connects, now,
 				 plan.turn, peer, 1, order, STEER_MAX_CANDIDATES, &healthy);
-	strcpy(route->host, plan.host);
-	route->departed = plan.departed;
 	route->redirected = plan.departed || (healthy > 0 && steer_cooling(&names_failed_connects, peer, port, now));
 	if (plan.departed && n == 0)
 		goto done;
@@ -236,7 +298,7 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	bool routed = plan_route(&peer, port, &route) && sockview_is_tcp(fd);
 	if (routed && route.redirected && !aim(addr, len, &route.first, &aimed))
 		routed = false; /* cannot be expressed in the program's sockaddr: as asked */
-	if (routed && route.redirected && !runtime_config.redirect) {
+	if (routed && route.redirected && !route.balanced && !runtime_config.redirect) {
 		/* Steering is off: a departed peer is connected as asked and not tracked, as before. */
 		routed = !route.departed;
 		route.redirected = false;
@@ -246,7 +308,13 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	int rc = routed && route.redirected ? REAL(connect)(fd, (const struct sockaddr *)&aimed, len)
 					    : REAL(connect)(fd, addr, len);
 	int connect_errno = rc == 0 ? saved_errno : errno;
-	if (routed && route.redirected) {
+	if (routed && route.balanced) {
+		char from[IP_PEER_STRLEN], to[IP_PEER_STRLEN];
+		if (log_enabled(LOG_DEBUG))
+			log_msg(LOG_DEBUG, "balanced connect fd %d from %s (%u sockets of %s there) to %s (%u)", fd,
+				ip_addr_format_peer(&peer, port, from), route.conns_asked, route.host,
+				ip_addr_format_peer(&route.first, port, to), route.conns_first);
+	} else if (routed && route.redirected) {
 		stats_count(&stats.connects_redirected, 1);
 		char from[IP_PEER_STRLEN], to[IP_PEER_STRLEN];
 		log_msg(LOG_INFO, "redirected connect fd %d from %s to %s (%s)", fd, ip_addr_format_peer(&peer, port, from),

@@ -116,31 +116,40 @@ unsigned names_claim_departed(const struct ip_addr *addr, struct name_entry **ou
 
 struct steer_cooldowns names_failed_connects;
 
-static void fill_plan(struct name_entry *e, bool departed, struct steer_plan *plan)
+static void fill_plan(struct name_entry *e, const struct ip_addr *addr, bool departed, struct steer_plan *plan)
 {
 	plan->departed = departed;
+	plan->balance_turn = e->balance_turn[addr->family == AF_INET6]++;
 	strcpy(plan->host, e->host);
 	plan->turn = e->steer_turn++;
 	plan->count = 0;
-	for (unsigned i = 0; i < e->records.count && plan->count < STEER_MAX_CANDIDATES; i++)
+	for (unsigned i = 0; i < e->records.count && plan->count < STEER_MAX_CANDIDATES; i++) {
+		plan->conns[plan->count] = e->records.records[i].conns;
 		plan->current[plan->count++] = e->records.records[i].addr;
+	}
 }
 
 bool names_steer_plan(const struct ip_addr *addr, struct steer_plan *plan)
 {
 	for (struct name_entry *e = entries; e != NULL; e = e->next) {
 		if (recordset_contains(&e->records, addr)) {
-			fill_plan(e, false, plan);
+			fill_plan(e, addr, false, plan);
 			return true;
 		}
 	}
 	for (struct name_entry *e = entries; e != NULL; e = e->next) {
 		if (e->records.count > 0 && recordset_was_member(&e->records, addr)) {
-			fill_plan(e, true, plan);
+			fill_plan(e, addr, true, plan);
 			return true;
 		}
 	}
 	return false;
+}
+
+void names_count_socket(struct name_entry *const *entries, unsigned n, const struct ip_addr *peer, int delta)
+{
+	for (unsigned i = 0; i < n; i++)
+		recordset_count_conn(&entries[i]->records, peer, delta);
 }
 
 void names_release(struct name_entry *entry)
@@ -197,6 +206,8 @@ void names_forget_parent_sockets(void)
 		e->live_sockets = 0;
 		e->refresh_in_flight = false;
 		e->next_refresh_ms = 0;
+		for (unsigned i = 0; i < e->records.count; i++)
+			e->records.records[i].conns = 0; /* the parent's sockets are not the child's to balance */
 		unused_count++;
 	}
 }

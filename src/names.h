@@ -31,6 +31,7 @@ struct name_entry {
 	unsigned live_sockets;     /* tracked sockets that hold this entry */
 	bool refresh_in_flight;
 	unsigned steer_turn;       /* spreads steered connects over the current addresses */
+	unsigned balance_turn[2];  /* spreads balanced connects of each family (IPv4, IPv6) */
 	struct name_entry *next;
 };
 
@@ -49,6 +50,9 @@ unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry *
 unsigned names_claim_departed(const struct ip_addr *addr, struct name_entry **out, unsigned max);
 /* Lock held. */
 void names_release(struct name_entry *entry);
+/* Lock held. A tracked socket to peer, held by these entries, came (delta +1) or went (-1): the
+ * count of each entry's record of peer (balance's choice, its fair share, the stats file). */
+void names_count_socket(struct name_entry *const *entries, unsigned n, const struct ip_addr *peer, int delta);
 
 /* Addresses whose connect failed lately (blocking connects in the hook, non-blocking ones seen
  * failing by the background thread). Lock held. */
@@ -59,7 +63,9 @@ struct steer_plan {
 	bool departed;             /* peer left host's set (it is not in any name's set now) */
 	char host[NAME_MAX_LEN + 1];
 	unsigned turn;             /* this connect's turn among host's steered connects */
+	unsigned balance_turn;     /* its turn among host's connects of its family (balance) */
 	struct ip_addr current[STEER_MAX_CANDIDATES]; /* host's current addresses */
+	uint32_t conns[STEER_MAX_CANDIDATES];         /* this process's tracked sockets to each */
 	unsigned count;
 };
 /* Lock held. The first name whose set holds addr, else the first that lost it (and still has

@@ -67,6 +67,7 @@ static bool add_record(struct recordset *rs, const struct ip_addr *addr)
 	record->addr = normalized(addr);
 	record->absent_count = 0;
 	record->was_absent = false;
+	record->conns = 0;
 	return true;
 }
 
@@ -213,6 +214,14 @@ void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, u
 		if (add_record(rs, &addrs[i]))
 			change->added_count++;
 	}
+}
+
+void recordset_count_conn(struct recordset *rs, const struct ip_addr *addr, int delta)
+{
+	struct record *record = find_record(rs, addr);
+	if (record == NULL || (delta < 0 && record->conns == 0))
+		return;
+	record->conns += (uint32_t)delta;
 }
 
 bool recordset_contains(const struct recordset *rs, const struct ip_addr *addr)

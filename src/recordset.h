@@ -17,6 +17,7 @@ struct record {
 	struct ip_addr addr;
 	uint16_t absent_count;  /* consecutive successful background answers without it */
 	bool was_absent;        /* absent from at least one background answer since it was added */
+	uint32_t conns;         /* this process's tracked sockets to it (balance, the stats file) */
 };
 
 struct departed {
@@ -63,6 +64,10 @@ void recordset_apply_answer(struct recordset *rs, const struct ip_addr *addrs, u
 void recordset_apply_failure(struct recordset *rs);
 
 bool recordset_contains(const struct recordset *rs, const struct ip_addr *addr);
+
+/* A tracked socket to addr came (delta +1) or went (-1): its record's conns, if addr is current.
+ * An address that left the set takes its count along; one that comes back starts at 0. */
+void recordset_count_conn(struct recordset *rs, const struct ip_addr *addr, int delta);
 
 /* True when addr was in the set, was removed, and has not been seen since (answer or program). */
 bool recordset_was_member(const struct recordset *rs, const struct ip_addr *addr);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "balance_growth.h"
 #include "channel.h"
 #include "log.h"
 #include "names.h"
@@ -121,6 +122,11 @@ static void take_answer(struct name_entry *entry, int status, const struct ares_
 	if (change.removed_count > 0) {
 		names_lock(&saved);
 		thread_lists_drain_removed(entry, now);
+		names_unlock(&saved);
+	}
+	if (change.added_count > 0 && runtime_config.balance) {
+		names_lock(&saved);
+		balance_growth_recycle(entry, now);
 		names_unlock(&saved);
 	}
 }

@@ -7,7 +7,7 @@
 
 struct stats stats;
 
-static const char *const reason_names[STATS_REASONS] = {"dns", "max_age"};
+static const char *const reason_names[STATS_REASONS] = {"dns", "max_age", "balance"};
 static const char *const path_names[STATS_PATHS] = {"idle", "send", "deadline"};
 static const char *const learn_source_names[STATS_LEARN_SOURCES] = {"getaddrinfo", "gethostbyname", "dns"};
 
@@ -60,7 +60,45 @@ static void single(struct text *t, const char *name, const char *type, const cha
 	put(t, "%s{pid=\"%ld\"} %llu\n", name, pid, (unsigned long long)get(value));
 }
 
-int stats_format(const struct stats *s, long pid, char *buf, size_t size)
+/* A label value as the exposition format wants it: backslash, double quote and newline escaped. */
+static void put_label_value(struct text *t, const char *value)
+{
+	for (const char *p = value; *p != '\0'; p++) {
+		if (*p == '\\' || *p == '"')
+			put(t, "\\%c", *p);
+		else if (*p == '\n')
+			put(t, "\\n");
+		else
+			put(t, "%c", *p);
+	}
+}
+
+static void name_sample(struct text *t, long pid, const char *name, const char *address, uint64_t sockets)
+{
+	put(t, "dnsaware_name_sockets{pid=\"%ld\",name=\"", pid);
+	put_label_value(t, name);
+	put(t, "\",address=\"%s\"} %llu\n", address, (unsigned long long)sockets);
+}
+
+static void name_sockets(struct text *t, const struct stats_names *names, long pid)
+{
+	family(t, "dnsaware_name_sockets", "gauge",
+	       "This process's tracked connections per current address of a name (the busiest names; the rest "
+	       "under name=\"_other\").");
+	if (names == NULL)
+		return;
+	for (unsigned i = 0; i < names->count; i++) {
+		const struct stats_name_sockets *n = &names->name[i];
+		for (unsigned a = 0; a < n->count; a++)
+			name_sample(t, pid, n->name, n->address[a], n->sockets[a]);
+		if (n->has_other_addresses)
+			name_sample(t, pid, n->name, "_other", n->other_addresses);
+	}
+	if (names->has_other)
+		name_sample(t, pid, "_other", "_other", names->other);
+}
+
+int stats_format(const struct stats *s, const struct stats_names *names, long pid, char *buf, size_t size)
 {
 	struct text t = {buf, size, 0, size == 0};
 
@@ -77,7 +115,7 @@ int stats_format(const struct stats *s, long pid, char *buf, size_t size)
 	       "Addresses that left a name's record set (absent from DNSAWARE_STALE_AFTER answers).", pid,
 	       &s->addresses_removed);
 	family(&t, "dnsaware_sockets_shutdown_total", "counter",
-	       "Connections shut down, by reason (dns, max_age) and path (idle, send, deadline).");
+	       "Connections shut down, by reason (dns, max_age, balance) and path (idle, send, deadline).");
 	for (int r = 0; r < STATS_REASONS; r++)
 		for (int p = 0; p < STATS_PATHS; p++)
 			put(&t, "dnsaware_sockets_shutdown_total{pid=\"%ld\",reason=\"%s\",path=\"%s\"} %llu\n", pid,
@@ -110,6 +148,7 @@ int stats_format(const struct stats *s, long pid, char *buf, size_t size)
 	       "Tracked connections the background thread looked at, summed over its walks (adopting new ones not "
 	       "counted).",
 	       pid, &s->thread_socket_visits);
+	name_sockets(&t, names, pid);
 	return t.overflow ? -1 : (int)t.used;
 }
 

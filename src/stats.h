@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum stats_reason { STATS_REASON_DNS, STATS_REASON_MAX_AGE, STATS_REASONS };
+enum stats_reason { STATS_REASON_DNS, STATS_REASON_MAX_AGE, STATS_REASON_BALANCE, STATS_REASONS };
 enum stats_learn_source { STATS_LEARN_GETADDRINFO, STATS_LEARN_GETHOSTBYNAME, STATS_LEARN_DNS, STATS_LEARN_SOURCES };
 enum stats_path { STATS_PATH_IDLE, STATS_PATH_SEND, STATS_PATH_DEADLINE, STATS_PATHS };
 
@@ -37,16 +37,38 @@ struct stats {
 
 extern struct stats stats;
 
+/* dnsaware_name_sockets{name,address}: this process's tracked sockets per current address of its
+ * busiest names (stats_names.c takes them from the names under their lock). The names beyond
+ * STATS_NAMES_MAX are summed under name="_other", the addresses of a name beyond
+ * STATS_NAME_ADDRS_MAX under its address="_other". */
+#define STATS_NAMES_MAX 32
+#define STATS_NAME_ADDRS_MAX 16
+struct stats_name_sockets {
+	char name[256];
+	unsigned count;
+	char address[STATS_NAME_ADDRS_MAX][46];
+	uint32_t sockets[STATS_NAME_ADDRS_MAX];
+	uint64_t other_addresses; /* sockets to its addresses beyond the first STATS_NAME_ADDRS_MAX */
+	bool has_other_addresses;
+	uint64_t total;
+};
+struct stats_names {
+	struct stats_name_sockets name[STATS_NAMES_MAX];
+	unsigned count;
+	uint64_t other; /* sockets of the names beyond STATS_NAMES_MAX */
+	bool has_other;
+};
+
 static inline void stats_count(_Atomic uint64_t *counter, uint64_t n)
 {
 	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
-/* The exposition text (every family with # HELP and # TYPE). Every sample carries pid="PID":
+/* The exposition text (every family with # HELP and # TYPE; names may be NULL: no per-name sample). Every sample carries pid="PID":
  * node_exporter's textfile collector merges a directory of files, one per process, and
  * samples with the same name and labels from two files would collide. Returns its length, or
  * -1 when it does not fit in size bytes. */
-int stats_format(const struct stats *s, long pid, char *buf, size_t size);
+int stats_format(const struct stats *s, const struct stats_names *names, long pid, char *buf, size_t size);
 
 /* "idle", "send", "deadline": the path label, also the log's word for it. */
 const char *stats_path_name(enum stats_path path);

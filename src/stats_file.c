@@ -14,10 +14,13 @@
 #include "config.h"
 #include "file_helper.h"
 #include "log.h"
+#include "names.h"
 #include "runtime.h"
 #include "stats.h"
+#include "stats_names.h"
 
-#define STATS_TEXT_MAX 4096
+/* The counters take 4 KB; each name of dnsaware_name_sockets up to about 2 KB more. */
+#define STATS_TEXT_MAX (8192 + STATS_NAMES_MAX * (STATS_NAME_ADDRS_MAX + 1) * 400)
 
 static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
 static bool failing; /* write_mutex: warn once per failure streak */
@@ -43,12 +46,18 @@ static uint32_t random_suffix(void)
  * has the file helper do it (file_helper.h). */
 static int write_locked(bool direct, const char **what, char *path, size_t path_size)
 {
+	/* Static (under write_mutex): the write at exit runs on a program thread's stack. */
+	static char text[STATS_TEXT_MAX];
+	static struct stats_names names;
 	struct file_replace job;
-	char text[STATS_TEXT_MAX];
 	*what = "expanding the path";
 	if (!stats_expand_path(runtime_config.stats_file, (long)getpid(), path, path_size))
 		return ENAMETOOLONG;
-	int length = stats_format(&stats, (long)getpid(), text, sizeof text);
+	sigset_t saved;
+	names_lock(&saved);
+	stats_names_collect(&names);
+	names_unlock(&saved);
+	int length = stats_format(&stats, &names, (long)getpid(), text, sizeof text);
 	if (length < 0)
 		return EOVERFLOW;
 	int n = snprintf(job.tmp_prefix, sizeof job.tmp_prefix, "%s.tmp%d.", path, (int)getpid());

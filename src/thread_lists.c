@@ -76,6 +76,11 @@ void thread_lists_start_draining(struct tracked_socket *s, enum drain_reason rea
 	drain_start(s, reason, now, not_before);
 }
 
+struct tracked_socket *thread_lists_sockets(void)
+{
+	return sockets;
+}
+
 void thread_lists_drain_removed(const struct name_entry *entry, uint64_t now)
 {
 	unsigned count = 0;
@@ -91,11 +96,26 @@ void thread_lists_drain_removed(const struct name_entry *entry, uint64_t now)
 		if (!drain_wanted_by_answer(s))
 			continue;
 		uint64_t offset = drain_spread_offset_ms(index++, count, entry->interval_ms);
+		s->conns_counted = false; /* its count left the set with its address */
 		thread_lists_start_draining(s, DRAIN_DNS, now, now + offset);
 	}
 	stats_count(&stats.thread_socket_visits, visits);
 }
 
+
+/* A socket the program closed stops counting for its address at once (balance chooses by these
+ * counts: a pool that reconnects must not see its closed sockets), and counts again if a dup that
+ * raced the close revived it. */
+static void count_socket(struct tracked_socket *s, bool counted)
+{
+	sigset_t saved;
+	names_lock(&saved);
+	if (s->conns_counted != counted) {
+		names_count_socket(s->names, s->name_count, &s->peer, counted ? +1 : -1);
+		s->conns_counted = counted;
+	}
+	names_unlock(&saved);
+}
 
 void thread_lists_collect_released(uint64_t now)
 {
@@ -120,6 +140,7 @@ void thread_lists_collect_released(uint64_t now)
 		visits++;
 		if (!taken)
 			continue; /* already waiting, or revived by a dup that raced the close */
+		count_socket(s, false);
 		if (atomic_load(&s->connect_failed) && atomic_exchange(&s->connecting, false))
 			connect_watch_remember_failed(s);
 		/* The program closed it right after the send path shut it down (and failed its send
@@ -154,6 +175,7 @@ void thread_lists_reap_closed(uint64_t now, uint64_t *wake_at)
 			*link = s->next_closed; /* revived by a dup that raced the close */
 			s->closed_listed = false;
 			s->released_at_ms = 0;
+			count_socket(s, true);
 			continue;
 		}
 		/* Not adopted yet (closed before the thread took it in), or pushed again after a
@@ -170,6 +192,8 @@ void thread_lists_reap_closed(uint64_t now, uint64_t *wake_at)
 			drop_attention(s);
 		sigset_t saved;
 		names_lock(&saved);
+		if (s->conns_counted)
+			names_count_socket(s->names, s->name_count, &s->peer, -1);
 		for (unsigned i = 0; i < s->name_count; i++)
 			names_release(s->names[i]);
 		names_unlock(&saved);

@@ -24,6 +24,10 @@ void thread_lists_start_draining(struct tracked_socket *s, enum drain_reason rea
  * theirs still holds start draining, spread. */
 void thread_lists_drain_removed(const struct name_entry *entry, uint64_t now);
 
+/* The first of every socket the thread adopted (names lock held; ->next for the rest): for walks
+ * that decide in a file of their own (balance_growth.c). */
+struct tracked_socket *thread_lists_sockets(void);
+
 /* Moves the sockets that lost their last fd since the last look to the closed list. */
 void thread_lists_collect_released(uint64_t now);
 

@@ -22,7 +22,7 @@
 
 struct name_entry;
 
-enum drain_reason { DRAIN_NONE = 0, DRAIN_DNS = 1, DRAIN_MAX_AGE = 2 };
+enum drain_reason { DRAIN_NONE = 0, DRAIN_DNS = 1, DRAIN_MAX_AGE = 2, DRAIN_BALANCE = 3 };
 
 struct tracked_socket {
 	_Atomic uint64_t state;             /* first: read through the slot as a gate's is (fdtable_slot_state) */
@@ -60,6 +60,9 @@ struct tracked_socket {
 	bool fast_looks;                    /* it holds one of the DRAIN_FAST_MAX fast-look places */
 	uint64_t observed_state;            /* the state word at the thread's last look */
 	struct exchange_watch watch;        /* its exchanges while draining (drain.c) */
+	/* Counted in its names' records of peer (names_count_socket; under the names lock): from
+	 * the connect until the thread sees it closed, or until peer leaves the set. */
+	bool conns_counted;
 	uint64_t released_at_ms;            /* when the thread first saw refs == 0 */
 	struct tracked_socket *next;        /* the thread's list */
 	struct tracked_socket *prev;        /* (doubly linked: a closed socket leaves it in O(1)) */

@@ -41,6 +41,7 @@ sys.path.insert(0, HERE)
 import dnsmove  # noqa: E402
 import dnsresponder  # noqa: E402
 from dnsmove import PYTHON, HarnessError, log, tail  # noqa: E402
+from dnsmove_ns import read_jsonl  # noqa: E402
 from dnsmove_scene import wait_listening  # noqa: E402
 
 NAME = "svc.test"
@@ -110,17 +111,7 @@ class Trial(dnsmove.Scene):
         self.client = self.spawn("client", argv, env=env)
 
     def records(self):
-        recs = []
-        try:
-            with open(self.out) as f:
-                for line in f:
-                    try:
-                        recs.append(json.loads(line))
-                    except ValueError:
-                        pass
-        except FileNotFoundError:
-            pass
-        return recs
+        return read_jsonl(self.out)
 
     def alive(self):
         if self.client.poll() is not None:

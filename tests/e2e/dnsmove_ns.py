@@ -11,6 +11,7 @@ preload() (LD_PRELOAD for the shim, after a sanitizer runtime) and _pdeathsig() 
 with the driver). Python standard library only.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -124,6 +125,55 @@ def prepare_workdir(workdir, prefix, marker=".dnsmove-workdir"):
     os.chmod(wd, 0o755)
     open(os.path.join(wd, marker), "w").close()
     return wd
+
+
+def read_jsonl(path):
+    """The JSON lines of a file a process may still be writing: a partial last line, or no file
+    yet, is no record."""
+    recs = []
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    try:
+                        recs.append(json.loads(line))
+                    except ValueError:
+                        pass
+    except FileNotFoundError:
+        pass
+    return recs
+
+
+def missing_python_and_lib(lib):
+    """What a driver whose clients are python requests needs besides root: the module and the
+    library."""
+    missing = []
+    if subprocess.run([PYTHON, "-c", "import requests"], env=clean_env(),
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        missing.append("%s cannot import requests (install python3-requests)" % PYTHON)
+    if not os.path.isfile(lib):
+        missing.append("library %s does not exist (build it first)" % lib)
+    return missing
+
+
+def run_outside(label, script, prefix, missing, workdir, keep, args):
+    """A test driver's outer half: reports what is missing, makes the log directory, runs
+    `script --inside --workdir WD args` in the namespaces and keeps the logs of a failing run.
+    Returns the exit status."""
+    if missing:
+        for m in missing:
+            log("FAIL (%s): prerequisite missing: %s" % (label, m))
+        return EXIT_HARNESS
+    keep = keep or workdir is not None
+    wd = prepare_workdir(workdir, prefix)
+    if wd is None:
+        return EXIT_HARNESS
+    rc = run_in_namespaces(script, ["--inside", "--workdir", wd] + list(args))
+    if rc not in (0, EXIT_FAIL, EXIT_HARNESS):
+        log("FAIL (%s): the namespaced driver exited with status %d" % (label, rc))
+        rc = EXIT_HARNESS
+    keep_or_remove(wd, rc == 0, keep)
+    return rc
 
 
 def keep_or_remove(wd, passed, keep, what="logs kept in %s"):

@@ -6,7 +6,6 @@ checks. Scene is the base of tests/e2e/matrix_scene.py's MatrixScene, adapter_tr
 tests/bench/bench_proxy_scene.py's BenchScene and tools/demo.py's DemoScene.
 """
 
-import json
 import os
 import random
 import signal
@@ -15,7 +14,7 @@ import struct
 import subprocess
 import time
 
-from dnsmove_ns import PYTHON, HarnessError, _pdeathsig, clean_env, log, preload, tail
+from dnsmove_ns import PYTHON, HarnessError, _pdeathsig, clean_env, log, preload, read_jsonl, tail
 
 NAME = "svc.test"
 OLD = "127.0.0.10"
@@ -261,19 +260,7 @@ class Scene:
                                             "--max-duration", "90"], env=env)
 
     def client_records(self):
-        recs = []
-        try:
-            with open(self.client_out) as f:
-                for line in f:
-                    line = line.strip()
-                    if line:
-                        try:
-                            recs.append(json.loads(line))
-                        except ValueError:
-                            pass       # partial last line while the client runs
-        except FileNotFoundError:
-            pass
-        return recs
+        return read_jsonl(self.client_out)
 
     def wait_first_request(self, timeout=15.0):
         end = time.monotonic() + timeout

@@ -1,7 +1,6 @@
 """The matrix's scene (tests/e2e/matrix.py): the DNS responder, the servers and the clients of one
 scenario inside its namespace, and the run itself (warm-up, the DNS change or fault, the stop)."""
 
-import json
 import os
 import socket
 import subprocess
@@ -12,6 +11,7 @@ import dnsresponder  # (the programmable DNS server and its client helpers)
 import matrix_tls  # (the TLS scenarios' test CA)
 import services  # (redis-server, PostgreSQL, nginx, the gRPC backend)
 from dnsmove import PYTHON, HarnessError, tail
+from dnsmove_ns import read_jsonl
 from dnsmove_scene import wait_port
 from matrix_clients import ALL_CLIENTS, instance_name
 from matrix_layout import (GRPC_PORT, HERE, HTTP_PORT, PG_PORT, REDIS_PORT, TLS_PORT, TTL,
@@ -219,17 +219,7 @@ class MatrixScene(dnsmove.Scene):
                 self.instances[(c.cid, shim, "front")] = p
 
     def records(self, client, shim):
-        recs = []
-        try:
-            with open(self.out_file(client, shim)) as f:
-                for line in f:
-                    try:
-                        recs.append(json.loads(line))
-                    except ValueError:
-                        pass            # a partial last line while the client writes
-        except FileNotFoundError:
-            pass
-        return recs
+        return read_jsonl(self.out_file(client, shim))
 
     def check_alive(self):
         for key, p in self.instances.items():

@@ -36,16 +36,14 @@ Internal subcommands: backend, client (nevercut_ends.py).
 """
 
 import argparse
-import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
-from dnsmove_ns import (EXIT_FAIL, EXIT_HARNESS, PYTHON, Failure, HarnessError, clean_env, guarded,
-                        keep_or_remove, log, prepare_workdir, preload, run_in_namespaces, tail)
+from dnsmove_ns import (PYTHON, Failure, HarnessError, clean_env, guarded, log, preload, read_jsonl,
+                        missing_python_and_lib, run_outside, tail)
 from dnsmove_scene import OLD, TTL_FLOOR, Scene, dns_query_a, wait_listening
 import nevercut_ends
 
@@ -146,8 +144,7 @@ class NeverCutScene(Scene):
                                    % (t, p.returncode, tail(self.path(t + ".out"))))
 
     def records(self, t):
-        with open(self.path(t + ".jsonl")) as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return read_jsonl(self.path(t + ".jsonl"))
 
 
 def judge(scene):
@@ -223,31 +220,12 @@ def prerequisites(opts):
         missing.append("dnsmasq not found (install dnsmasq-base)")
     if not shutil.which("node"):
         missing.append("node not found (install nodejs)")
-    if subprocess.run([PYTHON, "-c", "import requests"], env=clean_env(),
-                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
-        missing.append("%s cannot import requests (install python3-requests)" % PYTHON)
-    if not os.path.isfile(opts.lib):
-        missing.append("library %s does not exist (build it first)" % opts.lib)
-    return missing
+    return missing + missing_python_and_lib(opts.lib)
 
 
 def outside(opts):
-    missing = prerequisites(opts)
-    if missing:
-        for m in missing:
-            log("FAIL (nevercut): prerequisite missing: %s" % m)
-        return EXIT_HARNESS
-    keep = opts.keep or opts.workdir is not None
-    wd = prepare_workdir(opts.workdir, "dnsaware-nevercut-")
-    if wd is None:
-        return EXIT_HARNESS
-    rc = run_in_namespaces(__file__, ["--inside", "--workdir", wd, "--dnsmasq", opts.dnsmasq,
-                                      "--lib", opts.lib])
-    if rc not in (0, EXIT_FAIL, EXIT_HARNESS):
-        log("FAIL (nevercut): the namespaced driver exited with status %d" % rc)
-        rc = EXIT_HARNESS
-    keep_or_remove(wd, rc == 0, keep)
-    return rc
+    return run_outside("nevercut", __file__, "dnsaware-nevercut-", prerequisites(opts), opts.workdir,
+                       opts.keep, ["--dnsmasq", opts.dnsmasq, "--lib", opts.lib])
 
 
 def main():

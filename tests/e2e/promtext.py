@@ -225,13 +225,14 @@ def counter(parsed, name, **labels):
 
 
 # The contract of DNSAWARE_STATS_FILE: family -> (type, {label: allowed values}). Every
-# combination of label values must be present.
+# combination of label values must be present; a label whose values are None takes any value (the
+# per-name families: a sample per name and address, or none).
 DNSAWARE = {
     "dnsaware_tracked_sockets": ("gauge", {}),
     "dnsaware_watched_names": ("gauge", {}),
     "dnsaware_resolutions_total": ("counter", {"result": ("ok", "error")}),
     "dnsaware_addresses_removed_total": ("counter", {}),
-    "dnsaware_sockets_shutdown_total": ("counter", {"reason": ("dns", "max_age"),
+    "dnsaware_sockets_shutdown_total": ("counter", {"reason": ("dns", "max_age", "balance"),
                                                     "path": ("idle", "send", "deadline")}),
     "dnsaware_connects_redirected_total": ("counter", {}),
     "dnsaware_connect_failovers_total": ("counter", {}),
@@ -240,6 +241,7 @@ DNSAWARE = {
     "dnsaware_thread_socket_visits_total": ("counter", {}),
     "dnsaware_stale_answers_total": ("counter", {}),
     "dnsaware_cache_lookups_total": ("counter", {"result": ("hit", "miss")}),
+    "dnsaware_name_sockets": ("gauge", {"name": None, "address": None}),
 }
 
 
@@ -276,10 +278,12 @@ def check_dnsaware(parsed):
                 _fail(s["line"], f"{name} has labels {sorted(s['labels'])},"
                                  f" expected {sorted(label_values)}")
             for label, value in s["labels"].items():
-                if value not in label_values[label]:
+                if label_values[label] is not None and value not in label_values[label]:
                     _fail(s["line"], f"{name}: label {label}={value!r} not one of"
                                      f" {', '.join(label_values[label])}")
             present.add(frozenset(s["labels"].items()))
+        if any(vs is None for vs in label_values.values()):
+            continue
         for combo in itertools.product(*([(k, v) for v in vs] for k, vs in label_values.items())):
             if frozenset(combo) not in present:
                 _fail(n, f"family {name} lacks the sample {_show(name, dict(combo))}")

@@ -24,7 +24,7 @@ import promtext  # noqa: E402
 from test_promtext import DNSAWARE as UNLABELLED, with_pid  # noqa: E402
 
 HEADER = ["PID", "NAMES", "SOCKETS", "RESOLVE OK/ERR", "REMOVED", "DNS-SHUTDOWN I/S/D",
-          "MAX_AGE-SHUTDOWN I/S/D", "REDIRECTS", "FAILOVERS", "UPDATED"]
+          "MAX_AGE-SHUTDOWN I/S/D", "BALANCE-SHUTDOWN I/S/D", "REDIRECTS", "FAILOVERS", "UPDATED"]
 
 failures = []
 
@@ -59,7 +59,7 @@ def aligned(lines):
     ends = [m.end() for m in re.finditer("|".join(map(re.escape, HEADER[1:-1])), lines[0])]
     for line in lines[1:]:
         tokens = list(re.finditer(r"\S+", line))
-        if not line.startswith(tokens[0].group()) or [t.end() for t in tokens[1:9]] != ends:
+        if not line.startswith(tokens[0].group()) or [t.end() for t in tokens[1:10]] != ends:
             return False
     return True
 
@@ -75,7 +75,9 @@ def main():
                              ('{reason="max_age",path="deadline"} 0',
                               '{reason="max_age",path="deadline"} 2'),
                              ("dnsaware_connects_redirected_total 2",
-                              "dnsaware_connects_redirected_total 10")]), "202")
+                              "dnsaware_connects_redirected_total 10"),
+                             ('{reason="balance",path="idle"} 0', '{reason="balance",path="idle"} 6'),
+                             ('address="127.0.0.11"} 0', 'address="127.0.0.11"} 3')]), "202")
     DNSAWARE = pid101
     for doc in (DNSAWARE, pid202):
         promtext.check_dnsaware(promtext.parse(doc))      # the fixtures honour the contract
@@ -92,25 +94,31 @@ def main():
         write(os.path.join(d, "README"), "not metrics\n")
 
         status, out, err = run(d)
+        names = out[out.index("") + 1:] if "" in out else []
+        out = out[:out.index("")] if "" in out else out
         rows = [line.split() for line in out]
         check(status == 1, f"directory with a malformed file: exit 1 (got {status})")
         check(err == [f'dnsaware-stats: {bad}: line 10: malformed labels {{pid="101",result=error}}'],
               f"one error line naming the file and line ({err})")
         check(len(out) == 4 and out[0].split() == " ".join(HEADER).split(),
               "header, two rows, TOTAL")
-        check(rows[1][:9] == ["101", "3", "12", "340/2", "1", "4/0/1", "7/0/0", "2", "1"]
-              and re.fullmatch(r"[0-9]+s", rows[1][9]) and len(rows[1]) == 10,
+        check(rows[1][:10] == ["101", "3", "12", "340/2", "1", "4/0/1", "7/0/0", "0/0/0", "2", "1"]
+              and re.fullmatch(r"[0-9]+s", rows[1][10]) and len(rows[1]) == 11,
               f"pid 101 row, fresh ({out[1]!r})")
-        check(rows[2][:9] == ["202", "1", "5", "60/0", "1", "4/3/1", "7/0/2", "10", "1"]
-              and re.fullmatch(r"10m0[0-9]s", rows[2][9]) and rows[2][10:] == ["STALE"],
+        check(rows[2][:10] == ["202", "1", "5", "60/0", "1", "4/3/1", "7/0/2", "6/0/0", "10", "1"]
+              and re.fullmatch(r"10m0[0-9]s", rows[2][10]) and rows[2][11:] == ["STALE"],
               f"pid 202 row, marked STALE ({out[2]!r})")
-        check(rows[3] == ["TOTAL", "4", "17", "400/2", "2", "8/3/2", "14/0/2", "12", "2"],
+        check(rows[3] == ["TOTAL", "4", "17", "400/2", "2", "8/3/2", "14/0/2", "6/0/0", "12", "2"],
               f"TOTAL row ({out[3]!r})")
         check(aligned(out), "columns aligned")
+        check([line.split() for line in names] == [["NAME", "ADDRESS", "SOCKETS"],
+                                                   ["api.test", "127.0.0.10", "4"],
+                                                   ["127.0.0.11", "3"]],
+              f"sockets per address, summed over the files ({names})")
 
         one = os.path.join(d, "dnsaware-101.prom")
         status, out, err = run(one)
-        check(status == 0 and err == [] and len(out) == 2 and out[1].split()[:9] == rows[1][:9],
+        check(status == 0 and err == [] and len(out) == 6 and out[1].split()[:10] == rows[1][:10],
               f"single file: header and its row, no TOTAL, exit 0 ({out}, {err})")
 
         status, out, err = run(os.path.join(d, "node_cpu.prom"))

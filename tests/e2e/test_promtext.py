@@ -40,6 +40,9 @@ dnsaware_sockets_shutdown_total{reason="dns",path="deadline"} 1
 dnsaware_sockets_shutdown_total{reason="max_age",path="idle"} 7
 dnsaware_sockets_shutdown_total{reason="max_age",path="send"} 0
 dnsaware_sockets_shutdown_total{reason="max_age",path="deadline"} 0
+dnsaware_sockets_shutdown_total{reason="balance",path="idle"} 0
+dnsaware_sockets_shutdown_total{reason="balance",path="send"} 0
+dnsaware_sockets_shutdown_total{reason="balance",path="deadline"} 0
 # HELP dnsaware_connects_redirected_total Connects to a stale address steered to a current one.
 # TYPE dnsaware_connects_redirected_total counter
 dnsaware_connects_redirected_total 2
@@ -64,6 +67,10 @@ dnsaware_stale_answers_total 5
 # TYPE dnsaware_cache_lookups_total counter
 dnsaware_cache_lookups_total{result="hit"} 40
 dnsaware_cache_lookups_total{result="miss"} 2
+# HELP dnsaware_name_sockets Tracked connections per current address of a name.
+# TYPE dnsaware_name_sockets gauge
+dnsaware_name_sockets{name="api.test",address="127.0.0.10"} 2
+dnsaware_name_sockets{name="api.test",address="127.0.0.11"} 0
 """
 
 GOOD = {
@@ -167,7 +174,7 @@ def replace(doc, old, new):
 # Breakages of the dnsaware document: (what, document, line the error must name or None).
 BAD_DNSAWARE = [
     ("unknown family", DNSAWARE + "# HELP dnsaware_x X.\n# TYPE dnsaware_x gauge\ndnsaware_x 1\n",
-     46),
+     53),
     ("missing family", replace(DNSAWARE, "# HELP dnsaware_connect_failovers_total Failed"
                                " connects retried on another address of the name.\n"
                                "# TYPE dnsaware_connect_failovers_total counter\n"
@@ -194,7 +201,7 @@ BAD_DNSAWARE = [
                           "dnsaware_addresses_removed_total NaN"), 13),
     ("timestamp", replace(DNSAWARE, "dnsaware_watched_names 3", "dnsaware_watched_names 3 1000"),
      6),
-    ("empty family", replace(DNSAWARE, "dnsaware_connects_redirected_total 2\n", ""), 22),
+    ("empty family", replace(DNSAWARE, "dnsaware_connects_redirected_total 2\n", ""), 25),
     ("empty file", "", None),
 ]
 
@@ -252,7 +259,7 @@ def main():
     except ValueError as e:
         check(False, f"dnsaware document meets the contract: {e}")
     vals = promtext.values(parsed)
-    check(len(vals) == 21 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
+    check(len(vals) == 26 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
           and vals[("dnsaware_sockets_shutdown_total",
                     frozenset({"pid": "4242", "reason": "dns", "path": "deadline"}.items()))] == 1,
           "values()")

@@ -1,7 +1,10 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "names.h"
+#include "stats_names.h"
 
 static struct ip_addr v4(const char *text)
 {
@@ -100,4 +103,68 @@ Test(names, refresh_in_flight_is_never_freed)
 	e->refresh_in_flight = true;
 	names_forget_unused(UINT64_MAX / 2);
 	cr_assert_eq(atomic_load(&names_count), 1);
+}
+
+/* Balance and the stats file count a name's sockets per current address. */
+Test(names, sockets_counted_per_address)
+{
+	struct ip_addr a = v4("127.0.0.20"), b = v4("127.0.0.21");
+	struct ip_addr both[2] = {a, b};
+	struct name_entry *e = names_learn("count.test", both, 2, 1000);
+	struct name_entry *held[1];
+	cr_assert_eq(names_claim_for_address(&a, held, 1), 1);
+	names_count_socket(held, 1, &a, +1);
+	names_count_socket(held, 1, &a, +1);
+	names_count_socket(held, 1, &b, +1);
+	cr_assert_eq(e->records.records[0].conns, 2);
+	cr_assert_eq(e->records.records[1].conns, 1);
+	names_count_socket(held, 1, &a, -1);
+	names_count_socket(held, 1, &b, -1);
+	names_count_socket(held, 1, &b, -1);
+	cr_assert_eq(e->records.records[0].conns, 1);
+	cr_assert_eq(e->records.records[1].conns, 0, "never below 0");
+	struct ip_addr gone = v4("127.0.0.99");
+	names_count_socket(held, 1, &gone, +1); /* not current: nothing to count */
+
+	static struct stats_names out;
+	stats_names_collect(&out);
+	bool seen = false;
+	for (unsigned i = 0; i < out.count; i++) {
+		if (strcmp(out.name[i].name, "count.test") != 0)
+			continue;
+		seen = true;
+		cr_assert_eq(out.name[i].count, 2);
+		cr_assert_str_eq(out.name[i].address[0], "127.0.0.20");
+		cr_assert_eq(out.name[i].sockets[0], 1);
+		cr_assert_eq(out.name[i].sockets[1], 0);
+	}
+	cr_assert(seen, "a name with a socket is in the stats");
+	names_release(e);
+}
+
+/* More names than STATS_NAMES_MAX: the busiest keep their own samples, the rest are summed. */
+Test(names, stats_keep_the_busiest_names)
+{
+	char host[32];
+	for (unsigned i = 0; i < STATS_NAMES_MAX + 8; i++) {
+		struct ip_addr a = v4("127.0.1.1");
+		a.bytes[3] = (uint8_t)(i + 1);
+		snprintf(host, sizeof host, "busy%u.test", i);
+		struct name_entry *e = names_learn(host, &a, 1, 1000);
+		struct name_entry *held[1] = {e};
+		e->live_sockets++;
+		for (unsigned k = 0; k < i + 1; k++)
+			names_count_socket(held, 1, &a, +1);
+	}
+	static struct stats_names out;
+	stats_names_collect(&out);
+	cr_assert_eq(out.count, STATS_NAMES_MAX);
+	cr_assert_str_eq(out.name[0].name, "busy39.test", "the busiest first");
+	cr_assert(out.has_other);
+	uint64_t other = 0;
+	for (unsigned i = 0; i < 8; i++)
+		other += i + 1; /* busy0..busy7: 1..8 sockets */
+	cr_assert_geq(out.other, other, "the least busy summed under _other: %llu", (unsigned long long)out.other);
+	for (unsigned i = 1; i < out.count; i++)
+		cr_assert_geq(out.name[i - 1].total, out.name[i].total);
 }

@@ -31,7 +31,7 @@ Test(format, every_family_with_help_type_and_its_samples)
 {
 	struct stats s = sample();
 	char buf[4096];
-	int n = stats_format(&s, 42, buf, sizeof buf);
+	int n = stats_format(&s, NULL, 42, buf, sizeof buf);
 	cr_assert_gt(n, 0);
 	cr_assert_eq((size_t)n, strlen(buf));
 	cr_assert_eq(buf[n - 1], '\n');
@@ -57,6 +57,7 @@ Test(format, every_family_with_help_type_and_its_samples)
 		"\ndnsaware_sockets_shutdown_total{pid=\"42\",reason=\"dns\",path=\"idle\"} 4\n",
 		"\ndnsaware_sockets_shutdown_total{pid=\"42\",reason=\"dns\",path=\"send\"} 0\n",
 		"\ndnsaware_sockets_shutdown_total{pid=\"42\",reason=\"max_age\",path=\"deadline\"} 5\n",
+		"\ndnsaware_sockets_shutdown_total{pid=\"42\",reason=\"balance\",path=\"idle\"} 0\n",
 		"\ndnsaware_connects_redirected_total{pid=\"42\"} 6\n",
 		"\ndnsaware_connect_failovers_total{pid=\"42\"} 7\n",
 		"\ndnsaware_names_learned_total{pid=\"42\",source=\"getaddrinfo\"} 11\n",
@@ -70,12 +71,35 @@ Test(format, every_family_with_help_type_and_its_samples)
 	cr_assert_null(strstr(buf, "\n\n"), "no blank lines");
 }
 
+Test(format, sockets_per_address_of_a_name)
+{
+	struct stats s = sample();
+	static struct stats_names names;
+	memset(&names, 0, sizeof names);
+	names.count = 1;
+	strcpy(names.name[0].name, "api.\"odd\"\\name");
+	names.name[0].count = 2;
+	strcpy(names.name[0].address[0], "10.0.0.1");
+	names.name[0].sockets[0] = 3;
+	strcpy(names.name[0].address[1], "fd00::1");
+	names.name[0].sockets[1] = 0;
+	names.has_other = true;
+	names.other = 7;
+	char buf[8192];
+	cr_assert_gt(stats_format(&s, &names, 42, buf, sizeof buf), 0);
+	cr_assert(strstr(buf, "# TYPE dnsaware_name_sockets gauge\n") != NULL);
+	cr_assert(strstr(buf, "\ndnsaware_name_sockets{pid=\"42\",name=\"api.\\\"odd\\\"\\\\name\",address=\"10.0.0.1\"} 3\n") != NULL,
+		  "escaped name: %s", strstr(buf, "dnsaware_name_sockets{"));
+	cr_assert(strstr(buf, ",address=\"fd00::1\"} 0\n") != NULL, "a current address with no socket is shown");
+	cr_assert(strstr(buf, "\ndnsaware_name_sockets{pid=\"42\",name=\"_other\",address=\"_other\"} 7\n") != NULL);
+}
+
 Test(format, too_small_a_buffer_says_so)
 {
 	struct stats s = sample();
 	char buf[100];
-	cr_assert_eq(stats_format(&s, 42, buf, sizeof buf), -1);
-	cr_assert_eq(stats_format(&s, 42, buf, 0), -1);
+	cr_assert_eq(stats_format(&s, NULL, 42, buf, sizeof buf), -1);
+	cr_assert_eq(stats_format(&s, NULL, 42, buf, 0), -1);
 }
 
 Test(path, pid_and_percent)

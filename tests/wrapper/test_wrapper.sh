@@ -105,6 +105,7 @@ flag_table=(
 	"--no-redirect 0 DNSAWARE_REDIRECT"
 	"--no-learn-dns 0 DNSAWARE_LEARN_DNS"
 	"--cache 1 DNSAWARE_CACHE"
+	"--balance 1 DNSAWARE_BALANCE"
 	"--disable 1 DNSAWARE_DISABLE"
 )
 variable_count=$((${#option_table[@]} + ${#flag_table[@]}))
@@ -529,12 +530,12 @@ fi
 run -- "$wrapper" --help
 missing=()
 for option in --ttl-floor --ttl-ceiling --max-age --idle --drain-timeout --stale-after --cooldown --no-redirect --no-learn-dns \
-	--hosts --exclude --log --log-file --stats --stats-interval --nameservers --stale-max --resolve-timeout --cache \
+	--hosts --exclude --log --log-file --stats --stats-interval --nameservers --stale-max --resolve-timeout --cache --balance \
 	--state-dir --disable --force --check --help --version \
 	DNSAWARE_TTL_FLOOR DNSAWARE_TTL_CEILING DNSAWARE_MAX_AGE DNSAWARE_IDLE DNSAWARE_DRAIN_TIMEOUT DNSAWARE_STALE_AFTER \
 	DNSAWARE_REDIRECT DNSAWARE_COOLDOWN DNSAWARE_HOSTS DNSAWARE_EXCLUDE DNSAWARE_LOG DNSAWARE_LOG_FILE \
 	DNSAWARE_STATS_FILE DNSAWARE_STATS_INTERVAL DNSAWARE_NAMESERVERS DNSAWARE_LEARN_DNS DNSAWARE_STALE_MAX \
-	DNSAWARE_RESOLVE_TIMEOUT DNSAWARE_CACHE DNSAWARE_STATE_DIR DNSAWARE_DISABLE DNSAWARE_LIB; do
+	DNSAWARE_RESOLVE_TIMEOUT DNSAWARE_CACHE DNSAWARE_BALANCE DNSAWARE_STATE_DIR DNSAWARE_DISABLE DNSAWARE_LIB; do
 	grep -q -- "$option\b" "$tmp/out" || missing+=("$option")
 done
 if ((status == 0 && ${#missing[@]} == 0)); then
