@@ -4,7 +4,6 @@
 
 #include "balance.h"
 #include "drain.h"
-#include "log.h"
 #include "names.h"
 #include "schedule.h"
 #include "stats.h"
@@ -78,15 +77,10 @@ unsigned balance_growth_recycle(const struct name_entry *entry, uint64_t now)
 		plan.excess[i]--;
 		uint64_t offset = schedule_spread_ms(started, plan.total, entry->interval_ms,
 						     entry->interval_ms / plan.total);
-		if (log_enabled(LOG_INFO)) {
-			char text[IP_PEER_STRLEN];
-			log_msg(LOG_INFO,
-				"recycling fd %d to %s for balance in +%llums (%s grew: %u sockets there, a fair "
-				"share of %u over %u addresses)",
-				tracked_any_fd(s), ip_addr_format_peer(&s->peer, s->port, text),
-				(unsigned long long)offset, entry->host, rs->records[i].conns, plan.share[i],
-				plan.addrs[i]);
-		}
+		/* Its one info line is its shutdown's (drain_log_shutdown), with these. */
+		s->balance_held = rs->records[i].conns;
+		s->balance_share = plan.share[i];
+		s->balance_addrs = plan.addrs[i];
 		thread_lists_start_draining(s, DRAIN_BALANCE, now, now + offset);
 		started++;
 	}

@@ -25,9 +25,11 @@ void drain_start(struct tracked_socket *s, enum drain_reason reason, uint64_t no
 	s->drain_not_before_ms = not_before;
 	s->watch = (struct exchange_watch){0}; /* learned afresh by each drain */
 	s->drain_look_at_ms = now;
-	if (log_enabled(LOG_INFO)) {
+	/* A recycle for balance has one info line, its shutdown's: its start is a detail. */
+	enum log_level level = reason == DRAIN_BALANCE ? LOG_DEBUG : LOG_INFO;
+	if (log_enabled(level)) {
 		char text[IP_PEER_STRLEN];
-		log_msg(LOG_INFO, "draining fd %d to %s (%s) from +%llums", tracked_any_fd(s),
+		log_msg(level, "draining fd %d to %s (%s) from +%llums", tracked_any_fd(s),
 			ip_addr_format_peer(&s->peer, s->port, text),
 			reason == DRAIN_MAX_AGE	  ? "max age reached"
 			: reason == DRAIN_BALANCE ? "for balance: more than its address's fair share"
@@ -60,8 +62,11 @@ void drain_log_shutdown(struct tracked_socket *s, int fd, enum stats_path where)
 		log_msg(LOG_INFO, "shut down %s to %s (older than DNSAWARE_MAX_AGE; path %s)", fd_text,
 			ip_addr_format_peer(&s->peer, s->port, text), path);
 	else if (s->drain_reason == DRAIN_BALANCE)
-		log_msg(LOG_INFO, "shut down %s to %s (for balance over %s's addresses; path %s)", fd_text,
-			ip_addr_format_peer(&s->peer, s->port, text), name, path);
+		log_msg(LOG_INFO,
+			"shut down %s to %s (for balance: %s grew, %u sockets there, a fair share of %u over %u "
+			"addresses; path %s)",
+			fd_text, ip_addr_format_peer(&s->peer, s->port, text), name, s->balance_held, s->balance_share,
+			s->balance_addrs, path);
 	else
 		log_msg(LOG_INFO, "shut down %s to %s (%s no longer resolves to it; path %s)", fd_text,
 			ip_addr_format_peer(&s->peer, s->port, text), name, path);

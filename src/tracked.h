@@ -63,6 +63,9 @@ struct tracked_socket {
 	/* Counted in its names' records of peer (names_count_socket; under the names lock): from
 	 * the connect until the thread sees it closed, or until peer leaves the set. */
 	bool conns_counted;
+	/* Why balance recycles it (balance_growth.c), for its one log line: the sockets its address
+	 * held, the fair share, the addresses of its family. */
+	uint32_t balance_held, balance_share, balance_addrs;
 	uint64_t released_at_ms;            /* when the thread first saw refs == 0 */
 	struct tracked_socket *next;        /* the thread's list */
 	struct tracked_socket *prev;        /* (doubly linked: a closed socket leaves it in O(1)) */
