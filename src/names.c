@@ -8,6 +8,8 @@
 static pthread_mutex_t names_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct name_entry *entries;
 static unsigned unused_count;
+static unsigned metrics_own_count; /* entries with series of their own */
+struct name_metrics names_other_metrics;
 _Atomic unsigned names_count;
 
 void names_lock(sigset_t *saved)
@@ -45,11 +47,22 @@ static struct name_entry *find(const char *host)
 	return NULL;
 }
 
+/* A forgotten name's counts stay in the file, under name="_other" (counters never go down). */
+static void fold_metrics(struct name_entry *e)
+{
+	if (!e->metrics_own)
+		return;
+	name_metrics_add(&names_other_metrics, &e->metrics);
+	e->metrics_own = false;
+	metrics_own_count--;
+}
+
 static void unlink_and_free(struct name_entry *victim)
 {
 	for (struct name_entry **link = &entries; *link != NULL; link = &(*link)->next) {
 		if (*link == victim) {
 			*link = victim->next;
+			fold_metrics(victim);
 			free(victim);
 			atomic_fetch_sub(&names_count, 1);
 			unused_count--;
@@ -152,6 +165,22 @@ void names_count_socket(struct name_entry *const *entries, unsigned n, const str
 		recordset_count_conn(&entries[i]->records, peer, delta);
 }
 
+void names_record_connect(struct name_entry *entry, enum connect_result r, uint64_t duration_ns, unsigned max_own)
+{
+	if (!entry->metrics_own && metrics_own_count < max_own) {
+		entry->metrics_own = true;
+		metrics_own_count++;
+	}
+	name_metrics_record(entry->metrics_own ? &entry->metrics : &names_other_metrics, r, duration_ns);
+}
+
+void names_record_connect_host(const char *host, enum connect_result r, uint64_t duration_ns, unsigned max_own)
+{
+	struct name_entry *e = find(host);
+	if (e != NULL)
+		names_record_connect(e, r, duration_ns, max_own);
+}
+
 void names_release(struct name_entry *entry)
 {
 	if (entry->live_sockets > 0 && --entry->live_sockets == 0) {
@@ -167,6 +196,7 @@ void names_forget_unused(uint64_t now_ms)
 		struct name_entry *e = *link;
 		if (e->live_sockets == 0 && !e->refresh_in_flight && now_ms - e->last_learned_ms >= NAMES_UNUSED_KEEP_MS) {
 			*link = e->next;
+			fold_metrics(e);
 			free(e);
 			atomic_fetch_sub(&names_count, 1);
 			unused_count--;
@@ -202,12 +232,15 @@ void names_after_fork_child(void)
 void names_forget_parent_sockets(void)
 {
 	unused_count = 0;
+	names_other_metrics = (struct name_metrics){0};
 	for (struct name_entry *e = entries; e != NULL; e = e->next) {
 		e->live_sockets = 0;
 		e->refresh_in_flight = false;
 		e->next_refresh_ms = 0;
 		for (unsigned i = 0; i < e->records.count; i++)
 			e->records.records[i].conns = 0; /* the parent's sockets are not the child's to balance */
+		/* The child writes a file of its own: the parent's connects are the parent's. */
+		e->metrics = (struct name_metrics){0};
 		unused_count++;
 	}
 }

@@ -19,8 +19,8 @@
 #include "stats.h"
 #include "stats_names.h"
 
-/* The counters take 4 KB; each name of dnsaware_name_sockets up to about 2 KB more. */
-#define STATS_TEXT_MAX (8192 + STATS_NAMES_MAX * (STATS_NAME_ADDRS_MAX + 1) * 400)
+/* The counters take 4 KB; each name of the per-name families STATS_NAME_TEXT_MAX more. */
+#define STATS_TEXT_BASE 8192
 
 static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
 static bool failing; /* write_mutex: warn once per failure streak */
@@ -46,18 +46,37 @@ static uint32_t random_suffix(void)
  * has the file helper do it (file_helper.h). */
 static int write_locked(bool direct, const char **what, char *path, size_t path_size)
 {
-	/* Static (under write_mutex): the write at exit runs on a program thread's stack. */
-	static char text[STATS_TEXT_MAX];
-	static struct stats_names names;
+	/* Made once, for DNSAWARE_METRICS_NAMES names and _other (under write_mutex; the write at
+	 * exit runs on a program thread's stack). Without memory: the counters alone. */
+	static char *text;
+	static size_t text_size;
+	static struct stats_names *names;
+	static char base_text[STATS_TEXT_BASE];
+	if (text == NULL) {
+		unsigned capacity = runtime_config.metrics_names;
+		names = calloc(1, sizeof *names + capacity * sizeof names->name[0]);
+		text_size = STATS_TEXT_BASE + (size_t)(capacity + 1) * STATS_NAME_TEXT_MAX;
+		text = names == NULL ? NULL : malloc(text_size);
+		if (text == NULL) {
+			free(names);
+			names = NULL;
+			text = base_text;
+			text_size = sizeof base_text;
+		} else {
+			names->capacity = capacity;
+		}
+	}
 	struct file_replace job;
 	*what = "expanding the path";
 	if (!stats_expand_path(runtime_config.stats_file, (long)getpid(), path, path_size))
 		return ENAMETOOLONG;
-	sigset_t saved;
-	names_lock(&saved);
-	stats_names_collect(&names);
-	names_unlock(&saved);
-	int length = stats_format(&stats, &names, (long)getpid(), text, sizeof text);
+	if (names != NULL) {
+		sigset_t saved;
+		names_lock(&saved);
+		stats_names_collect(names);
+		names_unlock(&saved);
+	}
+	int length = stats_format(&stats, names, (long)getpid(), text, text_size);
 	if (length < 0)
 		return EOVERFLOW;
 	int n = snprintf(job.tmp_prefix, sizeof job.tmp_prefix, "%s.tmp%d.", path, (int)getpid());
