@@ -9,6 +9,7 @@ static pthread_mutex_t names_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct name_entry *entries;
 static unsigned unused_count;
 static unsigned metrics_own_count; /* entries with series of their own */
+static uint32_t metrics_round = 1;  /* the stats file's writes, for metrics_choose */
 struct name_metrics names_other_metrics;
 _Atomic unsigned names_count;
 
@@ -50,10 +51,11 @@ static struct name_entry *find(const char *host)
 /* A forgotten name's counts stay in the file, under name="_other" (counters never go down). */
 static void fold_metrics(struct name_entry *e)
 {
-	if (!e->metrics_own)
+	if (!e->choice.own)
 		return;
 	name_metrics_add(&names_other_metrics, &e->metrics);
-	e->metrics_own = false;
+	e->metrics = (struct name_metrics){0};
+	e->choice.own = false;
 	metrics_own_count--;
 }
 
@@ -167,11 +169,43 @@ void names_count_socket(struct name_entry *const *entries, unsigned n, const str
 
 void names_record_connect(struct name_entry *entry, enum connect_result r, uint64_t duration_ns, unsigned max_own)
 {
-	if (!entry->metrics_own && metrics_own_count < max_own) {
-		entry->metrics_own = true;
+	entry->choice.activity++;
+	if (!entry->choice.own && metrics_own_count < max_own) {
+		entry->choice.own = true;
+		entry->choice.changed_at = metrics_round;
 		metrics_own_count++;
 	}
-	name_metrics_record(entry->metrics_own ? &entry->metrics : &names_other_metrics, r, duration_ns);
+	name_metrics_record(entry->choice.own ? &entry->metrics : &names_other_metrics, r, duration_ns);
+}
+
+void names_choose_metrics(unsigned max_own)
+{
+	/* Static: under the lock; the write at exit runs on a program thread's stack. The first 1024
+	 * names are the candidates (the list holds at most 4096 unused ones). */
+	static struct metrics_choice *choice[1024];
+	static struct name_entry *entry[1024];
+	static bool before[1024];
+	unsigned n = 0;
+	for (struct name_entry *e = entries; e != NULL && n < 1024; e = e->next) {
+		e->choice.activity += e->live_sockets;
+		choice[n] = &e->choice;
+		entry[n++] = e;
+	}
+	for (unsigned i = 0; i < n; i++)
+		before[i] = choice[i]->own;
+	metrics_choose(choice, n, max_own, metrics_round);
+	for (unsigned i = 0; i < n; i++) {
+		struct name_entry *e = entry[i];
+		if (before[i] && !e->choice.own) {
+			e->choice.own = true; /* fold_metrics takes it out of the count */
+			fold_metrics(e);
+			e->choice.changed_at = metrics_round;
+		} else if (!before[i] && e->choice.own) {
+			metrics_own_count++;
+		}
+		e->choice.activity = 0;
+	}
+	metrics_round++;
 }
 
 void names_record_connect_host(const char *host, enum connect_result r, uint64_t duration_ns, unsigned max_own)

@@ -73,6 +73,7 @@ static int write_locked(bool direct, const char **what, char *path, size_t path_
 	if (names != NULL) {
 		sigset_t saved;
 		names_lock(&saved);
+		names_choose_metrics(runtime_config.metrics_names);
 		stats_names_collect(names);
 		names_unlock(&saved);
 	}

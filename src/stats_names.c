@@ -52,7 +52,7 @@ void stats_names_collect(struct stats_names *out)
 	out->has_other = any(&names_other_metrics);
 	for (const struct name_entry *e = names_first(); e != NULL; e = e->next) {
 		uint64_t total = sockets_of(e);
-		if (e->metrics_own && out->count < out->capacity) {
+		if (e->choice.own && out->count < out->capacity) {
 			fill(&out->name[out->count++], e, total);
 		} else if (total > 0) {
 			out->other += total;

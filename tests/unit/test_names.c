@@ -191,3 +191,29 @@ Test(names, metrics_names_are_stable)
 	cr_assert_str_eq(out->name[0].name, "late.test");
 	free(out);
 }
+
+/* At the stats file's writes, a much busier name takes the place of a quiet one; the quiet one's
+ * counts stay in the file under _other. */
+Test(names, a_busier_name_takes_a_quiet_ones_place_at_a_write)
+{
+	struct ip_addr a = v4("127.0.4.1"), b = v4("127.0.4.2");
+	struct name_entry *quiet = names_learn("quiet.test", &a, 1, 1000);
+	struct name_entry *busy = names_learn("busy.test", &b, 1, 1000);
+	names_record_connect(quiet, CONNECT_OK, 1000000, 1);
+	for (unsigned k = 0; k < 5; k++)
+		names_record_connect(busy, CONNECT_OK, 1000000, 1);
+	cr_assert(quiet->choice.own && !busy->choice.own, "the first to connect has the one place");
+	/* The quiet one got its place at the first write's round: it keeps it for
+	 * METRICS_CHOICE_STABLE_ROUNDS writes. */
+	for (unsigned round = 0; round <= METRICS_CHOICE_STABLE_ROUNDS; round++) {
+		for (unsigned k = 0; k < 50; k++)
+			names_record_connect(busy, CONNECT_OK, 1000000, 1);
+		names_choose_metrics(1);
+	}
+	cr_assert(busy->choice.own && !quiet->choice.own, "the busy one has it now");
+	cr_assert_eq(quiet->metrics.results[CONNECT_OK], 0);
+	cr_assert_eq(names_other_metrics.results[CONNECT_OK], 1 + 5 + 50 * (METRICS_CHOICE_STABLE_ROUNDS + 1),
+		     "the quiet one's and the busy one's earlier");
+	names_record_connect(busy, CONNECT_OK, 1000000, 1);
+	cr_assert_eq(busy->metrics.results[CONNECT_OK], 1, "its own series starts at its place");
+}
