@@ -21,6 +21,7 @@
 #include "runtime.h"
 #include "sockview.h"
 #include "stats.h"
+#include "stats_file.h"
 #include "steer.h"
 #include "tracked.h"
 
@@ -239,6 +240,8 @@ static void record_attempt(const char *host, int rc, int e, uint64_t started_ns)
 	names_record_connect_host(host, rc == 0 ? CONNECT_OK : connect_result_of_errno(e), runtime_now_ns() - started_ns,
 				  runtime_config.metrics_names);
 	names_unlock(&saved);
+	if (rc != 0)
+		stats_file_at_exit_for_failures();
 }
 
 /* A blocking connect to route->first failed with first_errno: tries the name's other addresses,

@@ -135,18 +135,38 @@ void stats_file_write(void)
 	write_file(false);
 }
 
+/* The process that counted a failed connect (a process whose connects all fail starts no thread,
+ * and its failures are what an operator wants to see). */
+static _Atomic pid_t failed_connects_pid;
+
 static void write_at_exit(void)
 {
 	/* A forked child inherits the handler but not the thread: it writes only once its own
-	 * thread runs, i.e. once it watches something itself. */
-	if (thread_running != NULL && !runtime_fork_pending() && thread_running())
+	 * thread runs, i.e. once it watches something itself, or once it counted a failed connect. */
+	bool watching = thread_running != NULL && thread_running();
+	bool failures_here = atomic_load(&failed_connects_pid) == getpid();
+	if (!runtime_fork_pending() && (watching || failures_here))
 		write_file(true);
+}
+
+static void register_at_exit(void)
+{
+	if (!atomic_exchange(&exit_registered, true))
+		atexit(write_at_exit);
 }
 
 void stats_file_at_exit(bool (*still_running)(void))
 {
-	if (!stats_file_wanted() || atomic_exchange(&exit_registered, true))
+	if (!stats_file_wanted())
 		return;
 	thread_running = still_running;
-	atexit(write_at_exit);
+	register_at_exit();
+}
+
+void stats_file_at_exit_for_failures(void)
+{
+	if (!stats_file_wanted() || atomic_load_explicit(&failed_connects_pid, memory_order_relaxed) == getpid())
+		return;
+	atomic_store(&failed_connects_pid, getpid());
+	register_at_exit();
 }
