@@ -26,9 +26,17 @@ contiguous; no duplicate label names in a sample nor duplicate samples (name + l
 counter's samples named as the family (`# TYPE foo counter` followed by `foo_total` is an error:
 declare `foo_total`). Values are decimal floats, NaN, +Inf or -Inf (no hex floats, no `Inf`
 without a sign); timestamps are integers. Plain `#` comments are allowed.
+
+Histograms (TYPE histogram; their samples are `_bucket`, `_sum` and `_count`), for each label set
+but `le`: the buckets' `le` values are numbers or +Inf, strictly increasing in the order written;
+a `le="+Inf"` bucket; bucket counts not NaN, not negative and non-decreasing (cumulative); the
++Inf bucket equal to `_count`; one `_sum` and one `_count`, neither with an `le` label. An error
+found once the family's lines are over names the line of the sample concerned (the +Inf bucket's
+absence: the series' last bucket).
 """
 
 import itertools
+import math
 import re
 import sys
 
@@ -71,11 +79,19 @@ def _family_of(families, name):
     return name
 
 
+def _le(n, text):
+    """The float of a bucket's le label: a number or +Inf."""
+    if not FLOAT.fullmatch(text) or text == "NaN":
+        _fail(n, f'bucket le="{text}" is not a number (a float or +Inf)')
+    return float(text)
+
+
 class _Parser:
     def __init__(self):
         self.families = {}
         self.current = None      # the family whose lines we are in
         self.seen = {}           # (name, frozenset(labels)) -> line of that sample
+        self.series = {}         # the current histogram's label sets (le aside) -> their samples
 
     def enter(self, n, name):
         """Make `name` the current family, creating it; its lines must be contiguous."""
@@ -84,6 +100,7 @@ class _Parser:
         if name in self.families:
             _fail(n, f"family {name} already appeared at line {self.families[name]['line']}"
                      f" (a family's lines must be contiguous)")
+        self.finish()
         self.current = name
         self.families[name] = {"type": None, "help": None, "line": n, "samples": []}
         return self.families[name]
@@ -174,8 +191,52 @@ class _Parser:
         if key in self.seen:
             _fail(n, f"duplicate sample {_show(name, labels)} (first at line {self.seen[key]})")
         self.seen[key] = n
+        if kind == "histogram":
+            self.histogram_sample(n, family_name, name[len(family_name):], labels, value)
         family["samples"].append({"name": name, "labels": labels, "value": value,
                                   "timestamp": timestamp, "line": n})
+
+    def histogram_sample(self, n, family, suffix, labels, value):
+        """Check a _bucket against the one before it in its series; keep _sum and _count."""
+        rest = {k: v for k, v in labels.items() if k != "le"}
+        series = self.series.setdefault(frozenset(rest.items()), {
+            "labels": rest, "buckets": [], "_sum": None, "_count": None, "last": n})
+        series["last"] = n
+        if suffix != "_bucket":
+            if "le" in labels:
+                _fail(n, f"{family}{suffix} has an le label (only _bucket samples have one)")
+            series[suffix] = (value, n)
+            return
+        le = _le(n, labels["le"])
+        if value != value or value < 0:
+            _fail(n, f"bucket count {value} of {_show(family + suffix, labels)} is not a count")
+        if series["buckets"]:
+            last_le, last_text, last_value, last_n = series["buckets"][-1]
+            if le <= last_le:
+                _fail(n, f'bucket le="{labels["le"]}" after le="{last_text}" (line {last_n}):'
+                         f" a histogram's le values must increase")
+            if value < last_value:
+                _fail(n, f'bucket le="{labels["le"]}" counts {value}, fewer than le="{last_text}"'
+                         f" (line {last_n}) counts {last_value}: buckets are cumulative")
+        series["buckets"].append((le, labels["le"], value, n))
+
+    def finish(self):
+        """At the end of a histogram's lines: each label set's +Inf bucket, _count and _sum."""
+        family, self.series, all_series = self.current, {}, self.series
+        for series in all_series.values():
+            shown = _show(family, series["labels"])
+            buckets = series["buckets"]
+            if not buckets or buckets[-1][0] != math.inf:
+                _fail(buckets[-1][3] if buckets else series["last"],
+                      f'histogram {shown} has no le="+Inf" bucket')
+            if series["_count"] is None:
+                _fail(series["last"], f"histogram {shown} has no {family}_count")
+            count, count_n = series["_count"]
+            if count != buckets[-1][2]:
+                _fail(count_n, f'{family}_count is {count}, but its le="+Inf" bucket'
+                               f" (line {buckets[-1][3]}) is {buckets[-1][2]}")
+            if series["_sum"] is None:
+                _fail(series["last"], f"histogram {shown} has no {family}_sum")
 
 
 def parse(text):
@@ -195,6 +256,7 @@ def parse(text):
             parser.comment(n, line)
         else:
             parser.sample(n, line)
+    parser.finish()
     return parser.families
 
 

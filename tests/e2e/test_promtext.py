@@ -99,7 +99,42 @@ GOOD = {
         "s_sum 3\n"
         "s_count 2\n"),
     "HELP without text, TYPE before HELP": "# TYPE a gauge\n# HELP a\na 1\n",
+    "histogram: two label sets, sums and counts after the buckets, empty buckets": (
+        "# HELP t Seconds.\n"
+        "# TYPE t histogram\n"
+        't_bucket{x="a",le="-1"} 0\n'
+        't_bucket{x="a",le="0.5"} 0\n'
+        't_bucket{x="a",le="1e1"} 2\n'
+        't_bucket{x="a",le="+Inf"} 3\n'
+        't_bucket{le="+Inf",x="b"} 0\n'
+        't_sum{x="a"} 27.25\n'
+        't_sum{x="b"} 0\n'
+        't_count{x="a"} 3\n'
+        't_count{x="b"} 0\n'
+        "# TYPE u gauge\n"
+        "u 1\n"),
 }
+
+# A histogram's series h{x="1"}, then a gauge; the BAD cases below break it.
+HISTOGRAM = """\
+# TYPE h histogram
+h_bucket{x="1",le="0.5"} 1
+h_bucket{x="1",le="1"} 3
+h_bucket{x="1",le="+Inf"} 4
+h_sum{x="1"} 2.5
+h_count{x="1"} 4
+# TYPE g gauge
+g 1
+"""
+
+
+def hist(*changes):
+    doc = HISTOGRAM
+    for old, new in changes:
+        assert old in doc, old
+        doc = doc.replace(old, new, 1)
+    return doc
+
 
 # (rule, document, line the error must name)
 BAD = [
@@ -148,6 +183,25 @@ BAD = [
     ("histogram sample named as the family", "# TYPE h histogram\nh 1\n", 2),
     ("histogram bucket without le", "# TYPE h histogram\nh_bucket 1\n", 2),
     ("summary sample without quantile", "# TYPE s summary\ns 1\n", 2),
+    ("histogram buckets not cumulative", hist(('le="1"} 3', 'le="1"} 0')), 3),
+    ("histogram le not increasing", hist(('le="1"} 3', 'le="0.25"} 3')), 3),
+    ("histogram le repeated", hist(('le="1"} 3', 'le="0.5e0"} 3')), 3),
+    ("histogram le not a number", hist(('le="1"} 3', 'le="one"} 3')), 3),
+    ("histogram le NaN", hist(('le="1"} 3', 'le="NaN"} 3')), 3),
+    ("histogram bucket count NaN", hist(('le="1"} 3', 'le="1"} NaN')), 3),
+    ("histogram bucket count negative", hist(('le="0.5"} 1', 'le="0.5"} -1')), 2),
+    ("histogram +Inf bucket missing", hist(('h_bucket{x="1",le="+Inf"} 4\n', "")), 3),
+    ("histogram +Inf bucket missing, at the end of the file",
+     hist(('h_bucket{x="1",le="+Inf"} 4\n', ""), ("# TYPE g gauge\ng 1\n", "")), 3),
+    ("histogram with no bucket", hist(('h_bucket{x="1",le="0.5"} 1\nh_bucket{x="1",le="1"} 3\n'
+                                       'h_bucket{x="1",le="+Inf"} 4\n', "")), 3),
+    ("histogram +Inf bucket not equal to _count", hist(('h_count{x="1"} 4', 'h_count{x="1"} 5')), 6),
+    ("histogram without _sum", hist(('h_sum{x="1"} 2.5\n', "")), 5),
+    ("histogram without _count", hist(('h_count{x="1"} 4\n', "")), 5),
+    ("histogram _sum with an le label", hist(('h_sum{x="1"}', 'h_sum{x="1",le="+Inf"}')), 5),
+    ("histogram's second series without +Inf", hist(('h_count{x="1"} 4\n', 'h_count{x="1"} 4\n'
+                                                     'h_bucket{x="2",le="0.5"} 0\nh_sum{x="2"} 0\n'
+                                                     'h_count{x="2"} 0\n')), 7),
 ]
 
 
