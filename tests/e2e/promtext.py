@@ -14,7 +14,7 @@ As a module (stdlib only):
         raises ValueError("line N: what is wrong")
     check_dnsaware(parsed)            raises ValueError if the contract is not met
     values(parsed) -> {(name, frozenset(labels.items())): value}
-    counter(parsed, name, **labels)   sum of the samples called name with those labels
+    counter(parsed, metric, **labels) sum of the samples called metric with those labels
 
 "type" and "help" are None when the family has no TYPE / HELP line. A value written as an
 integer is an int, any other a float (NaN, +Inf and -Inf included); timestamps are ints or None.
@@ -277,12 +277,13 @@ def values(parsed):
             for family in parsed.values() for s in family["samples"]}
 
 
-def counter(parsed, name, **labels):
-    """Sum of the samples called `name` whose labels include `labels`; KeyError if none."""
+def counter(parsed, metric, /, **labels):
+    """Sum of the samples called `metric` whose labels include `labels` (name= included: the
+    per-name families' label); KeyError if none."""
     found = [s["value"] for family in parsed.values() for s in family["samples"]
-             if s["name"] == name and all(s["labels"].get(k) == v for k, v in labels.items())]
+             if s["name"] == metric and all(s["labels"].get(k) == v for k, v in labels.items())]
     if not found:
-        raise KeyError(_show(name, labels))
+        raise KeyError(_show(metric, labels))
     return sum(found)
 
 

@@ -320,8 +320,9 @@ def main():
     check(promtext.counter(parsed, "dnsaware_sockets_shutdown_total") == 12
           and promtext.counter(parsed, "dnsaware_sockets_shutdown_total", reason="dns") == 5
           and promtext.counter(parsed, "dnsaware_sockets_shutdown_total", path="idle") == 11
-          and promtext.counter(parsed, "dnsaware_resolutions_total", result="ok") == 340,
-          "counter() sums matching samples")
+          and promtext.counter(parsed, "dnsaware_resolutions_total", result="ok") == 340
+          and promtext.counter(parsed, "dnsaware_name_sockets", name="api.test") == 2,
+          "counter() sums matching samples (name= is a label)")
     try:
         promtext.counter(parsed, "dnsaware_resolutions_total", result="okay")
         check(False, "counter() with no matching sample raises KeyError")
