@@ -287,9 +287,13 @@ def counter(parsed, metric, /, **labels):
     return sum(found)
 
 
-# The contract of DNSAWARE_STATS_FILE: family -> (type, {label: allowed values}). Every
-# combination of label values must be present; a label whose values are None takes any value (the
-# per-name families: a sample per name and address, or none).
+# The contract of DNSAWARE_STATS_FILE: family -> (type, {label: allowed values}). A label whose
+# values are None takes any value (name, address: the per-name families). For each value of the
+# free labels that appears (each name), every combination of the fixed labels must be present; a
+# family without free labels must have every combination. A histogram's `le` is a fixed label of
+# its _bucket samples, its values the buckets, written exactly so (queries match le as a string).
+CONNECT_BUCKETS = ("0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                   "0.5", "1", "2.5", "5", "10", "+Inf")
 DNSAWARE = {
     "dnsaware_tracked_sockets": ("gauge", {}),
     "dnsaware_watched_names": ("gauge", {}),
@@ -305,54 +309,87 @@ DNSAWARE = {
     "dnsaware_stale_answers_total": ("counter", {}),
     "dnsaware_cache_lookups_total": ("counter", {"result": ("hit", "miss")}),
     "dnsaware_name_sockets": ("gauge", {"name": None, "address": None}),
+    "dnsaware_connects_total": ("counter", {"name": None, "result": ("ok", "refused", "timeout",
+                                                                     "unreachable", "error")}),
+    "dnsaware_connect_duration_seconds": ("histogram", {"name": None, "le": CONNECT_BUCKETS}),
 }
+# Families that list the same names: a name has its connects and its connect times, or neither.
+SAME_NAMES = ("dnsaware_connects_total", "dnsaware_connect_duration_seconds")
+
+
+def _check_value(name, kind, s):
+    """dnsaware values are non-negative integers; a histogram's _sum a non-negative number."""
+    value = s["value"]
+    if kind == "histogram" and s["name"] == name + "_sum":
+        if isinstance(value, float) and not math.isfinite(value) or value < 0:
+            _fail(s["line"], f"value of {s['name']} must be a non-negative number")
+    elif not isinstance(value, int) or value < 0:
+        _fail(s["line"], f"value of {s['name']} must be a non-negative integer")
+
+
+def _check_family(name, family, pids):
+    """Check one family's samples; {free label values: line of their first sample}."""
+    kind, label_values = DNSAWARE[name]
+    if not family["help"]:
+        _fail(family["line"], f"family {name} has no HELP text")
+    if family["type"] != kind:
+        _fail(family["line"], f"family {name} is of type"
+                              f" {family['type'] or 'untyped (no TYPE line)'}, expected {kind}")
+    free = [k for k, vs in label_values.items() if vs is None]
+    groups, present = {}, set()
+    for s in family["samples"]:
+        # Every sample names its process: node_exporter merges a directory of these files.
+        pid = s["labels"].get("pid", "")
+        if not pid.isdigit() or pid.startswith("0"):
+            _fail(s["line"], f"{name} needs a pid label with the process ID, got {pid!r}")
+        if pids.setdefault("pid", pid) != pid:
+            _fail(s["line"], f"{name} has pid={pid!r}, but the file's samples say {pids['pid']!r}")
+        labels = {k: v for k, v in s["labels"].items() if k != "pid"}
+        if s["timestamp"] is not None:
+            _fail(s["line"], "sample has a timestamp (node_exporter's textfile collector"
+                             " skips files with timestamps)")
+        _check_value(name, kind, s)
+        # A histogram's _sum and _count have the labels of its buckets but le.
+        expected = [k for k in label_values if k != "le" or s["name"] == name + "_bucket"]
+        if set(labels) != set(expected):
+            _fail(s["line"], f"{s['name']} has labels {sorted(labels)}, expected {sorted(expected)}")
+        for label, value in labels.items():
+            if label_values[label] is not None and value not in label_values[label]:
+                _fail(s["line"], f"{s['name']}: label {label}={value!r} not one of"
+                                 f" {', '.join(label_values[label])}")
+        groups.setdefault(tuple(labels[k] for k in free), s["line"])
+        if set(expected) == set(label_values):
+            present.add(frozenset(labels.items()))
+    if not free:
+        groups = {(): family["line"]}
+    fixed = [[(k, v) for v in vs] for k, vs in label_values.items() if vs is not None]
+    sample = name + "_bucket" if kind == "histogram" else name
+    for group, line in groups.items():
+        for combo in itertools.product(*fixed):
+            labels = dict(zip(free, group), **dict(combo))
+            if frozenset(labels.items()) not in present:
+                _fail(line, f"family {name} lacks the sample {_show(sample, labels)}")
+    return groups
 
 
 def check_dnsaware(parsed):
     """Raise ValueError unless `parsed` (from parse()) is exactly a dnsaware stats file: the
     contract's families, each sample with a pid label (the same in the whole file) beside the
     contract's labels."""
-    pids = {}
+    pids, names = {}, {}
     for name, family in parsed.items():
-        n = family["line"]
         if name not in DNSAWARE:
-            _fail(n, f"family {name} is not in the dnsaware contract")
-        kind, label_values = DNSAWARE[name]
-        if not family["help"]:
-            _fail(n, f"family {name} has no HELP text")
-        if family["type"] != kind:
-            _fail(n, f"family {name} is of type {family['type'] or 'untyped (no TYPE line)'},"
-                     f" expected {kind}")
-        present = set()
-        for s in family["samples"]:
-            # Every sample names its process: node_exporter merges a directory of these files.
-            pid = s["labels"].get("pid", "")
-            if not pid.isdigit() or pid.startswith("0"):
-                _fail(s["line"], f"{name} needs a pid label with the process ID, got {pid!r}")
-            if pids.setdefault("pid", pid) != pid:
-                _fail(s["line"], f"{name} has pid={pid!r}, but the file's samples say {pids['pid']!r}")
-            s = dict(s, labels={k: v for k, v in s["labels"].items() if k != "pid"})
-            if s["timestamp"] is not None:
-                _fail(s["line"], "sample has a timestamp (node_exporter's textfile collector"
-                                 " skips files with timestamps)")
-            if not isinstance(s["value"], int) or s["value"] < 0:
-                _fail(s["line"], f"value of {name} must be a non-negative integer")
-            if set(s["labels"]) != set(label_values):
-                _fail(s["line"], f"{name} has labels {sorted(s['labels'])},"
-                                 f" expected {sorted(label_values)}")
-            for label, value in s["labels"].items():
-                if label_values[label] is not None and value not in label_values[label]:
-                    _fail(s["line"], f"{name}: label {label}={value!r} not one of"
-                                     f" {', '.join(label_values[label])}")
-            present.add(frozenset(s["labels"].items()))
-        if any(vs is None for vs in label_values.values()):
-            continue
-        for combo in itertools.product(*([(k, v) for v in vs] for k, vs in label_values.items())):
-            if frozenset(combo) not in present:
-                _fail(n, f"family {name} lacks the sample {_show(name, dict(combo))}")
+            _fail(family["line"], f"family {name} is not in the dnsaware contract")
+        groups = _check_family(name, family, pids)
+        if name in SAME_NAMES:
+            names[name] = groups
     missing = [name for name in DNSAWARE if name not in parsed]
     if missing:
         raise ValueError(f"missing families: {', '.join(missing)}")
+    for this, other in itertools.permutations(SAME_NAMES):
+        for (value,), line in names[this].items():
+            if (value,) not in names[other]:
+                _fail(line, f'{this} lists name="{value}", {other} does not')
 
 
 def main(argv):
