@@ -36,6 +36,8 @@
 
 #define STALE_AFTER_MIN 1U
 #define STALE_AFTER_MAX 100U
+#define METRICS_NAMES_DEFAULT 32U
+#define METRICS_NAMES_MAX 256U
 
 #define NAMESERVERS_FORM \
 	"comma-separated IP addresses, each with an optional :port from 1 to 65535, an IPv6 address " \
@@ -161,6 +163,7 @@ void config_set_defaults(struct config *cfg)
 	cfg->drain_timeout_ms = DEFAULT_DRAIN_TIMEOUT_MS;
 	cfg->stale_after = DEFAULT_STALE_AFTER;
 	cfg->redirect = true;
+	cfg->metrics_names = METRICS_NAMES_DEFAULT;
 	cfg->learn_dns = true;
 	cfg->cooldown_ms = DEFAULT_COOLDOWN_MS;
 	cfg->stale_max_ms = DEFAULT_STALE_MAX_MS;
@@ -244,6 +247,21 @@ static void load_stale_after(const struct env_reader *env, unsigned *field)
 	if (parse_bounded_unsigned(value, STALE_AFTER_MIN, STALE_AFTER_MAX, &parsed) != PARSE_OK) {
 		warn_invalid(env, ENV_STALE_AFTER, value, "is not a count",
 			     "a whole number from 1 to 100", "2");
+		return;
+	}
+	*field = parsed;
+}
+
+static void load_metrics_names(const struct env_reader *env, unsigned *field)
+{
+	const char *value = read_env(env, ENV_METRICS_NAMES);
+	unsigned parsed = 0;
+
+	if (value == NULL)
+		return;
+	if (parse_bounded_unsigned(value, 0, METRICS_NAMES_MAX, &parsed) != PARSE_OK) {
+		warn_invalid(env, ENV_METRICS_NAMES, value, "is not a number of names",
+			     "a whole number from 0 to 256", "32");
 		return;
 	}
 	*field = parsed;
@@ -487,6 +505,7 @@ void config_load(struct config *cfg, config_getenv_fn getenv_fn, config_warn_fn 
 	load_duration(&env, &resolve_timeout_rule, &cfg->resolve_timeout_ms);
 	load_switch(&env, ENV_CACHE, "0", &cfg->cache);
 	load_switch(&env, ENV_BALANCE, "0", &cfg->balance);
+	load_metrics_names(&env, &cfg->metrics_names);
 	load_string(&env, ENV_STATE_DIR, "the default place", cfg->state_dir, sizeof cfg->state_dir);
 	load_string(&env, ENV_HOSTS, "all names", cfg->hosts, sizeof cfg->hosts);
 	load_string(&env, ENV_EXCLUDE, "none", cfg->exclude, sizeof cfg->exclude);

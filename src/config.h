@@ -27,6 +27,7 @@ struct config {
 	uint64_t resolve_timeout_ms; /* default 1800: a known name's lookup waits this long at most; 0 = no timer */
 	bool cache;                 /* default false: answer known names from the fresh record set */
 	bool balance;               /* default false: spread each name's connections over its addresses */
+	unsigned metrics_names;     /* default 32, accepted 0..256: names with per-name series */
 	char state_dir[CONFIG_PATH_MAX]; /* empty = the default place; "off" = this process and its children only */
 	char hosts[CONFIG_LIST_MAX];   /* comma-separated globs; empty = all */
 	char exclude[CONFIG_LIST_MAX]; /* comma-separated globs; empty = none */

@@ -5,6 +5,7 @@
 #include "connect_failures.h"
 #include "idle.h"
 #include "names.h"
+#include "runtime.h"
 #include "sockview.h"
 
 /* A connect still going on after this long is no longer watched. */
@@ -13,6 +14,30 @@
 void connect_watch_remember_failed(const struct tracked_socket *s)
 {
 	connect_failure_remember(&s->peer, s->port, s->name_count > 0 ? s->names[0]->host : "its name", true);
+}
+
+/* Its name's metrics (the first name it was tracked under, as a blocking connect's). */
+static void record(const struct tracked_socket *s, enum connect_result r, uint64_t duration_ns)
+{
+	if (s->name_count == 0)
+		return;
+	sigset_t saved;
+	names_lock(&saved);
+	names_record_connect(s->names[0], r, duration_ns, runtime_config.metrics_names);
+	names_unlock(&saved);
+}
+
+void connect_watch_closed(const struct tracked_socket *s, uint64_t now)
+{
+	(void)now;
+	if (atomic_load(&s->connect_failed)) {
+		connect_watch_remember_failed(s);
+		record(s, s->connect_retried ? CONNECT_TIMEOUT : CONNECT_REFUSED, 0);
+	} else if (atomic_load(&s->connect_seen_ok)) {
+		record(s, CONNECT_OK, atomic_load(&s->connect_duration_ns));
+	} else if (atomic_load(&s->connect_abandoned)) {
+		record(s, CONNECT_TIMEOUT, 0); /* the program stopped waiting for it */
+	}
 }
 
 /* A non-blocking connect ends without the shim seeing it: a failure goes to the program through
@@ -25,14 +50,25 @@ void connect_watch_check(struct tracked_socket *s, uint64_t now)
 	struct socket_view view;
 	if (fd < 0)
 		return; /* closed: close recorded the outcome for thread_lists_collect_released */
-	if (sockview_identity(fd, s) == IDENTITY_DIFFERENT || !sockview_read(fd, &view) ||
-	    now - s->connected_at_ms >= CONNECT_WATCH_MS) {
+	if (sockview_identity(fd, s) == IDENTITY_DIFFERENT || !sockview_read(fd, &view)) {
 		atomic_store(&s->connecting, false);
+		return;
+	}
+	if (now - s->connected_at_ms >= CONNECT_WATCH_MS) {
+		if (atomic_exchange(&s->connecting, false))
+			record(s, CONNECT_TIMEOUT, 0); /* still no answer: no longer watched */
 		return;
 	}
 	if (view.tcp_state == TCP_SYN_SENT)
 		return;
 	/* Whoever clears the flag first (this look, or thread_lists_collect_released after close) remembers it. */
-	if (atomic_exchange(&s->connecting, false) && idle_connect_failed(&view))
+	if (!atomic_exchange(&s->connecting, false))
+		return;
+	if (idle_connect_failed(&view)) {
 		connect_watch_remember_failed(s);
+		record(s, view.total_retrans > 0 ? CONNECT_TIMEOUT : CONNECT_REFUSED, 0);
+	} else {
+		record(s, CONNECT_OK,
+		       name_metrics_connect_ns(runtime_now_ns() - s->connect_started_ns, view.rtt_us, view.total_retrans));
+	}
 }

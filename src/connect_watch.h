@@ -17,4 +17,8 @@ void connect_watch_check(struct tracked_socket *s, uint64_t now);
 /* s's connect failed (seen by the close hook or a look): its address starts its cooldown. */
 void connect_watch_remember_failed(const struct tracked_socket *s);
 
+/* s's last fd was closed while its connect was watched (the thread took it from the released
+ * list): the outcome close saw goes to the cooldown and the metrics. */
+void connect_watch_closed(const struct tracked_socket *s, uint64_t now);
+
 #endif

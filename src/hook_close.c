@@ -3,8 +3,10 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <unistd.h>
+#include <netinet/tcp.h>
 #include <linux/close_range.h>
 
+#include "name_metrics.h"
 #include "real.h"
 #include "resolver_thread.h"
 #include "runtime.h"
@@ -18,9 +20,18 @@ static void note_connect_outcome(int fd, struct tracked_socket *s)
 	if (!atomic_load_explicit(&s->connecting, memory_order_relaxed))
 		return;
 	struct socket_view view;
-	if (sockview_identity(fd, s) != IDENTITY_DIFFERENT && sockview_read(fd, &view) && idle_connect_failed(&view)) {
+	if (sockview_identity(fd, s) == IDENTITY_DIFFERENT || !sockview_read(fd, &view))
+		return;
+	if (idle_connect_failed(&view)) {
+		s->connect_retried = view.total_retrans > 0;
 		atomic_store(&s->connect_failed, true);
 		resolver_thread_nudge();
+	} else if (view.tcp_state == TCP_SYN_SENT) {
+		atomic_store(&s->connect_abandoned, true);
+	} else {
+		atomic_store(&s->connect_duration_ns, name_metrics_connect_ns(runtime_now_ns() - s->connect_started_ns,
+									      view.rtt_us, view.total_retrans));
+		atomic_store(&s->connect_seen_ok, true);
 	}
 }
 

@@ -21,6 +21,7 @@
 #include "runtime.h"
 #include "sockview.h"
 #include "stats.h"
+#include "stats_file.h"
 #include "steer.h"
 #include "tracked.h"
 
@@ -43,7 +44,8 @@ static struct tracked_socket *new_tracked(int fd, const struct ip_addr *peer, ui
 /* was_current: the peer was in a name's set when the connect was planned. If an answer removed it
  * while the connect was on its way, the socket is still that name's to drain (the thread marks it
  * draining when it takes it over): left untracked, it would stay on the old address for good. */
-static void track(int fd, const struct ip_addr *peer, uint16_t port, bool connecting, bool was_current)
+static void track(int fd, const struct ip_addr *peer, uint16_t port, bool connecting, bool was_current,
+		  uint64_t started_ns)
 {
 	/* Whatever this fd number meant before (a socket closed behind our back) is over. */
 	tracked_detach(fd);
@@ -55,6 +57,7 @@ static void track(int fd, const struct ip_addr *peer, uint16_t port, bool connec
 	/* Still connecting: the thread watches how it ends, since a failure here is the program's
 	 * to see (SO_ERROR) and the shim's only to remember. */
 	s->connecting = connecting;
+	s->connect_started_ns = started_ns;
 	sigset_t saved;
 	names_lock(&saved);
 	s->name_count = names_claim_for_address(peer, s->names, TRACKED_MAX_NAMES);
@@ -226,6 +229,21 @@ static uint64_t timeval_ms(const struct timeval *tv)
 	return (uint64_t)tv->tv_sec * 1000 + (uint64_t)tv->tv_usec / 1000;
 }
 
+/* One attempt of a connect to an address of host ended: its name's metrics (issue 18). An attempt
+ * still going on in the kernel is counted when it ends (connect_watch.c). */
+static void record_attempt(const char *host, int rc, int e, uint64_t started_ns)
+{
+	if (rc != 0 && (e == EINPROGRESS || e == EINTR))
+		return;
+	sigset_t saved;
+	names_lock(&saved);
+	names_record_connect_host(host, rc == 0 ? CONNECT_OK : connect_result_of_errno(e), runtime_now_ns() - started_ns,
+				  runtime_config.metrics_names);
+	names_unlock(&saved);
+	if (rc != 0)
+		stats_file_at_exit_for_failures();
+}
+
 /* A blocking connect to route->first failed with first_errno: tries the name's other addresses,
  * all within the socket's send timeout if it has one (it bounds a blocking connect). Returns 0
  * with *reached set, or -1 with errno: the first error when every address failed. */
@@ -250,8 +268,10 @@ static int fail_over(int fd, const struct sockaddr *addr, socklen_t len, uint16_
 			struct timeval rest = { .tv_sec = (time_t)(left / 1000), .tv_usec = (suseconds_t)(left % 1000) * 1000 };
 			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &rest, sizeof rest);
 		}
+		uint64_t attempt_ns = runtime_now_ns();
 		int rc = connect_to(fd, addr, len, next);
 		int e = errno;
+		record_attempt(route->host, rc, e, attempt_ns);
 		if (bounded)
 			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
 		if (rc == 0 || e == EINTR || e == EINPROGRESS) {
@@ -305,9 +325,12 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 		route.first = peer;
 	}
 	struct ip_addr reached = routed ? route.first : peer;
+	uint64_t started_ns = runtime_now_ns();
 	int rc = routed && route.redirected ? REAL(connect)(fd, (const struct sockaddr *)&aimed, len)
 					    : REAL(connect)(fd, addr, len);
 	int connect_errno = rc == 0 ? saved_errno : errno;
+	if (routed)
+		record_attempt(route.host, rc, connect_errno, started_ns);
 	if (routed && route.balanced) {
 		char from[IP_PEER_STRLEN], to[IP_PEER_STRLEN];
 		if (log_enabled(LOG_DEBUG))
@@ -337,7 +360,7 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	/* EINPROGRESS and EINTR: the connection goes on in the kernel, so it is the program's socket
 	 * to that peer from now on. */
 	if (rc == 0 || connect_errno == EINPROGRESS || connect_errno == EINTR)
-		track(fd, &reached, port, rc != 0, routed);
+		track(fd, &reached, port, rc != 0, routed, started_ns);
 	runtime_inside = false;
 	errno = connect_errno;
 	return rc;

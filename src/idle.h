@@ -14,6 +14,8 @@ struct socket_view {
 	uint32_t ms_since_recv;     /* tcpi_last_data_recv */
 	uint64_t bytes_sent;        /* tcpi_bytes_sent */
 	uint64_t bytes_received;    /* tcpi_bytes_received */
+	uint32_t rtt_us;            /* tcpi_rtt: after a handshake, its round trip */
+	uint32_t total_retrans;     /* tcpi_total_retrans: a connect's SYNs sent again */
 };
 
 /* What the shim itself saw: counters at the last send it let through on this socket while draining. */

@@ -8,6 +8,9 @@
 static pthread_mutex_t names_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct name_entry *entries;
 static unsigned unused_count;
+static unsigned metrics_own_count; /* entries with series of their own */
+static uint32_t metrics_round = 1;  /* the stats file's writes, for metrics_choose */
+struct name_metrics names_other_metrics;
 _Atomic unsigned names_count;
 
 void names_lock(sigset_t *saved)
@@ -45,11 +48,23 @@ static struct name_entry *find(const char *host)
 	return NULL;
 }
 
+/* A forgotten name's counts stay in the file, under name="_other" (counters never go down). */
+static void fold_metrics(struct name_entry *e)
+{
+	if (!e->choice.own)
+		return;
+	name_metrics_add(&names_other_metrics, &e->metrics);
+	e->metrics = (struct name_metrics){0};
+	e->choice.own = false;
+	metrics_own_count--;
+}
+
 static void unlink_and_free(struct name_entry *victim)
 {
 	for (struct name_entry **link = &entries; *link != NULL; link = &(*link)->next) {
 		if (*link == victim) {
 			*link = victim->next;
+			fold_metrics(victim);
 			free(victim);
 			atomic_fetch_sub(&names_count, 1);
 			unused_count--;
@@ -152,6 +167,54 @@ void names_count_socket(struct name_entry *const *entries, unsigned n, const str
 		recordset_count_conn(&entries[i]->records, peer, delta);
 }
 
+void names_record_connect(struct name_entry *entry, enum connect_result r, uint64_t duration_ns, unsigned max_own)
+{
+	entry->choice.activity++;
+	if (!entry->choice.own && metrics_own_count < max_own) {
+		entry->choice.own = true;
+		entry->choice.changed_at = metrics_round;
+		metrics_own_count++;
+	}
+	name_metrics_record(entry->choice.own ? &entry->metrics : &names_other_metrics, r, duration_ns);
+}
+
+void names_choose_metrics(unsigned max_own)
+{
+	/* Static: under the lock; the write at exit runs on a program thread's stack. The first 1024
+	 * names are the candidates (the list holds at most 4096 unused ones). */
+	static struct metrics_choice *choice[1024];
+	static struct name_entry *entry[1024];
+	static bool before[1024];
+	unsigned n = 0;
+	for (struct name_entry *e = entries; e != NULL && n < 1024; e = e->next) {
+		e->choice.activity += e->live_sockets;
+		choice[n] = &e->choice;
+		entry[n++] = e;
+	}
+	for (unsigned i = 0; i < n; i++)
+		before[i] = choice[i]->own;
+	metrics_choose(choice, n, max_own, metrics_round);
+	for (unsigned i = 0; i < n; i++) {
+		struct name_entry *e = entry[i];
+		if (before[i] && !e->choice.own) {
+			e->choice.own = true; /* fold_metrics takes it out of the count */
+			fold_metrics(e);
+			e->choice.changed_at = metrics_round;
+		} else if (!before[i] && e->choice.own) {
+			metrics_own_count++;
+		}
+		e->choice.activity = 0;
+	}
+	metrics_round++;
+}
+
+void names_record_connect_host(const char *host, enum connect_result r, uint64_t duration_ns, unsigned max_own)
+{
+	struct name_entry *e = find(host);
+	if (e != NULL)
+		names_record_connect(e, r, duration_ns, max_own);
+}
+
 void names_release(struct name_entry *entry)
 {
 	if (entry->live_sockets > 0 && --entry->live_sockets == 0) {
@@ -167,6 +230,7 @@ void names_forget_unused(uint64_t now_ms)
 		struct name_entry *e = *link;
 		if (e->live_sockets == 0 && !e->refresh_in_flight && now_ms - e->last_learned_ms >= NAMES_UNUSED_KEEP_MS) {
 			*link = e->next;
+			fold_metrics(e);
 			free(e);
 			atomic_fetch_sub(&names_count, 1);
 			unused_count--;
@@ -202,12 +266,15 @@ void names_after_fork_child(void)
 void names_forget_parent_sockets(void)
 {
 	unused_count = 0;
+	names_other_metrics = (struct name_metrics){0};
 	for (struct name_entry *e = entries; e != NULL; e = e->next) {
 		e->live_sockets = 0;
 		e->refresh_in_flight = false;
 		e->next_refresh_ms = 0;
 		for (unsigned i = 0; i < e->records.count; i++)
 			e->records.records[i].conns = 0; /* the parent's sockets are not the child's to balance */
+		/* The child writes a file of its own: the parent's connects are the parent's. */
+		e->metrics = (struct name_metrics){0};
 		unused_count++;
 	}
 }

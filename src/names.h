@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "metrics_choice.h"
+#include "name_metrics.h"
 #include "recordset.h"
 #include "steer.h"
 
@@ -32,6 +34,10 @@ struct name_entry {
 	bool refresh_in_flight;
 	unsigned steer_turn;       /* spreads steered connects over the current addresses */
 	unsigned balance_turn[2];  /* spreads balanced connects of each family (IPv4, IPv6) */
+	/* Its connects' outcomes (issue 18), when it has series of its own in the stats file
+	 * (choice.own: metrics_choice.h); else they go to names_other_metrics. */
+	struct metrics_choice choice;
+	struct name_metrics metrics;
 	struct name_entry *next;
 };
 
@@ -50,6 +56,18 @@ unsigned names_claim_for_address(const struct ip_addr *addr, struct name_entry *
 unsigned names_claim_departed(const struct ip_addr *addr, struct name_entry **out, unsigned max);
 /* Lock held. */
 void names_release(struct name_entry *entry);
+
+/* Lock held. A connect to one of entry's addresses ended (ok after duration_ns, or failed). A name
+ * without series of its own gets them at once while fewer than max_own names have them; else it is
+ * counted in names_other_metrics (names_choose_metrics may give it a place later). */
+void names_record_connect(struct name_entry *entry, enum connect_result r, uint64_t duration_ns, unsigned max_own);
+/* Lock held. The same for the entry of host (nothing if the name is not known). */
+void names_record_connect_host(const char *host, enum connect_result r, uint64_t duration_ns, unsigned max_own);
+/* Lock held. The connects of the names without series of their own, and of the names forgotten. */
+extern struct name_metrics names_other_metrics;
+/* Lock held. At each write of the stats file: which names have series of their own now
+ * (metrics_choice.h); a name that loses them leaves its counts to names_other_metrics. */
+void names_choose_metrics(unsigned max_own);
 /* Lock held. A tracked socket to peer, held by these entries, came (delta +1) or went (-1): the
  * count of each entry's record of peer (balance's choice, its fair share, the stats file). */
 void names_count_socket(struct name_entry *const *entries, unsigned n, const struct ip_addr *peer, int delta);

@@ -46,6 +46,8 @@ void runtime_settle_fork(void);
 bool runtime_fork_pending(void);
 
 uint64_t runtime_now_ms(void);
+/* CLOCK_MONOTONIC in ns (a connect's time). Async-signal-safe. */
+uint64_t runtime_now_ns(void);
 uint32_t runtime_random(void);
 
 /* The library's own fds (wake-up pipe, c-ares sockets, log file): marked in the fd table so a

@@ -25,6 +25,8 @@ bool sockview_read(int fd, struct socket_view *view)
 	view->unsent_bytes = (uint32_t)unsent;
 	view->ms_since_send = info.tcpi_last_data_sent;
 	view->ms_since_recv = info.tcpi_last_data_recv;
+	view->rtt_us = info.tcpi_rtt;
+	view->total_retrans = info.tcpi_total_retrans;
 	/* Kernels before 4.19 fill less: without byte counts, judge by the timestamps alone. */
 	if (len >= offsetof(struct tcp_info, tcpi_bytes_sent) + sizeof info.tcpi_bytes_sent) {
 		view->bytes_sent = info.tcpi_bytes_sent;

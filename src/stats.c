@@ -83,8 +83,8 @@ static void name_sample(struct text *t, long pid, const char *name, const char *
 static void name_sockets(struct text *t, const struct stats_names *names, long pid)
 {
 	family(t, "dnsaware_name_sockets", "gauge",
-	       "This process's tracked connections per current address of a name (the busiest names; the rest "
-	       "under name=\"_other\").");
+	       "This process's tracked connections per current address of a name (DNSAWARE_METRICS_NAMES names; "
+	       "the rest under name=\"_other\").");
 	if (names == NULL)
 		return;
 	for (unsigned i = 0; i < names->count; i++) {
@@ -96,6 +96,48 @@ static void name_sockets(struct text *t, const struct stats_names *names, long p
 	}
 	if (names->has_other)
 		name_sample(t, pid, "_other", "_other", names->other);
+}
+
+static void connects_of(struct text *t, long pid, const char *name, const struct name_metrics *m)
+{
+	for (unsigned r = 0; r < CONNECT_RESULTS; r++) {
+		put(t, "dnsaware_connects_total{pid=\"%ld\",name=\"", pid);
+		put_label_value(t, name);
+		put(t, "\",result=\"%s\"} %llu\n", connect_result_name(r), (unsigned long long)m->results[r]);
+	}
+}
+
+static void histogram_of(struct text *t, long pid, const char *name, const struct name_metrics *m)
+{
+	for (unsigned i = 0; i <= NAME_METRICS_BUCKETS; i++) {
+		put(t, "dnsaware_connect_duration_seconds_bucket{pid=\"%ld\",name=\"", pid);
+		put_label_value(t, name);
+		put(t, "\",le=\"%s\"} %llu\n", i < NAME_METRICS_BUCKETS ? name_metrics_bucket_le[i] : "+Inf",
+		    (unsigned long long)name_metrics_cumulative(m, i));
+	}
+	put(t, "dnsaware_connect_duration_seconds_sum{pid=\"%ld\",name=\"", pid);
+	put_label_value(t, name);
+	put(t, "\"} %llu.%09llu\n", (unsigned long long)(m->duration_sum_ns / 1000000000u),
+	    (unsigned long long)(m->duration_sum_ns % 1000000000u));
+	put(t, "dnsaware_connect_duration_seconds_count{pid=\"%ld\",name=\"", pid);
+	put_label_value(t, name);
+	put(t, "\"} %llu\n", (unsigned long long)m->duration_count);
+}
+
+static void name_connects(struct text *t, const struct stats_names *names, long pid)
+{
+	family(t, "dnsaware_connects_total", "counter",
+	       "Connects to a name's addresses, by result (ok, refused, timeout, unreachable, error).");
+	for (unsigned i = 0; names != NULL && i < names->count; i++)
+		connects_of(t, pid, names->name[i].name, &names->name[i].metrics);
+	if (names != NULL && names->has_other)
+		connects_of(t, pid, "_other", &names->other_metrics);
+	family(t, "dnsaware_connect_duration_seconds", "histogram",
+	       "Time from a connect call to the established connection, by name (ok connects).");
+	for (unsigned i = 0; names != NULL && i < names->count; i++)
+		histogram_of(t, pid, names->name[i].name, &names->name[i].metrics);
+	if (names != NULL && names->has_other)
+		histogram_of(t, pid, "_other", &names->other_metrics);
 }
 
 int stats_format(const struct stats *s, const struct stats_names *names, long pid, char *buf, size_t size)
@@ -149,6 +191,7 @@ int stats_format(const struct stats *s, const struct stats_names *names, long pi
 	       "counted).",
 	       pid, &s->thread_socket_visits);
 	name_sockets(&t, names, pid);
+	name_connects(&t, names, pid);
 	return t.overflow ? -1 : (int)t.used;
 }
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "name_metrics.h"
+
 enum stats_reason { STATS_REASON_DNS, STATS_REASON_MAX_AGE, STATS_REASON_BALANCE, STATS_REASONS };
 enum stats_learn_source { STATS_LEARN_GETADDRINFO, STATS_LEARN_GETHOSTBYNAME, STATS_LEARN_DNS, STATS_LEARN_SOURCES };
 enum stats_path { STATS_PATH_IDLE, STATS_PATH_SEND, STATS_PATH_DEADLINE, STATS_PATHS };
@@ -37,11 +39,11 @@ struct stats {
 
 extern struct stats stats;
 
-/* dnsaware_name_sockets{name,address}: this process's tracked sockets per current address of its
- * busiest names (stats_names.c takes them from the names under their lock). The names beyond
- * STATS_NAMES_MAX are summed under name="_other", the addresses of a name beyond
- * STATS_NAME_ADDRS_MAX under its address="_other". */
-#define STATS_NAMES_MAX 32
+/* The per-name families (issue 18): dnsaware_name_sockets{name,address},
+ * dnsaware_connects_total{name,result} and dnsaware_connect_duration_seconds{name}, for the names
+ * with series of their own (names.h, metrics_own: at most DNSAWARE_METRICS_NAMES); the rest under
+ * name="_other". stats_names.c takes them from the names under their lock. A name's addresses
+ * beyond STATS_NAME_ADDRS_MAX are summed under its address="_other". */
 #define STATS_NAME_ADDRS_MAX 16
 struct stats_name_sockets {
 	char name[256];
@@ -51,13 +53,17 @@ struct stats_name_sockets {
 	uint64_t other_addresses; /* sockets to its addresses beyond the first STATS_NAME_ADDRS_MAX */
 	bool has_other_addresses;
 	uint64_t total;
+	struct name_metrics metrics;
 };
 struct stats_names {
-	struct stats_name_sockets name[STATS_NAMES_MAX];
-	unsigned count;
-	uint64_t other; /* sockets of the names beyond STATS_NAMES_MAX */
+	unsigned count, capacity;
+	uint64_t other; /* sockets of the names without series of their own */
 	bool has_other;
+	struct name_metrics other_metrics;
+	struct stats_name_sockets name[]; /* capacity of them */
 };
+/* The text one name of them takes at most (its sockets, connects and histogram). */
+#define STATS_NAME_TEXT_MAX (256 * 24 + STATS_NAME_ADDRS_MAX * 400 + 4096)
 
 static inline void stats_count(_Atomic uint64_t *counter, uint64_t n)
 {

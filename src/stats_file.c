@@ -19,8 +19,8 @@
 #include "stats.h"
 #include "stats_names.h"
 
-/* The counters take 4 KB; each name of dnsaware_name_sockets up to about 2 KB more. */
-#define STATS_TEXT_MAX (8192 + STATS_NAMES_MAX * (STATS_NAME_ADDRS_MAX + 1) * 400)
+/* The counters take 4 KB; each name of the per-name families STATS_NAME_TEXT_MAX more. */
+#define STATS_TEXT_BASE 8192
 
 static pthread_mutex_t write_mutex = PTHREAD_MUTEX_INITIALIZER;
 static bool failing; /* write_mutex: warn once per failure streak */
@@ -46,18 +46,38 @@ static uint32_t random_suffix(void)
  * has the file helper do it (file_helper.h). */
 static int write_locked(bool direct, const char **what, char *path, size_t path_size)
 {
-	/* Static (under write_mutex): the write at exit runs on a program thread's stack. */
-	static char text[STATS_TEXT_MAX];
-	static struct stats_names names;
+	/* Made once, for DNSAWARE_METRICS_NAMES names and _other (under write_mutex; the write at
+	 * exit runs on a program thread's stack). Without memory: the counters alone. */
+	static char *text;
+	static size_t text_size;
+	static struct stats_names *names;
+	static char base_text[STATS_TEXT_BASE];
+	if (text == NULL) {
+		unsigned capacity = runtime_config.metrics_names;
+		names = calloc(1, sizeof *names + capacity * sizeof names->name[0]);
+		text_size = STATS_TEXT_BASE + (size_t)(capacity + 1) * STATS_NAME_TEXT_MAX;
+		text = names == NULL ? NULL : malloc(text_size);
+		if (text == NULL) {
+			free(names);
+			names = NULL;
+			text = base_text;
+			text_size = sizeof base_text;
+		} else {
+			names->capacity = capacity;
+		}
+	}
 	struct file_replace job;
 	*what = "expanding the path";
 	if (!stats_expand_path(runtime_config.stats_file, (long)getpid(), path, path_size))
 		return ENAMETOOLONG;
-	sigset_t saved;
-	names_lock(&saved);
-	stats_names_collect(&names);
-	names_unlock(&saved);
-	int length = stats_format(&stats, &names, (long)getpid(), text, sizeof text);
+	if (names != NULL) {
+		sigset_t saved;
+		names_lock(&saved);
+		names_choose_metrics(runtime_config.metrics_names);
+		stats_names_collect(names);
+		names_unlock(&saved);
+	}
+	int length = stats_format(&stats, names, (long)getpid(), text, text_size);
 	if (length < 0)
 		return EOVERFLOW;
 	int n = snprintf(job.tmp_prefix, sizeof job.tmp_prefix, "%s.tmp%d.", path, (int)getpid());
@@ -115,18 +135,38 @@ void stats_file_write(void)
 	write_file(false);
 }
 
+/* The process that counted a failed connect (a process whose connects all fail starts no thread,
+ * and its failures are what an operator wants to see). */
+static _Atomic pid_t failed_connects_pid;
+
 static void write_at_exit(void)
 {
 	/* A forked child inherits the handler but not the thread: it writes only once its own
-	 * thread runs, i.e. once it watches something itself. */
-	if (thread_running != NULL && !runtime_fork_pending() && thread_running())
+	 * thread runs, i.e. once it watches something itself, or once it counted a failed connect. */
+	bool watching = thread_running != NULL && thread_running();
+	bool failures_here = atomic_load(&failed_connects_pid) == getpid();
+	if (!runtime_fork_pending() && (watching || failures_here))
 		write_file(true);
+}
+
+static void register_at_exit(void)
+{
+	if (!atomic_exchange(&exit_registered, true))
+		atexit(write_at_exit);
 }
 
 void stats_file_at_exit(bool (*still_running)(void))
 {
-	if (!stats_file_wanted() || atomic_exchange(&exit_registered, true))
+	if (!stats_file_wanted())
 		return;
 	thread_running = still_running;
-	atexit(write_at_exit);
+	register_at_exit();
+}
+
+void stats_file_at_exit_for_failures(void)
+{
+	if (!stats_file_wanted() || atomic_load_explicit(&failed_connects_pid, memory_order_relaxed) == getpid())
+		return;
+	atomic_store(&failed_connects_pid, getpid());
+	register_at_exit();
 }

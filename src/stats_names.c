@@ -1,5 +1,6 @@
 #include "stats_names.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "names.h"
@@ -17,6 +18,7 @@ static void fill(struct stats_name_sockets *n, const struct name_entry *e, uint6
 	memset(n, 0, sizeof *n);
 	memcpy(n->name, e->host, strnlen(e->host, sizeof n->name - 1));
 	n->total = total;
+	n->metrics = e->metrics;
 	for (unsigned i = 0; i < e->records.count; i++) {
 		const struct record *r = &e->records.records[i];
 		if (n->count < STATS_NAME_ADDRS_MAX) {
@@ -29,32 +31,33 @@ static void fill(struct stats_name_sockets *n, const struct name_entry *e, uint6
 	}
 }
 
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct stats_name_sockets *)a)->name, ((const struct stats_name_sockets *)b)->name);
+}
+
+static bool any(const struct name_metrics *m)
+{
+	for (unsigned i = 0; i < CONNECT_RESULTS; i++)
+		if (m->results[i] != 0)
+			return true;
+	return false;
+}
+
 void stats_names_collect(struct stats_names *out)
 {
 	out->count = 0;
 	out->other = 0;
-	out->has_other = false;
+	out->other_metrics = names_other_metrics;
+	out->has_other = any(&names_other_metrics);
 	for (const struct name_entry *e = names_first(); e != NULL; e = e->next) {
-		if (e->live_sockets == 0)
-			continue;
 		uint64_t total = sockets_of(e);
-		/* Its place among the busiest so far; the one pushed out of the last place, if any,
-		 * goes to _other. */
-		unsigned at = out->count;
-		while (at > 0 && out->name[at - 1].total < total)
-			at--;
-		if (at == STATS_NAMES_MAX) {
+		if (e->choice.own && out->count < out->capacity) {
+			fill(&out->name[out->count++], e, total);
+		} else if (total > 0) {
 			out->other += total;
 			out->has_other = true;
-			continue;
 		}
-		if (out->count == STATS_NAMES_MAX) {
-			out->other += out->name[STATS_NAMES_MAX - 1].total;
-			out->has_other = true;
-			out->count--;
-		}
-		memmove(&out->name[at + 1], &out->name[at], (out->count - at) * sizeof out->name[0]);
-		fill(&out->name[at], e, total);
-		out->count++;
 	}
+	qsort(out->name, out->count, sizeof out->name[0], by_name);
 }

@@ -5,8 +5,8 @@
 
 #include "stats.h"
 
-/* Names lock held. The names with tracked sockets, the STATS_NAMES_MAX with the most first (the
- * earlier in the names' list first among equals), each with its current addresses. */
+/* Names lock held. The names with series of their own (up to out->capacity), each with its current
+ * addresses and its connects, sorted by name; the sockets and connects of the rest as _other. */
 void stats_names_collect(struct stats_names *out);
 
 #endif

@@ -141,8 +141,8 @@ void thread_lists_collect_released(uint64_t now)
 		if (!taken)
 			continue; /* already waiting, or revived by a dup that raced the close */
 		count_socket(s, false);
-		if (atomic_load(&s->connect_failed) && atomic_exchange(&s->connecting, false))
-			connect_watch_remember_failed(s);
+		if (atomic_exchange(&s->connecting, false))
+			connect_watch_closed(s, now);
 		/* The program closed it right after the send path shut it down (and failed its send
 		 * with EPIPE): say so before forgetting it. */
 		if ((atomic_load(&s->state) & STATE_SHUT_BY_SEND) && s->drain_reason != DRAIN_NONE) {

@@ -50,6 +50,13 @@ struct tracked_socket {
 	 * close a failed socket before the thread looks). */
 	_Atomic bool connecting;
 	_Atomic bool connect_failed;        /* close saw it end without connecting */
+	/* How close found a connect still watched (issue 18's metrics): still pending (the program
+	 * gave up on it: a timeout), or established, with its estimated time. */
+	_Atomic bool connect_abandoned;
+	_Atomic bool connect_seen_ok;
+	_Atomic uint64_t connect_duration_ns;
+	uint64_t connect_started_ns;        /* CLOCK_MONOTONIC at the connect call */
+	bool connect_retried;               /* close saw SYNs sent again (a timeout rather than a refusal) */
 
 	/* Owned by the background thread. */
 	uint64_t max_age_deadline_ms;       /* 0: no max age */

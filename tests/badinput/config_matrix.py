@@ -70,6 +70,7 @@ KINDS = {
     "DNSAWARE_RESOLVE_TIMEOUT": ("duration", "1800ms", 0),
     "DNSAWARE_CACHE": ("switch", "0", None),
     "DNSAWARE_BALANCE": ("switch", "0", None),
+    "DNSAWARE_METRICS_NAMES": ("names", "32", None),
     "DNSAWARE_STATE_DIR": ("path", "the default place", None),
     "DNSAWARE_LOG": ("level", "warn", None),
     "DNSAWARE_HOSTS": ("globs", "all names", None),
@@ -107,6 +108,7 @@ GOOD = {
     "DNSAWARE_RESOLVE_TIMEOUT": [b"0", b"1800ms", b"5s"],
     "DNSAWARE_CACHE": [b"0", b"1"],
     "DNSAWARE_BALANCE": [b"0", b"1"],
+    "DNSAWARE_METRICS_NAMES": [b"0", b"32", b"256"],
     "DNSAWARE_STATE_DIR": [b"off"],
     "DNSAWARE_LOG": [b"off", b"error", b"warn", b"info"],
     "DNSAWARE_HOSTS": [b"localhost", b"*.example.com, localhost", b"x" * 1023],
@@ -150,6 +152,8 @@ def accepts(name, value):
     if kind == "count":
         return (re.fullmatch(rb"[0-9]+", value) is not None and len(value.lstrip(b"0")) <= 3
                 and 1 <= int(value) <= 100)
+    if kind == "names":
+        return re.fullmatch(rb"[0-9]{1,4}", value) is not None and int(value) <= 256
     if kind == "switch":
         return value in (b"0", b"1")
     if kind == "level":

@@ -14,7 +14,7 @@ As a module (stdlib only):
         raises ValueError("line N: what is wrong")
     check_dnsaware(parsed)            raises ValueError if the contract is not met
     values(parsed) -> {(name, frozenset(labels.items())): value}
-    counter(parsed, name, **labels)   sum of the samples called name with those labels
+    counter(parsed, metric, **labels) sum of the samples called metric with those labels
 
 "type" and "help" are None when the family has no TYPE / HELP line. A value written as an
 integer is an int, any other a float (NaN, +Inf and -Inf included); timestamps are ints or None.
@@ -26,9 +26,17 @@ contiguous; no duplicate label names in a sample nor duplicate samples (name + l
 counter's samples named as the family (`# TYPE foo counter` followed by `foo_total` is an error:
 declare `foo_total`). Values are decimal floats, NaN, +Inf or -Inf (no hex floats, no `Inf`
 without a sign); timestamps are integers. Plain `#` comments are allowed.
+
+Histograms (TYPE histogram; their samples are `_bucket`, `_sum` and `_count`), for each label set
+but `le`: the buckets' `le` values are numbers or +Inf, strictly increasing in the order written;
+a `le="+Inf"` bucket; bucket counts not NaN, not negative and non-decreasing (cumulative); the
++Inf bucket equal to `_count`; one `_sum` and one `_count`, neither with an `le` label. An error
+found once the family's lines are over names the line of the sample concerned (the +Inf bucket's
+absence: the series' last bucket).
 """
 
 import itertools
+import math
 import re
 import sys
 
@@ -71,11 +79,19 @@ def _family_of(families, name):
     return name
 
 
+def _le(n, text):
+    """The float of a bucket's le label: a number or +Inf."""
+    if not FLOAT.fullmatch(text) or text == "NaN":
+        _fail(n, f'bucket le="{text}" is not a number (a float or +Inf)')
+    return float(text)
+
+
 class _Parser:
     def __init__(self):
         self.families = {}
         self.current = None      # the family whose lines we are in
         self.seen = {}           # (name, frozenset(labels)) -> line of that sample
+        self.series = {}         # the current histogram's label sets (le aside) -> their samples
 
     def enter(self, n, name):
         """Make `name` the current family, creating it; its lines must be contiguous."""
@@ -84,6 +100,7 @@ class _Parser:
         if name in self.families:
             _fail(n, f"family {name} already appeared at line {self.families[name]['line']}"
                      f" (a family's lines must be contiguous)")
+        self.finish()
         self.current = name
         self.families[name] = {"type": None, "help": None, "line": n, "samples": []}
         return self.families[name]
@@ -174,8 +191,52 @@ class _Parser:
         if key in self.seen:
             _fail(n, f"duplicate sample {_show(name, labels)} (first at line {self.seen[key]})")
         self.seen[key] = n
+        if kind == "histogram":
+            self.histogram_sample(n, family_name, name[len(family_name):], labels, value)
         family["samples"].append({"name": name, "labels": labels, "value": value,
                                   "timestamp": timestamp, "line": n})
+
+    def histogram_sample(self, n, family, suffix, labels, value):
+        """Check a _bucket against the one before it in its series; keep _sum and _count."""
+        rest = {k: v for k, v in labels.items() if k != "le"}
+        series = self.series.setdefault(frozenset(rest.items()), {
+            "labels": rest, "buckets": [], "_sum": None, "_count": None, "last": n})
+        series["last"] = n
+        if suffix != "_bucket":
+            if "le" in labels:
+                _fail(n, f"{family}{suffix} has an le label (only _bucket samples have one)")
+            series[suffix] = (value, n)
+            return
+        le = _le(n, labels["le"])
+        if value != value or value < 0:
+            _fail(n, f"bucket count {value} of {_show(family + suffix, labels)} is not a count")
+        if series["buckets"]:
+            last_le, last_text, last_value, last_n = series["buckets"][-1]
+            if le <= last_le:
+                _fail(n, f'bucket le="{labels["le"]}" after le="{last_text}" (line {last_n}):'
+                         f" a histogram's le values must increase")
+            if value < last_value:
+                _fail(n, f'bucket le="{labels["le"]}" counts {value}, fewer than le="{last_text}"'
+                         f" (line {last_n}) counts {last_value}: buckets are cumulative")
+        series["buckets"].append((le, labels["le"], value, n))
+
+    def finish(self):
+        """At the end of a histogram's lines: each label set's +Inf bucket, _count and _sum."""
+        family, self.series, all_series = self.current, {}, self.series
+        for series in all_series.values():
+            shown = _show(family, series["labels"])
+            buckets = series["buckets"]
+            if not buckets or buckets[-1][0] != math.inf:
+                _fail(buckets[-1][3] if buckets else series["last"],
+                      f'histogram {shown} has no le="+Inf" bucket')
+            if series["_count"] is None:
+                _fail(series["last"], f"histogram {shown} has no {family}_count")
+            count, count_n = series["_count"]
+            if count != buckets[-1][2]:
+                _fail(count_n, f'{family}_count is {count}, but its le="+Inf" bucket'
+                               f" (line {buckets[-1][3]}) is {buckets[-1][2]}")
+            if series["_sum"] is None:
+                _fail(series["last"], f"histogram {shown} has no {family}_sum")
 
 
 def parse(text):
@@ -195,6 +256,7 @@ def parse(text):
             parser.comment(n, line)
         else:
             parser.sample(n, line)
+    parser.finish()
     return parser.families
 
 
@@ -215,18 +277,23 @@ def values(parsed):
             for family in parsed.values() for s in family["samples"]}
 
 
-def counter(parsed, name, **labels):
-    """Sum of the samples called `name` whose labels include `labels`; KeyError if none."""
+def counter(parsed, metric, /, **labels):
+    """Sum of the samples called `metric` whose labels include `labels` (name= included: the
+    per-name families' label); KeyError if none."""
     found = [s["value"] for family in parsed.values() for s in family["samples"]
-             if s["name"] == name and all(s["labels"].get(k) == v for k, v in labels.items())]
+             if s["name"] == metric and all(s["labels"].get(k) == v for k, v in labels.items())]
     if not found:
-        raise KeyError(_show(name, labels))
+        raise KeyError(_show(metric, labels))
     return sum(found)
 
 
-# The contract of DNSAWARE_STATS_FILE: family -> (type, {label: allowed values}). Every
-# combination of label values must be present; a label whose values are None takes any value (the
-# per-name families: a sample per name and address, or none).
+# The contract of DNSAWARE_STATS_FILE: family -> (type, {label: allowed values}). A label whose
+# values are None takes any value (name, address: the per-name families). For each value of the
+# free labels that appears (each name), every combination of the fixed labels must be present; a
+# family without free labels must have every combination. A histogram's `le` is a fixed label of
+# its _bucket samples, its values the buckets, written exactly so (queries match le as a string).
+CONNECT_BUCKETS = ("0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                   "0.5", "1", "2.5", "5", "10", "+Inf")
 DNSAWARE = {
     "dnsaware_tracked_sockets": ("gauge", {}),
     "dnsaware_watched_names": ("gauge", {}),
@@ -242,54 +309,87 @@ DNSAWARE = {
     "dnsaware_stale_answers_total": ("counter", {}),
     "dnsaware_cache_lookups_total": ("counter", {"result": ("hit", "miss")}),
     "dnsaware_name_sockets": ("gauge", {"name": None, "address": None}),
+    "dnsaware_connects_total": ("counter", {"name": None, "result": ("ok", "refused", "timeout",
+                                                                     "unreachable", "error")}),
+    "dnsaware_connect_duration_seconds": ("histogram", {"name": None, "le": CONNECT_BUCKETS}),
 }
+# Families that list the same names: a name has its connects and its connect times, or neither.
+SAME_NAMES = ("dnsaware_connects_total", "dnsaware_connect_duration_seconds")
+
+
+def _check_value(name, kind, s):
+    """dnsaware values are non-negative integers; a histogram's _sum a non-negative number."""
+    value = s["value"]
+    if kind == "histogram" and s["name"] == name + "_sum":
+        if isinstance(value, float) and not math.isfinite(value) or value < 0:
+            _fail(s["line"], f"value of {s['name']} must be a non-negative number")
+    elif not isinstance(value, int) or value < 0:
+        _fail(s["line"], f"value of {s['name']} must be a non-negative integer")
+
+
+def _check_family(name, family, pids):
+    """Check one family's samples; {free label values: line of their first sample}."""
+    kind, label_values = DNSAWARE[name]
+    if not family["help"]:
+        _fail(family["line"], f"family {name} has no HELP text")
+    if family["type"] != kind:
+        _fail(family["line"], f"family {name} is of type"
+                              f" {family['type'] or 'untyped (no TYPE line)'}, expected {kind}")
+    free = [k for k, vs in label_values.items() if vs is None]
+    groups, present = {}, set()
+    for s in family["samples"]:
+        # Every sample names its process: node_exporter merges a directory of these files.
+        pid = s["labels"].get("pid", "")
+        if not pid.isdigit() or pid.startswith("0"):
+            _fail(s["line"], f"{name} needs a pid label with the process ID, got {pid!r}")
+        if pids.setdefault("pid", pid) != pid:
+            _fail(s["line"], f"{name} has pid={pid!r}, but the file's samples say {pids['pid']!r}")
+        labels = {k: v for k, v in s["labels"].items() if k != "pid"}
+        if s["timestamp"] is not None:
+            _fail(s["line"], "sample has a timestamp (node_exporter's textfile collector"
+                             " skips files with timestamps)")
+        _check_value(name, kind, s)
+        # A histogram's _sum and _count have the labels of its buckets but le.
+        expected = [k for k in label_values if k != "le" or s["name"] == name + "_bucket"]
+        if set(labels) != set(expected):
+            _fail(s["line"], f"{s['name']} has labels {sorted(labels)}, expected {sorted(expected)}")
+        for label, value in labels.items():
+            if label_values[label] is not None and value not in label_values[label]:
+                _fail(s["line"], f"{s['name']}: label {label}={value!r} not one of"
+                                 f" {', '.join(label_values[label])}")
+        groups.setdefault(tuple(labels[k] for k in free), s["line"])
+        if set(expected) == set(label_values):
+            present.add(frozenset(labels.items()))
+    if not free:
+        groups = {(): family["line"]}
+    fixed = [[(k, v) for v in vs] for k, vs in label_values.items() if vs is not None]
+    sample = name + "_bucket" if kind == "histogram" else name
+    for group, line in groups.items():
+        for combo in itertools.product(*fixed):
+            labels = dict(zip(free, group), **dict(combo))
+            if frozenset(labels.items()) not in present:
+                _fail(line, f"family {name} lacks the sample {_show(sample, labels)}")
+    return groups
 
 
 def check_dnsaware(parsed):
     """Raise ValueError unless `parsed` (from parse()) is exactly a dnsaware stats file: the
     contract's families, each sample with a pid label (the same in the whole file) beside the
     contract's labels."""
-    pids = {}
+    pids, names = {}, {}
     for name, family in parsed.items():
-        n = family["line"]
         if name not in DNSAWARE:
-            _fail(n, f"family {name} is not in the dnsaware contract")
-        kind, label_values = DNSAWARE[name]
-        if not family["help"]:
-            _fail(n, f"family {name} has no HELP text")
-        if family["type"] != kind:
-            _fail(n, f"family {name} is of type {family['type'] or 'untyped (no TYPE line)'},"
-                     f" expected {kind}")
-        present = set()
-        for s in family["samples"]:
-            # Every sample names its process: node_exporter merges a directory of these files.
-            pid = s["labels"].get("pid", "")
-            if not pid.isdigit() or pid.startswith("0"):
-                _fail(s["line"], f"{name} needs a pid label with the process ID, got {pid!r}")
-            if pids.setdefault("pid", pid) != pid:
-                _fail(s["line"], f"{name} has pid={pid!r}, but the file's samples say {pids['pid']!r}")
-            s = dict(s, labels={k: v for k, v in s["labels"].items() if k != "pid"})
-            if s["timestamp"] is not None:
-                _fail(s["line"], "sample has a timestamp (node_exporter's textfile collector"
-                                 " skips files with timestamps)")
-            if not isinstance(s["value"], int) or s["value"] < 0:
-                _fail(s["line"], f"value of {name} must be a non-negative integer")
-            if set(s["labels"]) != set(label_values):
-                _fail(s["line"], f"{name} has labels {sorted(s['labels'])},"
-                                 f" expected {sorted(label_values)}")
-            for label, value in s["labels"].items():
-                if label_values[label] is not None and value not in label_values[label]:
-                    _fail(s["line"], f"{name}: label {label}={value!r} not one of"
-                                     f" {', '.join(label_values[label])}")
-            present.add(frozenset(s["labels"].items()))
-        if any(vs is None for vs in label_values.values()):
-            continue
-        for combo in itertools.product(*([(k, v) for v in vs] for k, vs in label_values.items())):
-            if frozenset(combo) not in present:
-                _fail(n, f"family {name} lacks the sample {_show(name, dict(combo))}")
+            _fail(family["line"], f"family {name} is not in the dnsaware contract")
+        groups = _check_family(name, family, pids)
+        if name in SAME_NAMES:
+            names[name] = groups
     missing = [name for name in DNSAWARE if name not in parsed]
     if missing:
         raise ValueError(f"missing families: {', '.join(missing)}")
+    for this, other in itertools.permutations(SAME_NAMES):
+        for (value,), line in names[this].items():
+            if (value,) not in names[other]:
+                _fail(line, f'{this} lists name="{value}", {other} does not')
 
 
 def main(argv):

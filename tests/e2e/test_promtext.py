@@ -71,6 +71,54 @@ dnsaware_cache_lookups_total{result="miss"} 2
 # TYPE dnsaware_name_sockets gauge
 dnsaware_name_sockets{name="api.test",address="127.0.0.10"} 2
 dnsaware_name_sockets{name="api.test",address="127.0.0.11"} 0
+# HELP dnsaware_connects_total Connects to a name's addresses, by result.
+# TYPE dnsaware_connects_total counter
+dnsaware_connects_total{name="api.test",result="ok"} 40
+dnsaware_connects_total{name="api.test",result="refused"} 10
+dnsaware_connects_total{name="api.test",result="timeout"} 5
+dnsaware_connects_total{name="api.test",result="unreachable"} 0
+dnsaware_connects_total{name="api.test",result="error"} 0
+dnsaware_connects_total{name="_other",result="ok"} 3
+dnsaware_connects_total{name="_other",result="refused"} 0
+dnsaware_connects_total{name="_other",result="timeout"} 0
+dnsaware_connects_total{name="_other",result="unreachable"} 1
+dnsaware_connects_total{name="_other",result="error"} 1
+# HELP dnsaware_connect_duration_seconds Time from the connect call to the established connection, by name.
+# TYPE dnsaware_connect_duration_seconds histogram
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.0005"} 31
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.001"} 35
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.0025"} 38
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.005"} 39
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.01"} 39
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.025"} 40
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.05"} 40
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.1"} 40
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.25"} 40
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="0.5"} 40
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="1"} 40
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="2.5"} 40
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="5"} 40
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="10"} 40
+dnsaware_connect_duration_seconds_bucket{name="api.test",le="+Inf"} 40
+dnsaware_connect_duration_seconds_sum{name="api.test"} 0.0213
+dnsaware_connect_duration_seconds_count{name="api.test"} 40
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.0005"} 0
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.001"} 0
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.0025"} 1
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.005"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.01"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.025"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.05"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.1"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.25"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="0.5"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="1"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="2.5"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="5"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="10"} 2
+dnsaware_connect_duration_seconds_bucket{name="_other",le="+Inf"} 3
+dnsaware_connect_duration_seconds_sum{name="_other"} 12.0041
+dnsaware_connect_duration_seconds_count{name="_other"} 3
 """
 
 GOOD = {
@@ -99,7 +147,42 @@ GOOD = {
         "s_sum 3\n"
         "s_count 2\n"),
     "HELP without text, TYPE before HELP": "# TYPE a gauge\n# HELP a\na 1\n",
+    "histogram: two label sets, sums and counts after the buckets, empty buckets": (
+        "# HELP t Seconds.\n"
+        "# TYPE t histogram\n"
+        't_bucket{x="a",le="-1"} 0\n'
+        't_bucket{x="a",le="0.5"} 0\n'
+        't_bucket{x="a",le="1e1"} 2\n'
+        't_bucket{x="a",le="+Inf"} 3\n'
+        't_bucket{le="+Inf",x="b"} 0\n'
+        't_sum{x="a"} 27.25\n'
+        't_sum{x="b"} 0\n'
+        't_count{x="a"} 3\n'
+        't_count{x="b"} 0\n'
+        "# TYPE u gauge\n"
+        "u 1\n"),
 }
+
+# A histogram's series h{x="1"}, then a gauge; the BAD cases below break it.
+HISTOGRAM = """\
+# TYPE h histogram
+h_bucket{x="1",le="0.5"} 1
+h_bucket{x="1",le="1"} 3
+h_bucket{x="1",le="+Inf"} 4
+h_sum{x="1"} 2.5
+h_count{x="1"} 4
+# TYPE g gauge
+g 1
+"""
+
+
+def hist(*changes):
+    doc = HISTOGRAM
+    for old, new in changes:
+        assert old in doc, old
+        doc = doc.replace(old, new, 1)
+    return doc
+
 
 # (rule, document, line the error must name)
 BAD = [
@@ -148,6 +231,25 @@ BAD = [
     ("histogram sample named as the family", "# TYPE h histogram\nh 1\n", 2),
     ("histogram bucket without le", "# TYPE h histogram\nh_bucket 1\n", 2),
     ("summary sample without quantile", "# TYPE s summary\ns 1\n", 2),
+    ("histogram buckets not cumulative", hist(('le="1"} 3', 'le="1"} 0')), 3),
+    ("histogram le not increasing", hist(('le="1"} 3', 'le="0.25"} 3')), 3),
+    ("histogram le repeated", hist(('le="1"} 3', 'le="0.5e0"} 3')), 3),
+    ("histogram le not a number", hist(('le="1"} 3', 'le="one"} 3')), 3),
+    ("histogram le NaN", hist(('le="1"} 3', 'le="NaN"} 3')), 3),
+    ("histogram bucket count NaN", hist(('le="1"} 3', 'le="1"} NaN')), 3),
+    ("histogram bucket count negative", hist(('le="0.5"} 1', 'le="0.5"} -1')), 2),
+    ("histogram +Inf bucket missing", hist(('h_bucket{x="1",le="+Inf"} 4\n', "")), 3),
+    ("histogram +Inf bucket missing, at the end of the file",
+     hist(('h_bucket{x="1",le="+Inf"} 4\n', ""), ("# TYPE g gauge\ng 1\n", "")), 3),
+    ("histogram with no bucket", hist(('h_bucket{x="1",le="0.5"} 1\nh_bucket{x="1",le="1"} 3\n'
+                                       'h_bucket{x="1",le="+Inf"} 4\n', "")), 3),
+    ("histogram +Inf bucket not equal to _count", hist(('h_count{x="1"} 4', 'h_count{x="1"} 5')), 6),
+    ("histogram without _sum", hist(('h_sum{x="1"} 2.5\n', "")), 5),
+    ("histogram without _count", hist(('h_count{x="1"} 4\n', "")), 5),
+    ("histogram _sum with an le label", hist(('h_sum{x="1"}', 'h_sum{x="1",le="+Inf"}')), 5),
+    ("histogram's second series without +Inf", hist(('h_count{x="1"} 4\n', 'h_count{x="1"} 4\n'
+                                                     'h_bucket{x="2",le="0.5"} 0\nh_sum{x="2"} 0\n'
+                                                     'h_count{x="2"} 0\n')), 7),
 ]
 
 
@@ -174,7 +276,7 @@ def replace(doc, old, new):
 # Breakages of the dnsaware document: (what, document, line the error must name or None).
 BAD_DNSAWARE = [
     ("unknown family", DNSAWARE + "# HELP dnsaware_x X.\n# TYPE dnsaware_x gauge\ndnsaware_x 1\n",
-     53),
+     101),
     ("missing family", replace(DNSAWARE, "# HELP dnsaware_connect_failovers_total Failed"
                                " connects retried on another address of the name.\n"
                                "# TYPE dnsaware_connect_failovers_total counter\n"
@@ -203,6 +305,36 @@ BAD_DNSAWARE = [
      6),
     ("empty family", replace(DNSAWARE, "dnsaware_connects_redirected_total 2\n", ""), 25),
     ("empty file", "", None),
+    ("a name without one result", replace(DNSAWARE, 'dnsaware_connects_total{name="_other",'
+                                          'result="error"} 1\n', ""), 60),
+    ("unknown result", replace(DNSAWARE, 'result="unreachable"} 0', 'result="reset"} 0'), 58),
+    ("connects without a name", replace(DNSAWARE, '{name="api.test",result="ok"}',
+                                        '{result="ok"}'), 55),
+    ("a name without one bucket", replace(DNSAWARE, 'dnsaware_connect_duration_seconds_bucket'
+                                          '{name="api.test",le="0.05"} 40\n', ""), 67),
+    ("a bucket not the contract's", replace(DNSAWARE, 'le="0.0005"} 31', 'le="5e-4"} 31'), 67),
+    ("an extra bucket", replace(DNSAWARE, 'le="0.001"} 35', 'le="0.00075"} 33\n'
+                                'dnsaware_connect_duration_seconds_bucket{name="api.test",'
+                                'le="0.001"} 35'), 68),
+    ("buckets not cumulative", replace(DNSAWARE, 'le="0.01"} 39', 'le="0.01"} 38'), 71),
+    ("+Inf bucket not equal to _count", replace(DNSAWARE, 'seconds_count{name="api.test"} 40',
+                                                'seconds_count{name="api.test"} 41'), 83),
+    ("histogram without _sum", replace(DNSAWARE, 'dnsaware_connect_duration_seconds_sum{name='
+                                       '"_other"} 12.0041\n', ""), 99),
+    ("negative _sum", replace(DNSAWARE, "} 0.0213", "} -0.0213"), 82),
+    ("NaN _sum", replace(DNSAWARE, "} 0.0213", "} NaN"), 82),
+    ("+Inf _sum", replace(DNSAWARE, "} 0.0213", "} +Inf"), 82),
+    ("fractional bucket count", replace(DNSAWARE, 'le="+Inf"} 3', 'le="+Inf"} 3.0'), 98),
+    ("_count with an extra label (another series, which leaves this one without _count)",
+     replace(DNSAWARE, 'seconds_count{name="api.test"}',
+             'seconds_count{name="api.test",result="ok"}'), 82),
+    ("a name with connects and no connect times",
+     replace(DNSAWARE, 'dnsaware_connects_total{name="_other",result="ok"}',
+             'dnsaware_connects_total{name="db.test",result="ok"}').replace(
+                 '{name="_other",result=', '{name="db.test",result='), 60),
+    ("a name with connect times and no connects",
+     replace(DNSAWARE, "\n".join(line for line in DNSAWARE.splitlines()
+                                 if 'connects_total{name="_other"' in line) + "\n", ""), 79),
 ]
 
 failures = []
@@ -259,20 +391,44 @@ def main():
     except ValueError as e:
         check(False, f"dnsaware document meets the contract: {e}")
     vals = promtext.values(parsed)
-    check(len(vals) == 26 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
+    check(len(vals) == 70 and vals[("dnsaware_tracked_sockets", frozenset({"pid": "4242"}.items()))] == 12
           and vals[("dnsaware_sockets_shutdown_total",
                     frozenset({"pid": "4242", "reason": "dns", "path": "deadline"}.items()))] == 1,
           "values()")
+    h = "dnsaware_connect_duration_seconds"
+    check(parsed[h]["type"] == "histogram" and len(parsed[h]["samples"]) == 34
+          and vals[(h + "_sum", frozenset({"pid": "4242", "name": "_other"}.items()))] == 12.0041
+          and vals[(h + "_bucket", frozenset({"pid": "4242", "name": "api.test",
+                                              "le": "+Inf"}.items()))] == 40,
+          "histogram samples in their family, _sum a float")
     check(promtext.counter(parsed, "dnsaware_sockets_shutdown_total") == 12
           and promtext.counter(parsed, "dnsaware_sockets_shutdown_total", reason="dns") == 5
           and promtext.counter(parsed, "dnsaware_sockets_shutdown_total", path="idle") == 11
-          and promtext.counter(parsed, "dnsaware_resolutions_total", result="ok") == 340,
-          "counter() sums matching samples")
+          and promtext.counter(parsed, "dnsaware_resolutions_total", result="ok") == 340
+          and promtext.counter(parsed, "dnsaware_name_sockets", name="api.test") == 2,
+          "counter() sums matching samples (name= is a label)")
     try:
         promtext.counter(parsed, "dnsaware_resolutions_total", result="okay")
         check(False, "counter() with no matching sample raises KeyError")
     except KeyError:
         check(True, "counter() with no matching sample raises KeyError")
+
+    no_names = "".join(line for line in DNSAWARE.splitlines(keepends=True)
+                       if not line.startswith(("dnsaware_name_sockets{", "dnsaware_connects_total{",
+                                               "dnsaware_connect_duration_seconds_")))
+    try:
+        promtext.check_dnsaware(promtext.parse(with_pid(no_names)))
+        check(True, "dnsaware document without per-name samples meets the contract")
+    except ValueError as e:
+        check(False, f"dnsaware document without per-name samples meets the contract: {e}")
+    escaped = DNSAWARE.replace('name="_other"', 'name="we\\"ird\\\\na\\nme"')
+    try:
+        parsed = promtext.parse(with_pid(escaped))
+        promtext.check_dnsaware(parsed)
+        check(promtext.counter(parsed, "dnsaware_connects_total", name='we"ird\\na\nme',
+                               result="error") == 1, "an escaped name meets the contract")
+    except (ValueError, KeyError) as e:
+        check(False, f"an escaped name meets the contract: {e!r}")
 
     for what, doc, line in BAD_DNSAWARE:
         ok, msg = rejected(lambda d: promtext.check_dnsaware(promtext.parse(d)), with_pid(doc), line)

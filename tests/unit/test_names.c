@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "names.h"
@@ -126,45 +127,93 @@ Test(names, sockets_counted_per_address)
 	struct ip_addr gone = v4("127.0.0.99");
 	names_count_socket(held, 1, &gone, +1); /* not current: nothing to count */
 
-	static struct stats_names out;
-	stats_names_collect(&out);
+	names_record_connect(e, CONNECT_OK, 1000, 32);
+	struct stats_names *out = calloc(1, sizeof *out + 32 * sizeof out->name[0]);
+	out->capacity = 32;
+	stats_names_collect(out);
 	bool seen = false;
-	for (unsigned i = 0; i < out.count; i++) {
-		if (strcmp(out.name[i].name, "count.test") != 0)
+	for (unsigned i = 0; i < out->count; i++) {
+		if (strcmp(out->name[i].name, "count.test") != 0)
 			continue;
 		seen = true;
-		cr_assert_eq(out.name[i].count, 2);
-		cr_assert_str_eq(out.name[i].address[0], "127.0.0.20");
-		cr_assert_eq(out.name[i].sockets[0], 1);
-		cr_assert_eq(out.name[i].sockets[1], 0);
+		cr_assert_eq(out->name[i].count, 2);
+		cr_assert_str_eq(out->name[i].address[0], "127.0.0.20");
+		cr_assert_eq(out->name[i].sockets[0], 1);
+		cr_assert_eq(out->name[i].sockets[1], 0);
 	}
-	cr_assert(seen, "a name with a socket is in the stats");
+	free(out);
+	cr_assert(seen, "a name that connected is in the stats");
 	names_release(e);
 }
 
-/* More names than STATS_NAMES_MAX: the busiest keep their own samples, the rest are summed. */
-Test(names, stats_keep_the_busiest_names)
+/* DNSAWARE_METRICS_NAMES: the first names to connect get series of their own and keep them; the
+ * rest are counted under _other, and a forgotten name's counts go there too. */
+Test(names, metrics_names_are_stable)
 {
 	char host[32];
-	for (unsigned i = 0; i < STATS_NAMES_MAX + 8; i++) {
-		struct ip_addr a = v4("127.0.1.1");
+	struct name_entry *e[40];
+	for (unsigned i = 0; i < 40; i++) {
+		struct ip_addr a = v4("127.0.2.1");
 		a.bytes[3] = (uint8_t)(i + 1);
-		snprintf(host, sizeof host, "busy%u.test", i);
-		struct name_entry *e = names_learn(host, &a, 1, 1000);
-		struct name_entry *held[1] = {e};
-		e->live_sockets++;
-		for (unsigned k = 0; k < i + 1; k++)
-			names_count_socket(held, 1, &a, +1);
+		snprintf(host, sizeof host, "n%02u.test", i);
+		e[i] = names_learn(host, &a, 1, 1000);
+		names_record_connect(e[i], CONNECT_OK, 1000000, 32);
 	}
-	static struct stats_names out;
-	stats_names_collect(&out);
-	cr_assert_eq(out.count, STATS_NAMES_MAX);
-	cr_assert_str_eq(out.name[0].name, "busy39.test", "the busiest first");
-	cr_assert(out.has_other);
-	uint64_t other = 0;
-	for (unsigned i = 0; i < 8; i++)
-		other += i + 1; /* busy0..busy7: 1..8 sockets */
-	cr_assert_geq(out.other, other, "the least busy summed under _other: %llu", (unsigned long long)out.other);
-	for (unsigned i = 1; i < out.count; i++)
-		cr_assert_geq(out.name[i - 1].total, out.name[i].total);
+	for (unsigned k = 0; k < 100; k++)
+		names_record_connect(e[39], CONNECT_REFUSED, 0, 32); /* the busiest now, but it came late */
+	struct stats_names *out = calloc(1, sizeof *out + 32 * sizeof out->name[0]);
+	out->capacity = 32;
+	stats_names_collect(out);
+	cr_assert_eq(out->count, 32);
+	cr_assert_str_eq(out->name[0].name, "n00.test", "sorted by name");
+	cr_assert_str_eq(out->name[31].name, "n31.test");
+	cr_assert(out->has_other);
+	cr_assert_eq(out->other_metrics.results[CONNECT_OK], 8, "n32..n39's connects");
+	cr_assert_eq(out->other_metrics.results[CONNECT_REFUSED], 100);
+	cr_assert_eq(out->name[5].metrics.results[CONNECT_OK], 1);
+	/* The same again: nothing moves from one write to the next. */
+	stats_names_collect(out);
+	cr_assert_eq(out->count, 32);
+	cr_assert_str_eq(out->name[31].name, "n31.test");
+	/* A name with series of its own is forgotten (no socket, unused for 10 minutes): its
+	 * counts go to _other, which never goes down, and its place is free for the next to connect. */
+	names_forget_unused(1000 + 11 * 60 * 1000);
+	names_unlock(&saved);
+	names_lock(&saved);
+	stats_names_collect(out);
+	cr_assert_eq(out->count, 0, "every name was unused and is forgotten");
+	cr_assert_eq(out->other_metrics.results[CONNECT_OK], 40);
+	struct ip_addr a = v4("127.0.3.1");
+	struct name_entry *late = names_learn("late.test", &a, 1, 2000000);
+	names_record_connect(late, CONNECT_OK, 1000000, 32);
+	stats_names_collect(out);
+	cr_assert_eq(out->count, 1);
+	cr_assert_str_eq(out->name[0].name, "late.test");
+	free(out);
+}
+
+/* At the stats file's writes, a much busier name takes the place of a quiet one; the quiet one's
+ * counts stay in the file under _other. */
+Test(names, a_busier_name_takes_a_quiet_ones_place_at_a_write)
+{
+	struct ip_addr a = v4("127.0.4.1"), b = v4("127.0.4.2");
+	struct name_entry *quiet = names_learn("quiet.test", &a, 1, 1000);
+	struct name_entry *busy = names_learn("busy.test", &b, 1, 1000);
+	names_record_connect(quiet, CONNECT_OK, 1000000, 1);
+	for (unsigned k = 0; k < 5; k++)
+		names_record_connect(busy, CONNECT_OK, 1000000, 1);
+	cr_assert(quiet->choice.own && !busy->choice.own, "the first to connect has the one place");
+	/* The quiet one got its place at the first write's round: it keeps it for
+	 * METRICS_CHOICE_STABLE_ROUNDS writes. */
+	for (unsigned round = 0; round <= METRICS_CHOICE_STABLE_ROUNDS; round++) {
+		for (unsigned k = 0; k < 50; k++)
+			names_record_connect(busy, CONNECT_OK, 1000000, 1);
+		names_choose_metrics(1);
+	}
+	cr_assert(busy->choice.own && !quiet->choice.own, "the busy one has it now");
+	cr_assert_eq(quiet->metrics.results[CONNECT_OK], 0);
+	cr_assert_eq(names_other_metrics.results[CONNECT_OK], 1 + 5 + 50 * (METRICS_CHOICE_STABLE_ROUNDS + 1),
+		     "the quiet one's and the busy one's earlier");
+	names_record_connect(busy, CONNECT_OK, 1000000, 1);
+	cr_assert_eq(busy->metrics.results[CONNECT_OK], 1, "its own series starts at its place");
 }

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "stats.h"
@@ -74,24 +75,66 @@ Test(format, every_family_with_help_type_and_its_samples)
 Test(format, sockets_per_address_of_a_name)
 {
 	struct stats s = sample();
-	static struct stats_names names;
-	memset(&names, 0, sizeof names);
-	names.count = 1;
-	strcpy(names.name[0].name, "api.\"odd\"\\name");
-	names.name[0].count = 2;
-	strcpy(names.name[0].address[0], "10.0.0.1");
-	names.name[0].sockets[0] = 3;
-	strcpy(names.name[0].address[1], "fd00::1");
-	names.name[0].sockets[1] = 0;
-	names.has_other = true;
-	names.other = 7;
-	char buf[8192];
-	cr_assert_gt(stats_format(&s, &names, 42, buf, sizeof buf), 0);
+	struct stats_names *names = calloc(1, sizeof *names + sizeof names->name[0]);
+	names->capacity = 1;
+	names->count = 1;
+	strcpy(names->name[0].name, "api.\"odd\"\\name");
+	names->name[0].count = 2;
+	strcpy(names->name[0].address[0], "10.0.0.1");
+	names->name[0].sockets[0] = 3;
+	strcpy(names->name[0].address[1], "fd00::1");
+	names->name[0].sockets[1] = 0;
+	names->has_other = true;
+	names->other = 7;
+	static char buf[65536];
+	cr_assert_gt(stats_format(&s, names, 42, buf, sizeof buf), 0);
+	free(names);
 	cr_assert(strstr(buf, "# TYPE dnsaware_name_sockets gauge\n") != NULL);
 	cr_assert(strstr(buf, "\ndnsaware_name_sockets{pid=\"42\",name=\"api.\\\"odd\\\"\\\\name\",address=\"10.0.0.1\"} 3\n") != NULL,
 		  "escaped name: %s", strstr(buf, "dnsaware_name_sockets{"));
 	cr_assert(strstr(buf, ",address=\"fd00::1\"} 0\n") != NULL, "a current address with no socket is shown");
 	cr_assert(strstr(buf, "\ndnsaware_name_sockets{pid=\"42\",name=\"_other\",address=\"_other\"} 7\n") != NULL);
+}
+
+/* Issue 18's per-name families: every result, and a histogram with cumulative buckets whose +Inf is
+ * the count. */
+Test(format, connects_and_their_times_per_name)
+{
+	struct stats s = sample();
+	struct stats_names *names = calloc(1, sizeof *names + sizeof names->name[0]);
+	names->capacity = 1;
+	names->count = 1;
+	strcpy(names->name[0].name, "db.test");
+	struct name_metrics *m = &names->name[0].metrics;
+	name_metrics_record(m, CONNECT_OK, 300000);      /* 0.3 ms */
+	name_metrics_record(m, CONNECT_OK, 2000000);     /* 2 ms */
+	name_metrics_record(m, CONNECT_OK, 20000000000); /* 20 s */
+	name_metrics_record(m, CONNECT_REFUSED, 0);
+	name_metrics_record(m, CONNECT_TIMEOUT, 0);
+	names->has_other = true;
+	name_metrics_record(&names->other_metrics, CONNECT_UNREACHABLE, 0);
+	static char buf[65536];
+	cr_assert_gt(stats_format(&s, names, 42, buf, sizeof buf), 0);
+	free(names);
+	const char *want[] = {
+		"# TYPE dnsaware_connects_total counter\n",
+		"# TYPE dnsaware_connect_duration_seconds histogram\n",
+		"\ndnsaware_connects_total{pid=\"42\",name=\"db.test\",result=\"ok\"} 3\n",
+		"\ndnsaware_connects_total{pid=\"42\",name=\"db.test\",result=\"refused\"} 1\n",
+		"\ndnsaware_connects_total{pid=\"42\",name=\"db.test\",result=\"timeout\"} 1\n",
+		"\ndnsaware_connects_total{pid=\"42\",name=\"db.test\",result=\"unreachable\"} 0\n",
+		"\ndnsaware_connects_total{pid=\"42\",name=\"db.test\",result=\"error\"} 0\n",
+		"\ndnsaware_connects_total{pid=\"42\",name=\"_other\",result=\"unreachable\"} 1\n",
+		"\ndnsaware_connect_duration_seconds_bucket{pid=\"42\",name=\"db.test\",le=\"0.0005\"} 1\n",
+		"\ndnsaware_connect_duration_seconds_bucket{pid=\"42\",name=\"db.test\",le=\"0.0025\"} 2\n",
+		"\ndnsaware_connect_duration_seconds_bucket{pid=\"42\",name=\"db.test\",le=\"10\"} 2\n",
+		"\ndnsaware_connect_duration_seconds_bucket{pid=\"42\",name=\"db.test\",le=\"+Inf\"} 3\n",
+		"\ndnsaware_connect_duration_seconds_sum{pid=\"42\",name=\"db.test\"} 20.002300000\n",
+		"\ndnsaware_connect_duration_seconds_count{pid=\"42\",name=\"db.test\"} 3\n",
+		"\ndnsaware_connect_duration_seconds_count{pid=\"42\",name=\"_other\"} 0\n",
+	};
+	for (unsigned i = 0; i < sizeof want / sizeof want[0]; i++)
+		cr_assert(strstr(buf, want[i]) != NULL, "missing%s", want[i]);
 }
 
 Test(format, too_small_a_buffer_says_so)

@@ -88,6 +88,7 @@ option_table=(
 	"--idle 250ms DNSAWARE_IDLE"
 	"--drain-timeout 0 DNSAWARE_DRAIN_TIMEOUT"
 	"--stale-after 3 DNSAWARE_STALE_AFTER"
+	"--metrics-names 8 DNSAWARE_METRICS_NAMES"
 	"--cooldown 45 DNSAWARE_COOLDOWN"
 	"--hosts *.internal,api.example.com DNSAWARE_HOSTS"
 	"--exclude db.internal DNSAWARE_EXCLUDE"
@@ -204,6 +205,7 @@ bad_cases=(
 	"--stats-interval=50ms|--stats-interval=50ms is out of range"
 	"--stale-after=0|--stale-after=0 is not a count"
 	"--stale-after|101|--stale-after=101 is not a count"
+	"--metrics-names|257|--metrics-names=257 is not a number of names"
 	"--log=loud|--log=loud is not a log level"
 	"--stale-max=1.5d|--stale-max=1.5d is not a duration"
 	"--stale-max|31d|--stale-max=31d is out of range"
@@ -530,12 +532,12 @@ fi
 run -- "$wrapper" --help
 missing=()
 for option in --ttl-floor --ttl-ceiling --max-age --idle --drain-timeout --stale-after --cooldown --no-redirect --no-learn-dns \
-	--hosts --exclude --log --log-file --stats --stats-interval --nameservers --stale-max --resolve-timeout --cache --balance \
+	--hosts --exclude --log --log-file --stats --stats-interval --nameservers --stale-max --resolve-timeout --cache --balance --metrics-names \
 	--state-dir --disable --force --check --help --version \
 	DNSAWARE_TTL_FLOOR DNSAWARE_TTL_CEILING DNSAWARE_MAX_AGE DNSAWARE_IDLE DNSAWARE_DRAIN_TIMEOUT DNSAWARE_STALE_AFTER \
 	DNSAWARE_REDIRECT DNSAWARE_COOLDOWN DNSAWARE_HOSTS DNSAWARE_EXCLUDE DNSAWARE_LOG DNSAWARE_LOG_FILE \
 	DNSAWARE_STATS_FILE DNSAWARE_STATS_INTERVAL DNSAWARE_NAMESERVERS DNSAWARE_LEARN_DNS DNSAWARE_STALE_MAX \
-	DNSAWARE_RESOLVE_TIMEOUT DNSAWARE_CACHE DNSAWARE_BALANCE DNSAWARE_STATE_DIR DNSAWARE_DISABLE DNSAWARE_LIB; do
+	DNSAWARE_RESOLVE_TIMEOUT DNSAWARE_CACHE DNSAWARE_BALANCE DNSAWARE_METRICS_NAMES DNSAWARE_STATE_DIR DNSAWARE_DISABLE DNSAWARE_LIB; do
 	grep -q -- "$option\b" "$tmp/out" || missing+=("$option")
 done
 if ((status == 0 && ${#missing[@]} == 0)); then
