@@ -28,10 +28,12 @@ static void note_connect_outcome(int fd, struct tracked_socket *s)
 		resolver_thread_nudge();
 	} else if (view.tcp_state == TCP_SYN_SENT) {
 		atomic_store(&s->connect_abandoned, true);
+		resolver_thread_nudge();
 	} else {
 		atomic_store(&s->connect_duration_ns, name_metrics_connect_ns(runtime_now_ns() - s->connect_started_ns,
 									      view.rtt_us, view.total_retrans));
 		atomic_store(&s->connect_seen_ok, true);
+		resolver_thread_nudge(); /* its outcome is counted by the thread */
 	}
 }
 

@@ -138,6 +138,8 @@ void stats_file_write(void)
 /* The process that counted a failed connect (a process whose connects all fail starts no thread,
  * and its failures are what an operator wants to see). */
 static _Atomic pid_t failed_connects_pid;
+/* Lets the thread take the sockets closed just before exit (resolver_thread.c). */
+static void (*settle_thread)(void);
 
 static void write_at_exit(void)
 {
@@ -145,8 +147,11 @@ static void write_at_exit(void)
 	 * thread runs, i.e. once it watches something itself, or once it counted a failed connect. */
 	bool watching = thread_running != NULL && thread_running();
 	bool failures_here = atomic_load(&failed_connects_pid) == getpid();
-	if (!runtime_fork_pending() && (watching || failures_here))
-		write_file(true);
+	if (runtime_fork_pending() || !(watching || failures_here))
+		return;
+	if (watching && settle_thread != NULL)
+		settle_thread();
+	write_file(true);
 }
 
 static void register_at_exit(void)
@@ -155,11 +160,12 @@ static void register_at_exit(void)
 		atexit(write_at_exit);
 }
 
-void stats_file_at_exit(bool (*still_running)(void))
+void stats_file_at_exit(bool (*still_running)(void), void (*settle)(void))
 {
 	if (!stats_file_wanted())
 		return;
 	thread_running = still_running;
+	settle_thread = settle;
 	register_at_exit();
 }
 

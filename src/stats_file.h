@@ -12,7 +12,7 @@ void stats_file_write(void);
 void stats_file_after_fork_child(void);
 /* Registers the write at exit, once per process; called when the thread starts, so a process
  * that never makes a tracked connection writes no file. */
-void stats_file_at_exit(bool (*still_running)(void));
+void stats_file_at_exit(bool (*still_running)(void), void (*settle)(void));
 /* A connect to a name failed (counted in its metrics): the file is written at exit even if this
  * process never watches anything (no thread). */
 void stats_file_at_exit_for_failures(void);
