@@ -51,7 +51,10 @@ void connect_watch_check(struct tracked_socket *s, uint64_t now)
 	if (fd < 0)
 		return; /* closed: close recorded the outcome for thread_lists_collect_released */
 	if (sockview_identity(fd, s) == IDENTITY_DIFFERENT || !sockview_read(fd, &view)) {
-		atomic_store(&s->connecting, false);
+		/* Closed under this look (close counts its outcome), or behind the library's back: then
+		 * it is no longer watched once the watch's time is up. */
+		if (now - s->connected_at_ms >= CONNECT_WATCH_MS)
+			atomic_store(&s->connecting, false);
 		return;
 	}
 	if (now - s->connected_at_ms >= CONNECT_WATCH_MS) {

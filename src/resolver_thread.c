@@ -52,19 +52,16 @@ static void wake_thread(void)
 static void *thread_main(void *unused);
 static bool thread_running(void);
 
-/* The thread's passes over what close handed it (the released list): the write at exit waits for
- * one, so that the connects the program closed just before it exited are counted. */
-static _Atomic uint32_t collect_rounds;
-
-/* At exit, before the last stats file: wakes the thread and waits (at most 20 ms) for one pass of
- * it over the sockets closed since its last one. */
+/* At exit, before the last stats file: wakes the thread and waits (at most 20 ms) until it has
+ * dealt with every socket closed so far, so that the connects the program closed just before it
+ * exited are counted. */
 static void settle_before_exit(void)
 {
-	if (atomic_load(&tracked_released) == NULL)
+	uint64_t target = atomic_load(&tracked_released_pushed);
+	if (atomic_load(&tracked_released_done) >= target)
 		return;
-	uint32_t before = atomic_load(&collect_rounds);
 	wake_thread();
-	for (int i = 0; i < 20 && atomic_load(&collect_rounds) - before < 2; i++) {
+	for (int i = 0; i < 20 && atomic_load(&tracked_released_done) < target; i++) {
 		struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
 		nanosleep(&ms, NULL);
 	}
@@ -158,6 +155,7 @@ void resolver_thread_after_fork_child(void)
 	shimfd_close_all();
 	atomic_store(&incoming, NULL);
 	atomic_store(&tracked_released, NULL);
+	atomic_store(&tracked_released_done, atomic_load(&tracked_released_pushed)); /* none pending here */
 	atomic_store(&thread_state, THREAD_NONE);
 }
 
@@ -251,7 +249,6 @@ static void *thread_main(void *unused)
 		dns_learn_pending(); /* what the program looked up itself since the last connect */
 		adopt_incoming(now);
 		thread_lists_collect_released(now);
-		atomic_fetch_add(&collect_rounds, 1);
 		thread_lists_reap_closed(now, &wake_at);
 		thread_lists_mark_max_age(now, &wake_at);
 		thread_lists_watch_attention(now, &wake_at);

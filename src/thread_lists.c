@@ -138,11 +138,14 @@ void thread_lists_collect_released(uint64_t now)
 		collecting = s->next_released;
 		atomic_store(&s->release_pushed, false);
 		visits++;
-		if (!taken)
+		if (!taken) {
+			atomic_fetch_add(&tracked_released_done, 1);
 			continue; /* already waiting, or revived by a dup that raced the close */
+		}
 		count_socket(s, false);
 		if (atomic_exchange(&s->connecting, false))
 			connect_watch_closed(s, now);
+		atomic_fetch_add(&tracked_released_done, 1);
 		/* The program closed it right after the send path shut it down (and failed its send
 		 * with EPIPE): say so before forgetting it. */
 		if ((atomic_load(&s->state) & STATE_SHUT_BY_SEND) && s->drain_reason != DRAIN_NONE) {

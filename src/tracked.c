@@ -36,11 +36,14 @@ static void forget_fd(struct tracked_socket *s, int fd)
 
 _Atomic uint64_t tracked_live_count;
 _Atomic(struct tracked_socket *) tracked_released;
+_Atomic uint64_t tracked_released_pushed;
+_Atomic uint64_t tracked_released_done;
 
 static void push_released(struct tracked_socket *s)
 {
 	if (atomic_exchange_explicit(&s->release_pushed, true, memory_order_acq_rel))
 		return; /* still on the list from an earlier release */
+	atomic_fetch_add_explicit(&tracked_released_pushed, 1, memory_order_relaxed);
 	struct tracked_socket *head = atomic_load_explicit(&tracked_released, memory_order_relaxed);
 	do
 		s->next_released = head;

@@ -95,6 +95,11 @@ extern _Atomic uint64_t tracked_live_count;
  * thread frees closed sockets from this list, never by walking every socket, so its work per
  * wake-up does not grow with the number of healthy sockets. */
 extern _Atomic(struct tracked_socket *) tracked_released;
+/* Sockets pushed onto tracked_released so far, and those the thread has dealt with (counted
+ * their connect's outcome, taken them off their address's count): the write at exit waits for
+ * the second to reach the first. */
+extern _Atomic uint64_t tracked_released_pushed;
+extern _Atomic uint64_t tracked_released_done;
 
 /* Takes the whole list (linked by next_released); clear each socket's release_pushed after
  * reading its next_released, before anything else. */
