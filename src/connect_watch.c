@@ -27,9 +27,8 @@ static void record(const struct tracked_socket *s, enum connect_result r, uint64
 	names_unlock(&saved);
 }
 
-void connect_watch_closed(const struct tracked_socket *s, uint64_t now)
+void connect_watch_closed(const struct tracked_socket *s)
 {
-	(void)now;
 	if (atomic_load(&s->connect_failed)) {
 		connect_watch_remember_failed(s);
 		record(s, s->connect_retried ? CONNECT_TIMEOUT : CONNECT_REFUSED, 0);

@@ -19,6 +19,6 @@ void connect_watch_remember_failed(const struct tracked_socket *s);
 
 /* s's last fd was closed while its connect was watched (the thread took it from the released
  * list): the outcome close saw goes to the cooldown and the metrics. */
-void connect_watch_closed(const struct tracked_socket *s, uint64_t now);
+void connect_watch_closed(const struct tracked_socket *s);
 
 #endif

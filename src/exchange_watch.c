@@ -6,11 +6,8 @@ static void saw_request(struct exchange_watch *w, uint64_t now_ms)
 {
 	if (w->phase == EXCHANGE_ANSWERED) {
 		/* A whole exchange: its answer ended at answer_ms (at the latest), the next request went
-		 * out by now. The gap's lower bound is the last look before this one. */
-		uint64_t gap = w->look_ms > w->answer_ms ? w->look_ms - w->answer_ms : 0;
+		 * out by now. */
 		uint64_t size = w->received - w->received_at_ask;
-		if (w->exchanges == 0 || gap < w->shortest_gap_ms)
-			w->shortest_gap_ms = (uint32_t)gap;
 		if (w->exchanges == 0 || size < w->answer_min_bytes)
 			w->answer_min_bytes = size;
 		if (w->exchanges == 0 || size > w->answer_max_bytes)

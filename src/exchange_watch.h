@@ -38,8 +38,6 @@ struct exchange_watch {
 	uint64_t received_at_ask;   /* bytes received when the last request was seen */
 	unsigned exchanges;         /* whole exchanges seen: an answer, then the next request */
 	uint32_t longest_pause_ms;  /* the longest quiet seen inside one answer */
-	uint32_t shortest_gap_ms;   /* the shortest quiet seen between an answer and the next request */
-	uint64_t request_max_bytes; /* the most bytes seen going out between two looks */
 	uint64_t answer_min_bytes;  /* the sizes of the whole answers seen */
 	uint64_t answer_max_bytes;
 };

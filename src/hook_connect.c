@@ -151,13 +151,14 @@ static bool plan_route(const struct ip_addr *peer, uint16_t port, struct connect
 	strcpy(route->host, plan.host);
 	route->departed = plan.departed;
 	route->balanced = !plan.departed && runtime_config.balance && choose_balanced(&plan, peer, port, now, route);
+	/* The others, for a failed blocking connect, in the name's order: without the address the
+	 * connect goes to (balance's choice, or the program's). */
+	struct ip_addr order[STEER_MAX_CANDIDATES];
+	unsigned healthy = 0;
+	unsigned n = steer_order(plan.current, plan.count, peer->family, port, &names_failed_connects, now,
+				 plan.turn, route->balanced ? &route->first : peer, 1, order, STEER_MAX_CANDIDATES,
+				 &healthy);
 	if (route->balanced) {
-		/* The others, for a failed blocking connect: the name's order, the program's choice
-		 * among them. */
-		struct ip_addr order[STEER_MAX_CANDIDATES];
-		unsigned healthy = 0;
-		unsigned n = steer_order(plan.current, plan.count, peer->family, port, &names_failed_connects, now,
-					 plan.turn, &route->first, 1, order, STEER_MAX_CANDIDATES, &healthy);
 		route->redirected = true;
 		route->other_count = 0;
 		for (unsigned i = 0; i < n; i++)
@@ -165,10 +166,6 @@ static bool plan_route(const struct ip_addr *peer, uint16_t port, struct connect
 		routed = true;
 		goto done;
 	}
-	struct ip_addr order[STEER_MAX_CANDIDATES];
-	unsigned healthy = 0;
-	unsigned n = steer_order(plan.current, plan.count, peer->family, port, &names_failed_connects, now,
-				 plan.turn, peer, 1, order, STEER_MAX_CANDIDATES, &healthy);
 	route->redirected = plan.departed || (healthy > 0 && steer_cooling(&names_failed_connects, peer, port, now));
 	if (plan.departed && n == 0)
 		goto done;

@@ -144,7 +144,7 @@ void thread_lists_collect_released(uint64_t now)
 		}
 		count_socket(s, false);
 		if (atomic_exchange(&s->connecting, false))
-			connect_watch_closed(s, now);
+			connect_watch_closed(s);
 		atomic_fetch_add(&tracked_released_done, 1);
 		/* The program closed it right after the send path shut it down (and failed its send
 		 * with EPIPE): say so before forgetting it. */
