@@ -162,6 +162,34 @@ static void log_watch_gap(const struct tracked_socket *s, int fd, uint64_t now)
 		(unsigned long long)(w->received - w->received_at_ask), w->longest_pause_ms);
 }
 
+/* A long quiet held back while the watch learns the socket's rhythm (exchange_watch.h). An unknown
+ * rhythm for DRAIN_HOLD_UNKNOWN_MS; a quiet about as long as the program's waits until the send
+ * path takes over (DRAIN_LEARN_MS): past that it fails the next request for sure, a shutdown now
+ * only maybe. */
+static bool long_quiet_held(struct tracked_socket *s, uint64_t now)
+{
+	uint64_t send_takes_over = atomic_load(&s->send_claim_after_ms);
+	struct exchange_watch *w = &s->watch;
+	enum exchange_hold hold =
+		exchange_watch_hold_long_quiet(w, now, s->fast_looks ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS);
+	if (hold == EXCHANGE_HOLD_NONE || now >= send_takes_over ||
+	    (hold == EXCHANGE_HOLD_RHYTHM_UNKNOWN && now >= send_takes_over - DRAIN_LEARN_MS + DRAIN_HOLD_UNKNOWN_MS))
+		return false;
+	if (w->held_gap != w->answer_ms + 1 && log_enabled(LOG_DEBUG)) {
+		if (hold == EXCHANGE_HOLD_RHYTHM_UNKNOWN)
+			log_msg(LOG_DEBUG, "fd %d: quiet, its rhythm unknown yet (busy when its drain began): not shut yet",
+				tracked_any_fd(s));
+		else
+			log_msg(LOG_DEBUG,
+				"fd %d: quiet for %llums, about when the program asks again (after waits of %llu-%llums, "
+				"%u exchanges seen): not shut yet",
+				tracked_any_fd(s), (unsigned long long)(now - w->answer_ms),
+				(unsigned long long)w->think_min_ms, (unsigned long long)w->think_max_ms, w->exchanges);
+	}
+	w->held_gap = w->answer_ms + 1; /* one line per gap */
+	return true;
+}
+
 void drain_check(struct tracked_socket *s, uint64_t now)
 {
 	if (s->drain_reason == DRAIN_NONE)
@@ -215,12 +243,16 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 		return;
 	}
 	enum idle_verdict verdict = idle_background(&view, &record, runtime_config.idle_ms);
+	bool long_quiet = verdict == IDLE_READY;
 	/* A busy socket's short gap between exchanges (exchange_watch.h). */
 	if (verdict == IDLE_BUSY) {
 		verdict = exchange_watch_verdict(&s->watch, &view, now, runtime_config.idle_ms);
-		if (verdict == IDLE_READY && log_enabled(LOG_DEBUG))
-			log_watch_gap(s, fd, now);
+		long_quiet = exchange_watch_quiet_ms(&s->watch, runtime_config.idle_ms) >= runtime_config.idle_ms;
 	}
+	if (verdict == IDLE_READY && long_quiet && long_quiet_held(s, now))
+		verdict = IDLE_BUSY;
+	if (verdict == IDLE_READY && !long_quiet && log_enabled(LOG_DEBUG))
+		log_watch_gap(s, fd, now);
 	switch (verdict) {
 	case IDLE_READY:
 		if (claim_and_shut(s, fd, state, STATS_PATH_IDLE))

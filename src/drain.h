@@ -29,6 +29,10 @@ struct name_entry;
  * path learns its rhythm meanwhile and shuts it in a gap, and only then does the send path fail
  * the next exchange (a busy connection's fallback). */
 #define DRAIN_LEARN_MS 500
+/* A long quiet on a socket busy when its drain began is held back this long while nothing is known
+ * of its rhythm (exchange_watch.h): a moment set by the drain, not by the program's last answer,
+ * cannot be the one the program asks again at; and the send path does not take over yet. */
+#define DRAIN_HOLD_UNKNOWN_MS (DRAIN_LEARN_MS / 2)
 
 /* After a look (drain_check): when s is to be looked at next (s->drain_look_at_ms), taking or
  * giving back a fast-look place. */

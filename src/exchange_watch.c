@@ -12,6 +12,11 @@ static void saw_request(struct exchange_watch *w, uint64_t now_ms)
 			w->answer_min_bytes = size;
 		if (w->exchanges == 0 || size > w->answer_max_bytes)
 			w->answer_max_bytes = size;
+		uint64_t think = now_ms - w->answer_ms;
+		if (w->exchanges == 0 || think < w->think_min_ms)
+			w->think_min_ms = think;
+		if (w->exchanges == 0 || think > w->think_max_ms)
+			w->think_max_ms = think;
 		w->exchanges++;
 	}
 	w->phase = EXCHANGE_ASKED;
@@ -38,7 +43,8 @@ void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, 
 	if (!w->started) {
 		/* asked_ms: the drain's first looks are fast, to learn a busy socket's rhythm soon. */
 		*w = (struct exchange_watch){.started = true, .sends = sends, .sent = v->bytes_sent,
-					     .received = v->bytes_received, .look_ms = now_ms, .asked_ms = now_ms};
+					     .received = v->bytes_received, .start_ms = now_ms, .look_ms = now_ms,
+					     .asked_ms = now_ms};
 		return;
 	}
 	bool asked = sends != w->sends, received = v->bytes_received > w->received;
@@ -95,4 +101,19 @@ enum idle_verdict exchange_watch_verdict(const struct exchange_watch *w, const s
 	if (v->bytes_sent != w->sent || v->bytes_received != w->received)
 		return IDLE_BUSY;
 	return now_ms - w->answer_ms >= exchange_watch_quiet_ms(w, idle_ms) ? IDLE_READY : IDLE_BUSY;
+}
+
+enum exchange_hold exchange_watch_hold_long_quiet(const struct exchange_watch *w, uint64_t now_ms,
+						  uint64_t look_ms)
+{
+	if (!w->started || now_ms == w->start_ms)
+		return EXCHANGE_HOLD_NONE;
+	if (w->exchanges == 0)
+		return EXCHANGE_HOLD_RHYTHM_UNKNOWN;
+	if (w->phase != EXCHANGE_ANSWERED)
+		return EXCHANGE_HOLD_NONE;
+	uint64_t quiet = now_ms - w->answer_ms;
+	uint64_t low_slack = w->think_min_ms / 8 + 2 * look_ms, high_slack = w->think_max_ms / 8 + 2 * look_ms;
+	uint64_t low = w->think_min_ms > low_slack ? w->think_min_ms - low_slack : 0;
+	return quiet >= low && quiet <= w->think_max_ms + high_slack ? EXCHANGE_HOLD_REQUEST_DUE : EXCHANGE_HOLD_NONE;
 }

@@ -31,6 +31,7 @@ struct exchange_watch {
 	uint64_t sends;             /* the send path's count at the last look */
 	uint64_t sent;              /* the counters at the last look */
 	uint64_t received;
+	uint64_t start_ms;          /* the first look */
 	uint64_t look_ms;           /* the last look */
 	enum exchange_phase phase;
 	uint64_t asked_ms;          /* the look that saw the last request */
@@ -40,6 +41,9 @@ struct exchange_watch {
 	uint32_t longest_pause_ms;  /* the longest quiet seen inside one answer */
 	uint64_t answer_min_bytes;  /* the sizes of the whole answers seen */
 	uint64_t answer_max_bytes;
+	uint64_t think_min_ms;      /* how soon the program asked again after an answer, at the least */
+	uint64_t think_max_ms;      /* and at the most */
+	uint64_t held_gap;          /* drain.c: the answer_ms + 1 of the gap it last held back (logged once) */
 };
 
 /* One look at now (ms). sends: the sends the send path let through so far (the state word's
@@ -59,5 +63,22 @@ uint64_t exchange_watch_quiet_ms(const struct exchange_watch *w, uint64_t idle_m
  * bytes: a lower bound). IDLE_GONE for a closing connection. */
 enum idle_verdict exchange_watch_verdict(const struct exchange_watch *w, const struct socket_view *v, uint64_t now_ms,
 					 uint64_t idle_ms);
+
+/* Whether a long quiet (DNSAWARE_IDLE's) that makes the socket idle now is to be held back. It
+ * may end just when the program asks again: the program may have checked the socket already and
+ * be on its way to send, and a shutdown between the two fails that request. A program asking about
+ * every DNSAWARE_IDLE meets a fixed quiet at the very end of its gaps. The caller bounds each hold
+ * (drain.c); meanwhile the watch learns the rhythm and takes a gap right after an answer. */
+enum exchange_hold {
+	EXCHANGE_HOLD_NONE = 0,
+	/* Nothing known yet of how long the program waits before asking again (no whole exchange
+	 * seen), and the socket was not quiet already at the watch's first look (an idle socket). */
+	EXCHANGE_HOLD_RHYTHM_UNKNOWN,
+	/* The quiet is about as long as the waits seen: each end widened by an eighth and two looks of
+	 * look_ms (the look interval). */
+	EXCHANGE_HOLD_REQUEST_DUE,
+};
+enum exchange_hold exchange_watch_hold_long_quiet(const struct exchange_watch *w, uint64_t now_ms,
+						  uint64_t look_ms);
 
 #endif

@@ -189,3 +189,76 @@ Test(exchange_watch, closing_is_gone)
 	exchange_watch_look(&w, &v, &r, 0, 0);
 	cr_assert_eq(exchange_watch_verdict(&w, &v, 0, IDLE_MS), IDLE_GONE);
 }
+
+/* A program asking every period ms (its answer 1 ms after each request), looked at every
+ * EXCHANGE_LOOK_MS: n exchanges from *t, the looks up to the next request included. */
+static void periodic(struct exchange_watch *w, struct conn *c, uint64_t period, unsigned n, uint64_t *t)
+{
+	for (unsigned i = 0; i < n; i++) {
+		exchange(c, *t + 1, 500);
+		for (uint64_t at = *t + 2; at < *t + period; at += EXCHANGE_LOOK_MS) {
+			struct socket_view v = view_at(c, at);
+			exchange_watch_look(w, &v, &c->record, c->sends, at);
+		}
+		*t += period;
+	}
+}
+
+static enum exchange_hold hold_at(const struct exchange_watch *w, uint64_t at)
+{
+	return exchange_watch_hold_long_quiet(w, at, EXCHANGE_LOOK_MS);
+}
+
+Test(exchange_watch, a_socket_quiet_when_its_drain_began_is_not_held)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	exchange(&c, 0, 500);
+	watch(&w, &c, 5000, 5001); /* the drain's first look, long after the last answer */
+	cr_assert_eq(hold_at(&w, 5000), EXCHANGE_HOLD_NONE);
+}
+
+Test(exchange_watch, a_busy_socket_of_unknown_rhythm_is_held)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	uint64_t t = 1000;
+	exchange(&c, t - 40, 500);
+	watch(&w, &c, t, t + 1); /* the first look, 40 ms after an answer */
+	cr_assert_eq(hold_at(&w, t + 60), EXCHANGE_HOLD_RHYTHM_UNKNOWN, "quiet for 100 ms, nothing known of its waits");
+	periodic(&w, &c, 100, 1, &t);
+	cr_assert_eq(w.exchanges, 0, "a request and its answer, no wait seen after it yet");
+	cr_assert_eq(hold_at(&w, t), EXCHANGE_HOLD_RHYTHM_UNKNOWN);
+}
+
+/* A program asking every 100 ms: a quiet of DNSAWARE_IDLE's 100 ms ends as it asks again. */
+Test(exchange_watch, a_program_asking_every_idle_is_held_about_when_it_asks)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	uint64_t t = 1000;
+	watch(&w, &c, t - 1, t);
+	periodic(&w, &c, 100, 2, &t);
+	cr_assert_eq(w.exchanges, 1);
+	cr_assert(w.think_min_ms >= 97 && w.think_max_ms <= 101, "waits %llu-%llu ms",
+		  (unsigned long long)w.think_min_ms, (unsigned long long)w.think_max_ms);
+	exchange(&c, t + 1, 500);
+	watch(&w, &c, t + 2, t + 4);
+	cr_assert_eq(hold_at(&w, t + 2 + 98), EXCHANGE_HOLD_REQUEST_DUE, "quiet for 98 ms, it asks at 99");
+	cr_assert_eq(hold_at(&w, t + 2 + 84), EXCHANGE_HOLD_REQUEST_DUE, "an eighth and two looks early");
+	cr_assert_eq(hold_at(&w, t + 2 + 40), EXCHANGE_HOLD_NONE, "quiet for 40 ms: far from its next request");
+	cr_assert_eq(hold_at(&w, t + 2 + 130), EXCHANGE_HOLD_NONE, "quiet well past its usual wait: idle");
+}
+
+Test(exchange_watch, a_program_asking_every_500ms_is_not_held_at_100ms)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	uint64_t t = 1000;
+	watch(&w, &c, t - 1, t);
+	periodic(&w, &c, 500, 2, &t);
+	exchange(&c, t + 1, 500);
+	watch(&w, &c, t + 2, t + 4);
+	cr_assert_eq(hold_at(&w, t + 2 + 100), EXCHANGE_HOLD_NONE, "quiet for 100 ms, it asks at 499");
+	cr_assert_eq(hold_at(&w, t + 2 + 480), EXCHANGE_HOLD_REQUEST_DUE);
+}
