@@ -108,8 +108,8 @@ enum exchange_hold exchange_watch_hold_long_quiet(const struct exchange_watch *w
 {
 	if (!w->started || now_ms == w->start_ms)
 		return EXCHANGE_HOLD_NONE;
-	if (w->exchanges == 0)
-		return EXCHANGE_HOLD_RHYTHM_UNKNOWN;
+	if (w->exchanges == 0) /* a connection nothing ever went over has no rhythm to meet */
+		return w->sent > 0 || w->received > 0 ? EXCHANGE_HOLD_RHYTHM_UNKNOWN : EXCHANGE_HOLD_NONE;
 	if (w->phase != EXCHANGE_ANSWERED)
 		return EXCHANGE_HOLD_NONE;
 	uint64_t quiet = now_ms - w->answer_ms;

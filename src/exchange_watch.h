@@ -72,7 +72,8 @@ enum idle_verdict exchange_watch_verdict(const struct exchange_watch *w, const s
 enum exchange_hold {
 	EXCHANGE_HOLD_NONE = 0,
 	/* Nothing known yet of how long the program waits before asking again (no whole exchange
-	 * seen), and the socket was not quiet already at the watch's first look (an idle socket). */
+	 * seen) on a connection that carried data, not quiet already at the watch's first look (an
+	 * idle socket). */
 	EXCHANGE_HOLD_RHYTHM_UNKNOWN,
 	/* The quiet is about as long as the waits seen: each end widened by an eighth and two looks of
 	 * look_ms (the look interval). */

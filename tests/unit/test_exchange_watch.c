@@ -262,3 +262,11 @@ Test(exchange_watch, a_program_asking_every_500ms_is_not_held_at_100ms)
 	cr_assert_eq(hold_at(&w, t + 2 + 100), EXCHANGE_HOLD_NONE, "quiet for 100 ms, it asks at 499");
 	cr_assert_eq(hold_at(&w, t + 2 + 480), EXCHANGE_HOLD_REQUEST_DUE);
 }
+
+Test(exchange_watch, a_connection_nothing_went_over_is_not_held)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	watch(&w, &c, 1000, 1001); /* just connected when its drain began */
+	cr_assert_eq(hold_at(&w, 1100), EXCHANGE_HOLD_NONE);
+}
