@@ -11,6 +11,17 @@
 /* A connect still going on after this long is no longer watched. */
 #define CONNECT_WATCH_MS 30000
 
+bool connect_watch_outcome(const struct socket_view *v, enum connect_result *result)
+{
+	if (v->tcp_state == TCP_SYN_SENT)
+		return false;
+	if (idle_connect_failed(v))
+		*result = v->total_retrans > 0 ? CONNECT_TIMEOUT : CONNECT_REFUSED;
+	else
+		*result = CONNECT_OK;
+	return true;
+}
+
 void connect_watch_remember_failed(const struct tracked_socket *s)
 {
 	connect_failure_remember(&s->peer, s->port, s->name_count > 0 ? s->names[0]->host : "its name", true);
@@ -31,7 +42,7 @@ void connect_watch_closed(const struct tracked_socket *s)
 {
 	if (atomic_load(&s->connect_failed)) {
 		connect_watch_remember_failed(s);
-		record(s, s->connect_retried ? CONNECT_TIMEOUT : CONNECT_REFUSED, 0);
+		record(s, s->connect_failed_result, 0);
 	} else if (atomic_load(&s->connect_seen_ok)) {
 		record(s, CONNECT_OK, atomic_load(&s->connect_duration_ns));
 	} else if (atomic_load(&s->connect_abandoned)) {
@@ -61,14 +72,15 @@ void connect_watch_check(struct tracked_socket *s, uint64_t now)
 			record(s, CONNECT_TIMEOUT, 0); /* still no answer: no longer watched */
 		return;
 	}
-	if (view.tcp_state == TCP_SYN_SENT)
+	enum connect_result result;
+	if (!connect_watch_outcome(&view, &result))
 		return;
 	/* Whoever clears the flag first (this look, or thread_lists_collect_released after close) remembers it. */
 	if (!atomic_exchange(&s->connecting, false))
 		return;
-	if (idle_connect_failed(&view)) {
+	if (result != CONNECT_OK) {
 		connect_watch_remember_failed(s);
-		record(s, view.total_retrans > 0 ? CONNECT_TIMEOUT : CONNECT_REFUSED, 0);
+		record(s, result, 0);
 	} else {
 		record(s, CONNECT_OK,
 		       name_metrics_connect_ns(runtime_now_ns() - s->connect_started_ns, view.rtt_us, view.total_retrans));

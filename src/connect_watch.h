@@ -3,12 +3,21 @@
 #ifndef DNSAWARE_CONNECT_WATCH_H
 #define DNSAWARE_CONNECT_WATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "idle.h"
+#include "name_metrics.h"
 #include "tracked.h"
 
 /* How often a connect in progress is looked at. */
 #define CONNECT_CHECK_MS 10
+
+/* How a connect ended, from TCP_INFO (never SO_ERROR, which is the program's: reading it clears
+ * it): false while it is still going on (SYN_SENT). Back in CLOSE without a byte ever moved, it
+ * failed: a timeout when SYNs were sent again, else refused. Otherwise it connected. Pure and
+ * async-signal-safe: the close hook and the thread's looks both judge by it. */
+bool connect_watch_outcome(const struct socket_view *v, enum connect_result *result);
 
 /* Looks at s, still connecting: clears s->connecting once it ended (or was watched long enough),
  * remembering its address as failed if it did not connect. */

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <linux/close_range.h>
 
+#include "connect_watch.h"
 #include "name_metrics.h"
 #include "real.h"
 #include "resolver_thread.h"
@@ -22,19 +23,19 @@ static void note_connect_outcome(int fd, struct tracked_socket *s)
 	struct socket_view view;
 	if (sockview_identity(fd, s) == IDENTITY_DIFFERENT || !sockview_read(fd, &view))
 		return;
-	if (idle_connect_failed(&view)) {
-		s->connect_retried = view.total_retrans > 0;
-		atomic_store(&s->connect_failed, true);
-		resolver_thread_nudge();
-	} else if (view.tcp_state == TCP_SYN_SENT) {
+	/* Its outcome is counted by the thread. */
+	enum connect_result result;
+	if (!connect_watch_outcome(&view, &result)) {
 		atomic_store(&s->connect_abandoned, true);
-		resolver_thread_nudge();
+	} else if (result != CONNECT_OK) {
+		s->connect_failed_result = result;
+		atomic_store(&s->connect_failed, true);
 	} else {
 		atomic_store(&s->connect_duration_ns, name_metrics_connect_ns(runtime_now_ns() - s->connect_started_ns,
 									      view.rtt_us, view.total_retrans));
 		atomic_store(&s->connect_seen_ok, true);
-		resolver_thread_nudge(); /* its outcome is counted by the thread */
 	}
+	resolver_thread_nudge();
 }
 
 /* The fd is about to stop meaning what it meant: drop the program's socket or our own fd. */

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include "addr.h"
 #include "exchange_watch.h"
+#include "name_metrics.h"
 
 /* The state word the send hooks and the background thread agree through. */
 #define STATE_DRAINING ((uint64_t)1 << 0) /* marked stale or too old: shut down at the next idle boundary */
@@ -56,7 +57,7 @@ struct tracked_socket {
 	_Atomic bool connect_seen_ok;
 	_Atomic uint64_t connect_duration_ns;
 	uint64_t connect_started_ns;        /* CLOCK_MONOTONIC at the connect call */
-	bool connect_retried;               /* close saw SYNs sent again (a timeout rather than a refusal) */
+	enum connect_result connect_failed_result; /* close saw it fail: refused, or a timeout (SYNs sent again) */
 
 	/* Owned by the background thread. */
 	uint64_t max_age_deadline_ms;       /* 0: no max age */
