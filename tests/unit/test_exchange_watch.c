@@ -231,19 +231,28 @@ Test(exchange_watch, a_busy_socket_of_unknown_rhythm_is_held)
 	cr_assert_eq(hold_at(&w, t), EXCHANGE_HOLD_RHYTHM_UNKNOWN);
 }
 
+/* Two exchanges period ms apart watched from their start, then a third request and its answer:
+ * returns the third's start (its answer came at + 1). */
+static uint64_t after_two_exchanges(struct exchange_watch *w, uint64_t period)
+{
+	static struct conn c;
+	c = (struct conn){0};
+	uint64_t t = 1000;
+	watch(w, &c, t - 1, t);
+	periodic(w, &c, period, 2, &t);
+	exchange(&c, t + 1, 500);
+	watch(w, &c, t + 2, t + 4);
+	return t;
+}
+
 /* A program asking every 100 ms: a quiet of DNSAWARE_IDLE's 100 ms ends as it asks again. */
 Test(exchange_watch, a_program_asking_every_idle_is_held_about_when_it_asks)
 {
 	struct exchange_watch w = {0};
-	struct conn c = {0};
-	uint64_t t = 1000;
-	watch(&w, &c, t - 1, t);
-	periodic(&w, &c, 100, 2, &t);
-	cr_assert_eq(w.exchanges, 1);
+	uint64_t t = after_two_exchanges(&w, 100);
+	cr_assert_eq(w.exchanges, 2);
 	cr_assert(w.think_min_ms >= 97 && w.think_max_ms <= 101, "waits %llu-%llu ms",
 		  (unsigned long long)w.think_min_ms, (unsigned long long)w.think_max_ms);
-	exchange(&c, t + 1, 500);
-	watch(&w, &c, t + 2, t + 4);
 	cr_assert_eq(hold_at(&w, t + 2 + 98), EXCHANGE_HOLD_REQUEST_DUE, "quiet for 98 ms, it asks at 99");
 	cr_assert_eq(hold_at(&w, t + 2 + 84), EXCHANGE_HOLD_REQUEST_DUE, "an eighth and two looks early");
 	cr_assert_eq(hold_at(&w, t + 2 + 40), EXCHANGE_HOLD_NONE, "quiet for 40 ms: far from its next request");
@@ -253,12 +262,7 @@ Test(exchange_watch, a_program_asking_every_idle_is_held_about_when_it_asks)
 Test(exchange_watch, a_program_asking_every_500ms_is_not_held_at_100ms)
 {
 	struct exchange_watch w = {0};
-	struct conn c = {0};
-	uint64_t t = 1000;
-	watch(&w, &c, t - 1, t);
-	periodic(&w, &c, 500, 2, &t);
-	exchange(&c, t + 1, 500);
-	watch(&w, &c, t + 2, t + 4);
+	uint64_t t = after_two_exchanges(&w, 500);
 	cr_assert_eq(hold_at(&w, t + 2 + 100), EXCHANGE_HOLD_NONE, "quiet for 100 ms, it asks at 499");
 	cr_assert_eq(hold_at(&w, t + 2 + 480), EXCHANGE_HOLD_REQUEST_DUE);
 }
