@@ -46,13 +46,13 @@ import sys
 import threading
 import time
 
-from dnsmove_ns import (PYTHON, HarnessError, clean_env, guarded, log, preload, read_jsonl,
+from dnsmove_ns import (PYTHON, HarnessError, clean_env, driver_args, driver_parser, guarded, log, preload, read_jsonl,
                         missing_python_and_lib, run_outside, tail)
 from dnsmove_scene import DRIVER_SRC, TTL_FLOOR, Scene, wait_port
 import balance_ends
 from balance_judge import judge
 from balance_layout import (ADDRS, ADDRS6, COOLDOWN_PORT, GROW_AT, HERE, HOLD, PORT, PROBE_PORT,
-                            PROGRAM_DNS, REFUSING, REPO, RUN_TIMEOUT, RUNS, SCENARIOS, SETTLE,
+                            PROGRAM_DNS, REFUSING, RUN_TIMEOUT, RUNS, SCENARIOS, SETTLE,
                             SHIM_DNS, TTL, name_of, port_of, tag)
 import dnsresponder
 import promtext
@@ -354,14 +354,7 @@ def ends(argv):
 def main():
     if len(sys.argv) > 1 and sys.argv[1] in ("backend", "pool", "fresh", "mixed"):
         return ends(sys.argv[1:])
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lib", default=os.environ.get("DNSAWARE_LIB")
-                    or os.path.join(REPO, "build", "src", "libdnsaware.so"))
-    ap.add_argument("--workdir", help="keep logs here (emptied first; kept after the run)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary workdir on success")
-    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    opts = ap.parse_args()
-    opts.lib = os.path.abspath(opts.lib)
+    opts = driver_args(driver_parser(__doc__))
     return inside(opts) if opts.inside else outside(opts)
 
 

@@ -72,7 +72,7 @@ import subprocess
 import sys
 import time
 
-from dnsmove_ns import (PYTHON, Failure, HarnessError, clean_env, guarded, log, preload,
+from dnsmove_ns import (PYTHON, Failure, HarnessError, clean_env, driver_args, driver_parser, guarded, log, preload,
                         read_jsonl, run_outside, tail)
 from dnsmove_scene import DRIVER_SRC, Scene, wait_port
 import dnsresponder
@@ -526,17 +526,10 @@ def main():
         ap.add_argument("--port", type=int, default=PORT)
         ap.add_argument("--log", required=True)
         return run_server(ap.parse_args())
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lib", default=os.environ.get("DNSAWARE_LIB")
-                    or os.path.join(REPO, "build", "src", "libdnsaware.so"))
+    ap = driver_parser(__doc__)
     ap.add_argument("--client", default=os.environ.get("DNSAWARE_TEST_CONNECT_MIX")
                     or os.path.join(REPO, "build", "tests", "e2e", "clients", "connect_mix"))
-    ap.add_argument("--workdir", help="keep logs here (emptied first; kept after the run)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary workdir on success")
-    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    opts = ap.parse_args()
-    opts.lib = os.path.abspath(opts.lib)
-    opts.client = os.path.abspath(opts.client)
+    opts = driver_args(ap, "client")
     return inside(opts) if opts.inside else outside(opts)
 
 

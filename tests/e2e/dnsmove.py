@@ -46,8 +46,8 @@ import time
 
 from dnsmove_http import SLOW_ANSWER, run_backend, run_client
 from dnsmove_ns import (EXIT_FAIL, EXIT_HARNESS, PYTHON, Failure, HarnessError, _pdeathsig,
-                        clean_env, guarded, keep_or_remove, log, prepare_workdir, preload,
-                        run_in_namespaces, tail)
+                        clean_env, driver_args, driver_parser, guarded, keep_or_remove, log,
+                        prepare_workdir, preload, run_in_namespaces, tail)
 from dnsmove_scene import (DNS, DRIVER_SRC, NAME, NEW, OLD, PORT, RATE, TTL, TTL_FLOOR, Scene,
                            dns_query_a, dns_query_counts)
 
@@ -398,27 +398,15 @@ def main():
         ap.add_argument("--max-duration", type=float, default=90)
         return run_client(ap.parse_args())
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = driver_parser(__doc__, dnsmasq=True, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
-    ap.add_argument("--lib", default=os.environ.get("DNSAWARE_LIB")
-                    or os.path.join(REPO, "build", "src", "libdnsaware.so"),
-                    help="libdnsaware.so to preload (default: $DNSAWARE_LIB, then "
-                         "<repo>/build/src/libdnsaware.so)")
-    ap.add_argument("--dnsmasq", default=shutil.which("dnsmasq")
-                    or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else None))
-    ap.add_argument("--workdir", help="keep logs here (emptied first; kept after the run)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary workdir on success")
     ap.add_argument("--warmup", type=float, default=3.0,
                     help="seconds of traffic before the change / outage")
     ap.add_argument("--after", type=float, default=6.0,
                     help="seconds of traffic after the deadline / the restart")
     ap.add_argument("--outage", type=float, default=5.0, help="seconds without DNS")
     ap.add_argument("--log-level", default="info", help="DNSAWARE_LOG for the client")
-    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    opts = ap.parse_args()
-    if opts.lib:
-        opts.lib = os.path.abspath(opts.lib)
+    opts = driver_args(ap)
     if opts.inside:
         return inside(opts)
     return outside(opts)

@@ -11,6 +11,7 @@ preload() (LD_PRELOAD for the shim, after a sanitizer runtime) and _pdeathsig() 
 with the driver). Python standard library only.
 """
 
+import argparse
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import subprocess
 import tempfile
 
 PYTHON = "/usr/bin/python3"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 EXIT_FAIL = 1
 EXIT_HARNESS = 2
@@ -125,6 +127,34 @@ def prepare_workdir(workdir, prefix, marker=".dnsmove-workdir"):
     os.chmod(wd, 0o755)
     open(os.path.join(wd, marker), "w").close()
     return wd
+
+
+def driver_parser(doc, dnsmasq=False, **kwargs):
+    """The options every end-to-end driver takes: --lib (default $DNSAWARE_LIB, then the build's),
+    --workdir, --keep, the hidden --inside of its re-run in the namespaces, and --dnsmasq for the
+    drivers that run one. The caller adds its own, then calls driver_args()."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0], **kwargs)
+    ap.add_argument("--lib", default=os.environ.get("DNSAWARE_LIB")
+                    or os.path.join(REPO, "build", "src", "libdnsaware.so"),
+                    help="libdnsaware.so to preload (default: $DNSAWARE_LIB, then "
+                         "<repo>/build/src/libdnsaware.so)")
+    if dnsmasq:
+        ap.add_argument("--dnsmasq", default=shutil.which("dnsmasq")
+                        or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else None))
+    ap.add_argument("--workdir", help="keep logs here (emptied first; kept after the run)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary workdir on success")
+    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    return ap
+
+
+def driver_args(ap, *paths):
+    """Parses the command line; --lib and the named path options made absolute (the re-run
+    inside the namespaces starts elsewhere)."""
+    opts = ap.parse_args()
+    for name in ("lib",) + paths:
+        if getattr(opts, name):
+            setattr(opts, name, os.path.abspath(getattr(opts, name)))
+    return opts
 
 
 def read_jsonl(path):

@@ -42,13 +42,12 @@ import signal
 import sys
 import time
 
-from dnsmove_ns import (PYTHON, Failure, HarnessError, clean_env, guarded, log, preload, read_jsonl,
+from dnsmove_ns import (PYTHON, Failure, HarnessError, clean_env, driver_args, driver_parser, guarded, log, preload, read_jsonl,
                         missing_python_and_lib, run_outside, tail)
 from dnsmove_scene import OLD, TTL_FLOOR, Scene, dns_query_a, wait_listening
 import nevercut_ends
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
 PORT = 8080
 NODE_CLIENT = os.path.join(HERE, "clients", "nevercut_node.js")
 # (client, shim): the clients, each with a name of its own.
@@ -239,16 +238,7 @@ def main():
         ap.add_argument("--control", action="store_true")
         a = ap.parse_args()
         return nevercut_ends.run_backend(a) if a.sub == "backend" else nevercut_ends.run_client(a)
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--lib", default=os.environ.get("DNSAWARE_LIB")
-                    or os.path.join(REPO, "build", "src", "libdnsaware.so"))
-    ap.add_argument("--dnsmasq", default=shutil.which("dnsmasq")
-                    or ("/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else None))
-    ap.add_argument("--workdir", help="keep logs here (emptied first; kept after the run)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary workdir on success")
-    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    opts = ap.parse_args()
-    opts.lib = os.path.abspath(opts.lib)
+    opts = driver_args(driver_parser(__doc__, dnsmasq=True))
     return inside(opts) if opts.inside else outside(opts)
 
 
