@@ -126,7 +126,7 @@ static const char *const he_names[] = {"gethostbyname", "gethostbyname2(AF_INET6
 				       "gethostbyname2_r(AF_INET6)"};
 #define H_SENTINEL 4343 /* h_errno before each call */
 
-/* glibc's own functions, past the shim (libc's symbols, as passthrough.c takes them). */
+/* glibc's own functions, past the shim (libc's symbols, as passthrough_resolvers.c takes them). */
 static struct {
 	struct hostent *(*plain)(const char *);
 	struct hostent *(*two)(const char *, int);
