@@ -4,7 +4,9 @@
  * without it). They observe the shim only from outside: return values and errno, what the peer of
  * a connection sees, the number of threads in /proc/self/task, and the log file's line format.
  *
- * Everything is header-only (static functions) so that each test is one .c file. */
+ * Everything is header-only (static functions) so that a test needs no library of its own. A
+ * program of several .c files defines PRELOAD_SHARED_T_NAME before including this and defines
+ * t_name once (beside its main): a CHECK failing in any of its files then names the test. */
 #ifndef DNSAWARE_PRELOAD_COMMON_H
 #define DNSAWARE_PRELOAD_COMMON_H
 
@@ -33,7 +35,11 @@
 /* errno is set to this before every call whose errno is checked; a successful call must leave it. */
 #define SENTINEL_ERRNO 4242
 
+#ifdef PRELOAD_SHARED_T_NAME
+extern const char *t_name; /* the test (or subtest) name, for messages */
+#else
 static const char *t_name = "?"; /* the test (or subtest) name, for messages */
+#endif
 
 #define UNUSED_FN __attribute__((unused))
 
