@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # meson install into a scratch DESTDIR: the library in libdir, the wrapper in bindir with the
-# installed library path and the version baked in, and both man pages, which render.
-# Usage: test_install.sh BUILD_DIR PREFIX LIBDIR BINDIR MANDIR VERSION
+# installed library path, the version and the directory of its parts baked in, its parts
+# (dnsaware-*.sh) in DATADIR/dnsaware, and both man pages, which render.
+# Usage: test_install.sh BUILD_DIR PREFIX LIBDIR BINDIR MANDIR VERSION DATADIR
 set -euo pipefail
-build=$1 prefix=$2 libdir=$3 bindir=$4 mandir=$5 version=$6
+build=$1 prefix=$2 libdir=$3 bindir=$4 mandir=$5 version=$6 datadir=$7
 dest=$(mktemp -d /tmp/dnsaware-install-XXXXXX)
 trap 'rm -rf "$dest"' EXIT
 failures=0
@@ -28,6 +29,27 @@ check "library installed as $lib" test -f "$dest$lib"
 check "wrapper installed as $prefix/$bindir/dnsaware" test -x "$wrapper"
 check "wrapper has the installed library path baked in" grep -qF "installed_lib='$lib'" "$wrapper"
 check "dnsaware-stats installed as $prefix/$bindir/dnsaware-stats" test -x "$dest$prefix/$bindir/dnsaware-stats"
+# The parts the wrapper sources: in DATADIR/dnsaware, not executable, their directory baked in.
+parts=$prefix/$datadir/dnsaware
+for part in values inspect check; do
+	check "dnsaware-$part.sh installed as $parts/dnsaware-$part.sh, mode 644" \
+		test "$(stat -c %a "$dest$parts/dnsaware-$part.sh" 2>/dev/null)" = 644
+done
+check "wrapper has the directory of its parts baked in" grep -qF "parts_dir='$parts'" "$wrapper"
+# Run from DESTDIR, the wrapper looks for its parts where they will be installed (unless an
+# installed dnsaware is there already): one line naming the first, exit status 2.
+if [[ ! -e $parts/dnsaware-values.sh ]]; then
+	out=$("$wrapper" --version 2>&1) && status=0 || status=$?
+	check "the parts not in $parts yet, the installed wrapper says so (exit $status: $out)" \
+		test "$status:$out" = "2:dnsaware: $parts/dnsaware-values.sh is missing or unreadable: dnsaware needs this part of it (installed with it, or beside tools/dnsaware in the source tree)"
+fi
+# The checks below run a copy of the wrapper whose parts' directory is moved into DESTDIR (that
+# line alone changed); its library path stays as installed.
+sed "s|^parts_dir='$parts'\$|parts_dir='$dest$parts'|" "$wrapper" >"$dest/dnsaware-in-destdir"
+chmod +x "$dest/dnsaware-in-destdir"
+check "the copy run from DESTDIR differs from the installed wrapper in that line only" \
+	test "$(diff "$wrapper" "$dest/dnsaware-in-destdir" | grep -c '^[<>]')" = 2
+wrapper=$dest/dnsaware-in-destdir
 out=$("$wrapper" --version)
 check "installed wrapper --version says dnsaware $version (said: $out)" test "$out" = "dnsaware $version"
 # DESTDIR is not the real root: the installed wrapper looks for the library where it will be

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2016 # '$VAR' in single quotes is for the shell the command starts, on purpose
 # tools/dnsaware with real binaries: options to variables, LD_PRELOAD kept, bad values, the library
-# search (DNSAWARE_LIB, a baked installed path, a build tree beside the sources, nothing), the JVM
-# property, every refusal (a static binary and a Go-marked one built here, setuid/setgid/setcap
-# copies, a missing command) and --force, --check, --help, --version, and shellcheck.
+# search (DNSAWARE_LIB, a baked installed path, a build tree beside the sources, nothing), its parts
+# (dnsaware-*.sh), the JVM property, every refusal (a static binary and a Go-marked one built here,
+# setuid/setgid/setcap copies, a missing command), --force, --check, --help, --version, shellcheck.
 # Usage: test_wrapper.sh WRAPPER LIBRARY   (LIBRARY: a built libdnsaware.so)
 # Prints "ok - ..." per check and "FAIL: ..." for each failure; exits 1 if any failed.
 set -uo pipefail
@@ -244,12 +244,18 @@ else
 	show "$tmp/err"
 fi
 
-mkdir -p inst/bin inst/lib tree/tools tree/build/src tree/out/src empty/tools
+# The parts the wrapper sources (dnsaware-*.sh) go beside it in a source tree, in the baked directory
+# (inst/share/dnsaware) once installed; partial/tools lacks one.
+parts=("$(dirname -- "$wrapper")"/dnsaware-*.sh)
+mkdir -p inst/bin inst/lib inst/share/dnsaware tree/tools tree/build/src tree/out/src empty/tools partial/tools
 cp "$library" inst/lib/libdnsaware.so
-sed -e "s|@DNSAWARE_INSTALLED_LIB@|$tmp/inst/lib/libdnsaware.so|" -e 's|@DNSAWARE_VERSION@|9.8.7|' "$wrapper" >inst/bin/dnsaware
-cp "$wrapper" tree/tools/dnsaware
-cp "$wrapper" empty/tools/dnsaware
-chmod +x inst/bin/dnsaware tree/tools/dnsaware empty/tools/dnsaware
+sed -e "s|@DNSAWARE_INSTALLED_LIB@|$tmp/inst/lib/libdnsaware.so|" -e 's|@DNSAWARE_VERSION@|9.8.7|' \
+	-e "s|@DNSAWARE_PARTS_DIR@|$tmp/inst/share/dnsaware|" "$wrapper" >inst/bin/dnsaware
+cp "${parts[@]}" inst/share/dnsaware/
+for dir in tree/tools empty/tools partial/tools; do cp "$wrapper" "${parts[@]}" "$dir/"; done
+cp inst/bin/dnsaware partial/tools/dnsaware-installed
+rm partial/tools/dnsaware-inspect.sh
+chmod +x inst/bin/dnsaware tree/tools/dnsaware empty/tools/dnsaware partial/tools/dnsaware*
 cp "$library" tree/build/src/libdnsaware.so
 cp "$library" tree/out/src/libdnsaware.so
 
@@ -307,6 +313,20 @@ if [[ $(cat "$tmp/out") == "dnsaware unknown" ]]; then
 else
 	fail "fake tree --version: $(cat "$tmp/out")"
 fi
+
+# A part missing: one line naming it, exit 2, nothing run. The installed copy looks only in the
+# baked directory (beside it, partial/tools lacks another), the source tree's only beside itself.
+mv inst/share/dnsaware/dnsaware-check.sh inst/share/dnsaware/away
+for copy in dnsaware:partial/tools/dnsaware-inspect.sh dnsaware-installed:inst/share/dnsaware/dnsaware-check.sh; do
+	run DNSAWARE_LIB="$library" -- "partial/tools/${copy%%:*}" touch marker
+	if [[ $status == 2 && $(lines "$tmp/err") == 1 && ! -s $tmp/out && ! -e marker ]] &&
+		grep -qxF "dnsaware: $tmp/${copy#*:} is missing or unreadable: dnsaware needs this part of it (installed with it, or beside tools/dnsaware in the source tree)" "$tmp/err"; then
+		ok "a part missing for partial/tools/${copy%%:*}: exit 2, $(cat "$tmp/err")"
+	else
+		fail "a part missing for partial/tools/${copy%%:*}: status $status"; show "$tmp/err"
+	fi
+done
+mv inst/share/dnsaware/away inst/share/dnsaware/dnsaware-check.sh
 
 # --- JVM -------------------------------------------------------------------------------------------------
 
@@ -562,11 +582,12 @@ else
 	fi
 fi
 
+# -x follows the wrapper into its parts, -a reports on them too (alone, they lack each other's variables).
 if shellcheck_bin=$(type -P shellcheck); then
-	if (cd "$(dirname -- "$wrapper")" && "$shellcheck_bin" -x "$wrapper") >"$tmp/out" 2>&1; then
-		ok "shellcheck -x: clean ($("$shellcheck_bin" --version | sed -n 's/^version: //p'))"
+	if (cd "$(dirname -- "$wrapper")" && "$shellcheck_bin" -x -a "$wrapper") >"$tmp/out" 2>&1; then
+		ok "shellcheck -x -a (the wrapper and its parts): clean ($("$shellcheck_bin" --version | sed -n 's/^version: //p'))"
 	else
-		fail "shellcheck -x reports:"; show "$tmp/out"
+		fail "shellcheck -x -a reports:"; show "$tmp/out"
 	fi
 else
 	fail "shellcheck is not installed (apt-get install shellcheck)"
