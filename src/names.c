@@ -101,6 +101,7 @@ struct name_entry *names_learn(const char *host, const struct ip_addr *addrs, un
 	}
 	recordset_learn(&entry->records, addrs, n);
 	entry->last_learned_ms = now_ms;
+	entry->fresh_ms = now_ms;
 	return entry;
 }
 

@@ -24,6 +24,7 @@ struct name_entry {
 	char host[NAME_MAX_LEN + 1];
 	struct recordset records;
 	uint64_t last_learned_ms;
+	uint64_t fresh_ms;         /* its set last answered or asked for: the program's lookup, or a refresh */
 	/* The TTL of the last DNS answer the program read itself (dns_learn.c): the first refresh
 	 * waits for it instead of the floor. */
 	bool learned_ttl_known;

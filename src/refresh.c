@@ -27,7 +27,7 @@ void refresh_schedule_first(struct name_entry *entry, uint64_t now)
 	entry->interval_ms = entry->learned_ttl_known ? schedule_ttl_ms(entry->learned_ttl_seconds, runtime_config.ttl_floor_ms,
 									 runtime_config.ttl_ceiling_ms)
 						      : runtime_config.ttl_floor_ms;
-	entry->next_refresh_ms = now + schedule_jitter(entry->interval_ms, runtime_random());
+	entry->next_refresh_ms = schedule_first_refresh_ms(entry->fresh_ms, entry->interval_ms, now, runtime_random());
 }
 
 bool refresh_take_schedule_changed(void)
@@ -90,6 +90,7 @@ static void take_answer(struct name_entry *entry, int status, const struct ares_
 		names_unlock(&saved);
 		return;
 	}
+	entry->fresh_ms = now;
 	/* Under the lock: a long answer is read keeping the addresses the set holds (answer.h). */
 	answer_collect(status == ARES_SUCCESS ? result : NULL, &entry->records, &answer);
 	failures_before = entry->records.failures;

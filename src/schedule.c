@@ -39,6 +39,12 @@ uint64_t schedule_ttl_ms(int64_t ttl_seconds, uint64_t floor_ms, uint64_t ceilin
 	return min_u64(max_u64(ttl_ms, floor_ms), ceiling_ms);
 }
 
+uint64_t schedule_first_refresh_ms(uint64_t fresh_ms, uint64_t interval_ms, uint64_t now_ms, uint32_t random)
+{
+	uint64_t due = saturating_add(fresh_ms, schedule_jitter(interval_ms, random));
+	return due > now_ms ? due : now_ms;
+}
+
 uint64_t schedule_jitter(uint64_t interval_ms, uint32_t random)
 {
 	if (interval_ms == 0)

@@ -236,3 +236,26 @@ Test(spread, huge_values_do_not_overflow)
 	/* The last of 2^32 - 1 sockets lands just inside the window, not at or past it. */
 	cr_assert_eq(schedule_spread_ms(UINT_MAX - 1, UINT_MAX, THIRTY_DAYS_MS, 1000), THIRTY_DAYS_MS - 1);
 }
+
+Test(first_refresh, one_interval_after_the_answer_not_after_the_socket)
+{
+	/* Answered at 1000, interval 10 s, a socket at 4000: due at 1000 + 9-11 s. */
+	uint64_t due = schedule_first_refresh_ms(1000, 10000, 4000, 0);
+	cr_assert_eq(due, 1000 + 9000);
+	due = schedule_first_refresh_ms(1000, 10000, 4000, UINT32_MAX);
+	cr_assert_eq(due, 1000 + 11000);
+}
+
+Test(first_refresh, a_set_older_than_its_interval_is_asked_for_at_once)
+{
+	/* Kept while the name had no socket, or inherited by a fork child: a minute old, 10 s TTL. */
+	cr_assert_eq(schedule_first_refresh_ms(1000, 10000, 61000, 12345), 61000);
+	/* Just answered: a whole interval, as before. */
+	uint64_t due = schedule_first_refresh_ms(61000, 10000, 61000, 0);
+	cr_assert_eq(due, 61000 + 9000);
+}
+
+Test(first_refresh, huge_values_saturate)
+{
+	cr_assert_eq(schedule_first_refresh_ms(UINT64_MAX - 5, 10000, 0, 0), UINT64_MAX);
+}
