@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,6 +294,21 @@ static int fail_over(int fd, const struct sockaddr *addr, socklen_t len, uint16_
 	return result;
 }
 
+/* connect called again on a socket the library tracks that is still connecting or connected: how
+ * a program asks for a non-blocking connect's result (Ruby's connect_nonblock, Perl's
+ * IO::Socket::IP: 0, the failure, EALREADY or EISCONN). The kernel ignores the address: it is no
+ * new attempt, so it is neither routed (balance would aim it elsewhere and track the socket under
+ * an address it never went to) nor counted (the thread's watch or close counts how the first
+ * ended). A socket whose connect failed (back in CLOSE) may be connected anew: a new attempt. */
+static bool connect_again(int fd)
+{
+	struct tracked_socket *s = fdtable_socket(fdtable_load(fd));
+	if (s == NULL || sockview_identity(fd, s) == IDENTITY_DIFFERENT)
+		return false;
+	struct socket_view view;
+	return sockview_read(fd, &view) && view.tcp_state != TCP_CLOSE;
+}
+
 __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	struct ip_addr peer;
@@ -310,6 +326,11 @@ __attribute__((visibility("default"))) int connect(int fd, const struct sockaddr
 	runtime_settle_fork();
 	int saved_errno = errno;
 	runtime_inside = true;
+	if (connect_again(fd)) {
+		runtime_inside = false;
+		errno = saved_errno;
+		return REAL(connect)(fd, addr, len);
+	}
 	struct connect_route route;
 	struct sockaddr_storage aimed;
 	bool routed = plan_route(&peer, port, &route) && sockview_is_tcp(fd);
