@@ -11,6 +11,7 @@
 #include "real.h"
 #include "resolver_thread.h"
 #include "runtime.h"
+#include "stats.h"
 #include "stats_file.h"
 #include "tracked.h"
 
@@ -80,6 +81,7 @@ void runtime_settle_fork(void)
 		atomic_store(&runtime_pid, getpid());
 		log_after_fork_child();
 		stats_file_after_fork_child();
+		stats_after_fork_child();
 		names_forget_parent_sockets();
 		resolver_thread_after_fork_child();
 		atomic_store(&fork_pending, false);

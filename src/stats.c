@@ -7,6 +7,13 @@
 
 struct stats stats;
 
+void stats_after_fork_child(void)
+{
+	/* runtime_settle_fork, under the names lock: the child's connects, resolutions and log
+	 * lines settle the fork before they count anything. */
+	memset(&stats, 0, sizeof stats);
+}
+
 static const char *const reason_names[STATS_REASONS] = {"dns", "max_age", "balance"};
 static const char *const path_names[STATS_PATHS] = {"idle", "send", "deadline"};
 static const char *const learn_source_names[STATS_LEARN_SOURCES] = {"getaddrinfo", "gethostbyname", "dns"};

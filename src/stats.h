@@ -39,6 +39,10 @@ struct stats {
 
 extern struct stats stats;
 
+/* A fork child's first use of the library: its counters start at 0. Each process writes a file of
+ * its own (pid label), and a collector sums them: the parent's counts are the parent's file's. */
+void stats_after_fork_child(void);
+
 /* The per-name families (issue 18): dnsaware_name_sockets{name,address},
  * dnsaware_connects_total{name,result} and dnsaware_connect_duration_seconds{name}, for the names
  * with series of their own (names.h, metrics_own: at most DNSAWARE_METRICS_NAMES); the rest under

@@ -1,7 +1,8 @@
 /* DNSAWARE_STATS_FILE: a process that never makes a tracked connection writes no file; one that
  * does writes it every interval and at exit, atomically, at a path whose %p is its pid, and
  * the counts match what happened (a move: one address removed, one DNS shutdown at an idle
- * boundary). Runs the work in a child so the parent can read the file after the child's exit.
+ * boundary), and a child the mover forks after it counts its own, from 0. Runs the work in a
+ * child so the parent can read the file after the child's exit.
  * The name comes from a private /etc/hosts (root). Env: DNSAWARE_STATS_FILE=DIR/s-%p.prom. */
 #include <dirent.h>
 
@@ -61,6 +62,26 @@ static void moving_child(void)
 	close(c);
 	close(s);
 	close(listener);
+	/* A child forked now counts its own: one tracked connect, nothing removed, nothing shut. */
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		t_name = "stats grandchild";
+		int l11 = listen_on("127.0.0.11", port, 1);
+		int gc = connect_named("stats.test", port);
+		int gs = accept_one(l11);
+		close(gc);
+		close(gs);
+		close(l11);
+		exit(0);
+	}
+	CHECKF(wait_pid(pid, 10000, "the mover's child"), "the mover's child failed");
+	CHECKF(read_stats_file(pid, text, sizeof text), "no stats file for the mover's child (pid %d)", (int)pid);
+	bool own = has(text, pid, "dnsaware_addresses_removed_total", "", "0") &&
+		   has(text, pid, "dnsaware_sockets_shutdown_total", "reason=\"dns\",path=\"idle\"", "0");
+	if (!own)
+		printf("%s", text);
+	CHECKF(own, "the mover's fork child's file repeats its parent's counts (above)");
 	exit(0); /* the at-exit write has the final counts */
 }
 
