@@ -21,7 +21,7 @@
 void drain_start(struct tracked_socket *s, enum drain_reason reason, uint64_t now, uint64_t not_before)
 {
 	s->drain_reason = reason;
-	s->drain_started_ms = now;
+	s->drain_turn_ms = not_before; /* set again when the turn comes (drain_check) */
 	s->drain_not_before_ms = not_before;
 	s->watch = (struct exchange_watch){0}; /* learned afresh by each drain */
 	s->drain_look_at_ms = now;
@@ -77,6 +77,9 @@ static bool claim_and_shut(struct tracked_socket *s, int fd, uint64_t expected_s
 {
 	if (!atomic_compare_exchange_strong(&s->state, &expected_state, expected_state | STATE_CLOSING))
 		return false;
+	/* Closed since the identity check (and the number perhaps taken again): not ours to shut. */
+	if (fdtable_socket(fdtable_load(fd)) != s)
+		return true;
 	shutdown(fd, SHUT_RDWR);
 	drain_log_shutdown(s, fd, path);
 	return true;
@@ -104,7 +107,7 @@ static bool wants_fast_looks(const struct tracked_socket *s, uint64_t now)
 	 * it only reads has none, and is left to DRAIN_CHECK_MS looks). */
 	const struct exchange_watch *w = &s->watch;
 	bool asking = w->started && now - w->look_ms <= DRAIN_CHECK_MS && now - w->asked_ms < runtime_config.idle_ms;
-	return asking && now - s->drain_started_ms < DRAIN_FAST_LOOKS_MS;
+	return asking && now - s->drain_turn_ms < DRAIN_FAST_LOOKS_MS;
 }
 
 void drain_plan_next_look(struct tracked_socket *s, uint64_t now)
@@ -198,6 +201,7 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 	if (!(state & STATE_DRAINING)) {
 		if (now < s->drain_not_before_ms)
 			return;
+		s->drain_turn_ms = now;
 		atomic_store(&s->send_claim_after_ms, now + DRAIN_LEARN_MS);
 		state = atomic_fetch_or(&s->state, STATE_DRAINING) | STATE_DRAINING;
 		s->observed_state = state;
@@ -224,7 +228,8 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 			drain_gone(s, fd);
 		return;
 	}
-	if (runtime_config.drain_timeout_ms != 0 && now - s->drain_started_ms >= runtime_config.drain_timeout_ms) {
+	/* From its turn: a socket spread far into a TTL (balance, many sockets) gets its whole time. */
+	if (runtime_config.drain_timeout_ms != 0 && now - s->drain_turn_ms >= runtime_config.drain_timeout_ms) {
 		if (claim_and_shut(s, fd, state, STATS_PATH_DEADLINE))
 			s->drain_reason = DRAIN_NONE;
 		return;
@@ -250,6 +255,10 @@ void drain_check(struct tracked_socket *s, uint64_t now)
 		long_quiet = exchange_watch_quiet_ms(&s->watch, runtime_config.idle_ms) >= runtime_config.idle_ms;
 	}
 	if (verdict == IDLE_READY && long_quiet && long_quiet_held(s, now))
+		verdict = IDLE_BUSY;
+	/* A request the watch saw and no answer since (one the hooks did not see: the kernel's stamps
+	 * and the send record cannot tell it). */
+	if (verdict == IDLE_READY && s->watch.phase == EXCHANGE_ASKED)
 		verdict = IDLE_BUSY;
 	if (verdict == IDLE_READY && !long_quiet && log_enabled(LOG_DEBUG))
 		log_watch_gap(s, fd, now);

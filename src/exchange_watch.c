@@ -48,7 +48,16 @@ void exchange_watch_look(struct exchange_watch *w, const struct socket_view *v, 
 		return;
 	}
 	bool asked = sends != w->sends, received = v->bytes_received > w->received;
-	if (asked) {
+	/* Bytes went out that no hooked send let through: stdio's own write, splice, io_uring. A
+	 * request all the same, though its order against what came in is unknown: taken as the last,
+	 * so its answer is still to come. */
+	bool asked_unseen = !asked && v->bytes_sent > w->sent;
+	if (asked_unseen) {
+		if (received)
+			saw_answer(w, now_ms);
+		w->received = v->bytes_received;
+		saw_request(w, now_ms);
+	} else if (asked) {
 		/* The send path recorded what had come in when the program sent: the answer, if any
 		 * came in this interval, is the new request's only if it came after that. */
 		bool answered_after = r->valid && v->bytes_received > r->bytes_received_at_send;

@@ -48,11 +48,11 @@ static bool draining_send_allowed(int fd, struct tracked_socket *s)
 			}
 			continue;
 		}
-		if (atomic_compare_exchange_strong(&s->state, &state, state + STATE_SEQ_ONE)) {
-			atomic_store(&s->bytes_received_at_send, view.bytes_received);
-			atomic_store(&s->send_recorded, true);
+		/* The record before the sequence: a look that sees this send sees what it recorded. */
+		atomic_store(&s->bytes_received_at_send, view.bytes_received);
+		atomic_store(&s->send_recorded, true);
+		if (atomic_compare_exchange_strong(&s->state, &state, state + STATE_SEQ_ONE))
 			goto done;
-		}
 	}
 done:
 	errno = allowed ? saved_errno : EPIPE;

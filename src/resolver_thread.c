@@ -183,8 +183,10 @@ static bool adopt_incoming(uint64_t now)
 		}
 		/* Its address left its names after the connect claimed them (in the set then) and before
 		 * this: the answer's thread_lists_drain_removed walked the list before the socket was on it. */
-		if (atomic_load(&s->refs) > 0 && drain_all_names_dropped(s))
+		if (atomic_load(&s->refs) > 0 && drain_all_names_dropped(s)) {
+			s->conns_counted = false; /* its count left the set with its address */
 			thread_lists_start_draining(s, DRAIN_DNS, now, now);
+		}
 	}
 	names_unlock(&saved);
 	return adopted;

@@ -62,7 +62,7 @@ struct tracked_socket {
 	/* Owned by the background thread. */
 	uint64_t max_age_deadline_ms;       /* 0: no max age */
 	enum drain_reason drain_reason;
-	uint64_t drain_started_ms;
+	uint64_t drain_turn_ms;             /* its turn in the spread came: DRAINING set (the deadline and the fast looks count from it) */
 	uint64_t drain_not_before_ms;
 	uint64_t drain_look_at_ms;          /* its next look (drain_plan_next_look) */
 	bool fast_looks;                    /* it holds one of the DRAIN_FAST_MAX fast-look places */

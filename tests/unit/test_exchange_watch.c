@@ -274,3 +274,21 @@ Test(exchange_watch, a_connection_nothing_went_over_is_not_held)
 	watch(&w, &c, 1000, 1001); /* just connected when its drain began */
 	cr_assert_eq(hold_at(&w, 1100), EXCHANGE_HOLD_NONE);
 }
+
+/* A request the hooks never saw (stdio's own write on the socket, splice): the bytes went out, the
+ * send path's count did not move. Its slow answer is awaited, not taken for a gap. */
+Test(exchange_watch, a_request_the_hooks_did_not_see_is_awaited)
+{
+	struct exchange_watch w = {0};
+	struct conn c = {0};
+	uint64_t t = 1000;
+	busy(&w, &c, 8, &t); /* learned: a short quiet */
+	watch(&w, &c, t, t + 1);
+	c.sent += 100; /* no ask(): c.sends and the record stay */
+	c.last_send_ms = t + 1;
+	cr_assert_eq(watch(&w, &c, t + 2, t + 60), 0, "a gap taken under a request still waiting for its answer");
+	cr_assert_eq(w.phase, EXCHANGE_ASKED);
+	c.received += 500;
+	c.last_recv_ms = t + 60;
+	cr_assert_neq(watch(&w, &c, t + 60, t + 80), 0, "its answer came: the gap after it counts");
+}
