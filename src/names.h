@@ -31,6 +31,7 @@ struct name_entry {
 	uint32_t learned_ttl_seconds;
 	uint64_t next_refresh_ms;  /* 0: not scheduled (no socket yet) */
 	uint64_t interval_ms;      /* the clamped TTL of the last good answer, or the floor */
+	bool interval_answered;    /* interval_ms came from a refresh's answer (it outranks the first guess) */
 	unsigned live_sockets;     /* tracked sockets that hold this entry */
 	bool refresh_in_flight;
 	unsigned steer_turn;       /* spreads steered connects over the current addresses */

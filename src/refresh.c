@@ -24,9 +24,13 @@ void refresh_schedule_first(struct name_entry *entry, uint64_t now)
 {
 	if (entry->next_refresh_ms != 0 || entry->refresh_in_flight)
 		return;
-	entry->interval_ms = entry->learned_ttl_known ? schedule_ttl_ms(entry->learned_ttl_seconds, runtime_config.ttl_floor_ms,
-									 runtime_config.ttl_ceiling_ms)
-						      : runtime_config.ttl_floor_ms;
+	/* The first guess, until a refresh's answer gave its own TTL: a name whose sockets all went
+	 * and came back keeps that. */
+	if (!entry->interval_answered)
+		entry->interval_ms = entry->learned_ttl_known ? schedule_ttl_ms(entry->learned_ttl_seconds,
+										 runtime_config.ttl_floor_ms,
+										 runtime_config.ttl_ceiling_ms)
+							      : runtime_config.ttl_floor_ms;
 	entry->next_refresh_ms = schedule_first_refresh_ms(entry->fresh_ms, entry->interval_ms, now, runtime_random());
 }
 
@@ -85,8 +89,10 @@ static void take_answer(struct name_entry *entry, int status, const struct ares_
 	schedule_changed = true;
 	sigset_t saved;
 	names_lock(&saved);
-	entry->refresh_in_flight = false;
+	/* refresh_in_flight stays set until the end: a program thread's names_learn may evict an
+	 * unused entry whenever the lock is free, but never one in flight (entry is used unlocked). */
 	if (status == ARES_EDESTRUCTION) {
+		entry->refresh_in_flight = false;
 		names_unlock(&saved);
 		return;
 	}
@@ -101,6 +107,7 @@ static void take_answer(struct name_entry *entry, int status, const struct ares_
 		recordset_apply_answer(&entry->records, answer.addrs, answer.count, runtime_config.stale_after, &change);
 		stats_count(&stats.addresses_removed, change.removed_count);
 		entry->interval_ms = answer_interval_ms(&answer, runtime_config.ttl_floor_ms, runtime_config.ttl_ceiling_ms);
+		entry->interval_answered = true;
 		entry->next_refresh_ms = now + schedule_jitter(entry->interval_ms, runtime_random());
 	} else {
 		stats_count(&stats.resolutions_error, 1);
@@ -115,21 +122,18 @@ static void take_answer(struct name_entry *entry, int status, const struct ares_
 	if (entry->live_sockets == 0)
 		entry->next_refresh_ms = 0;
 	names_unlock(&saved);
-	if (answer.count == 0)
-		return;
-	if (failures_before > 0)
-		log_msg(LOG_INFO, "re-resolving %s works again after %u failures", entry->host, failures_before);
-	log_answer(entry, before, before_count, &answer, &change);
-	if (change.removed_count > 0) {
-		names_lock(&saved);
+	if (answer.count > 0) {
+		if (failures_before > 0)
+			log_msg(LOG_INFO, "re-resolving %s works again after %u failures", entry->host, failures_before);
+		log_answer(entry, before, before_count, &answer, &change);
+	}
+	names_lock(&saved);
+	if (change.removed_count > 0)
 		thread_lists_drain_removed(entry, now);
-		names_unlock(&saved);
-	}
-	if (change.added_count > 0 && runtime_config.balance) {
-		names_lock(&saved);
+	if (change.added_count > 0 && runtime_config.balance)
 		balance_growth_recycle(entry, now);
-		names_unlock(&saved);
-	}
+	entry->refresh_in_flight = false;
+	names_unlock(&saved);
 }
 
 static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo *result)
