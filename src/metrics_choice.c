@@ -2,7 +2,7 @@
 
 #include <stddef.h>
 
-static bool settled(const struct metrics_choice *c, uint32_t round)
+bool metrics_choice_settled(const struct metrics_choice *c, uint32_t round)
 {
 	return c->changed_at == 0 || round - c->changed_at >= METRICS_CHOICE_STABLE_ROUNDS;
 }
@@ -13,7 +13,7 @@ static struct metrics_choice *busiest_outside(struct metrics_choice *const *name
 	struct metrics_choice *best = NULL;
 	for (unsigned i = 0; i < n; i++) {
 		struct metrics_choice *c = names[i];
-		if (!c->own && c->activity > 0 && settled(c, round) && (best == NULL || c->activity > best->activity))
+		if (!c->own && c->activity > 0 && metrics_choice_settled(c, round) && (best == NULL || c->activity > best->activity))
 			best = c;
 	}
 	return best;
@@ -25,7 +25,7 @@ static struct metrics_choice *quietest_inside(struct metrics_choice *const *name
 	struct metrics_choice *worst = NULL;
 	for (unsigned i = 0; i < n; i++) {
 		struct metrics_choice *c = names[i];
-		if (c->own && settled(c, round) && (worst == NULL || c->activity < worst->activity))
+		if (c->own && metrics_choice_settled(c, round) && (worst == NULL || c->activity < worst->activity))
 			worst = c;
 	}
 	return worst;

@@ -22,6 +22,9 @@ struct metrics_choice {
 	uint32_t changed_at;  /* the write at which own last changed (0: never) */
 };
 
+/* c has not changed side in the last METRICS_CHOICE_STABLE_ROUNDS writes (before round). */
+bool metrics_choice_settled(const struct metrics_choice *c, uint32_t round);
+
 /* At write number round (from 1): gives free places to the busiest names without one, then lets a
  * name take the place of one with series of its own when it is METRICS_CHOICE_FACTOR times busier,
  * neither having changed side in the last METRICS_CHOICE_STABLE_ROUNDS writes. Sets own and

@@ -171,7 +171,8 @@ void names_count_socket(struct name_entry *const *entries, unsigned n, const str
 void names_record_connect(struct name_entry *entry, enum connect_result r, uint64_t duration_ns, unsigned max_own)
 {
 	entry->choice.activity++;
-	if (!entry->choice.own && metrics_own_count < max_own) {
+	/* A free place at once, but not to a name that changed side lately (metrics_choose's rule). */
+	if (!entry->choice.own && metrics_own_count < max_own && metrics_choice_settled(&entry->choice, metrics_round)) {
 		entry->choice.own = true;
 		entry->choice.changed_at = metrics_round;
 		metrics_own_count++;
@@ -181,17 +182,22 @@ void names_record_connect(struct name_entry *entry, enum connect_result r, uint6
 
 void names_choose_metrics(unsigned max_own)
 {
-	/* Static: under the lock; the write at exit runs on a program thread's stack. The first 1024
-	 * names are the candidates (the list holds at most 4096 unused ones). */
+	/* Static: under the lock; the write at exit runs on a program thread's stack. 1024 names are
+	 * the candidates (the list holds at most 4096 unused ones): first every name with series of
+	 * its own (at most DNSAWARE_METRICS_NAMES, 256), so that each can be judged and the count of
+	 * places stays true however far down the list new names push it; then the newest others. */
 	static struct metrics_choice *choice[1024];
 	static struct name_entry *entry[1024];
 	static bool before[1024];
 	unsigned n = 0;
-	for (struct name_entry *e = entries; e != NULL && n < 1024; e = e->next) {
-		e->choice.activity += e->live_sockets;
-		choice[n] = &e->choice;
-		entry[n++] = e;
-	}
+	for (int own = 1; own >= 0; own--)
+		for (struct name_entry *e = entries; e != NULL && n < 1024; e = e->next) {
+			if (e->choice.own != (bool)own)
+				continue;
+			e->choice.activity += e->live_sockets;
+			choice[n] = &e->choice;
+			entry[n++] = e;
+		}
 	for (unsigned i = 0; i < n; i++)
 		before[i] = choice[i]->own;
 	metrics_choose(choice, n, max_own, metrics_round);

@@ -217,3 +217,47 @@ Test(names, a_busier_name_takes_a_quiet_ones_place_at_a_write)
 	names_record_connect(busy, CONNECT_OK, 1000000, 1);
 	cr_assert_eq(busy->metrics.results[CONNECT_OK], 1, "its own series starts at its place");
 }
+
+/* A name that lost its place at a write does not take a free one back at its next connect: it
+ * changes side at most once in METRICS_CHOICE_STABLE_ROUNDS writes, at a connect as at a write. */
+Test(names, a_name_that_lost_its_place_waits_to_take_a_free_one)
+{
+	struct ip_addr a = v4("127.0.5.1"), b = v4("127.0.5.2");
+	struct name_entry *quiet = names_learn("quiet5.test", &a, 1, 1000);
+	struct name_entry *busy = names_learn("busy5.test", &b, 1, 1000);
+	names_record_connect(quiet, CONNECT_OK, 1000000, 1);
+	for (unsigned round = 0; round <= METRICS_CHOICE_STABLE_ROUNDS; round++) {
+		for (unsigned k = 0; k < 50; k++)
+			names_record_connect(busy, CONNECT_OK, 1000000, 1);
+		names_choose_metrics(1);
+	}
+	cr_assert(busy->choice.own && !quiet->choice.own);
+	/* A second place (DNSAWARE_METRICS_NAMES raised, or a name forgotten): not at once. */
+	names_record_connect(quiet, CONNECT_OK, 1000000, 2);
+	cr_assert(!quiet->choice.own, "it took a place back right after losing one");
+	for (unsigned round = 0; round < METRICS_CHOICE_STABLE_ROUNDS; round++)
+		names_choose_metrics(2);
+	names_record_connect(quiet, CONNECT_OK, 1000000, 2);
+	cr_assert(quiet->choice.own, "settled: its next connect takes the free place");
+}
+
+/* A name with series of its own stays a candidate however many names were learned after it (the
+ * list is newest first; the candidates are 1024): the places never exceed DNSAWARE_METRICS_NAMES. */
+Test(names, places_stay_counted_past_a_thousand_names)
+{
+	struct ip_addr a = v4("127.0.6.1");
+	struct name_entry *first = names_learn("first6.test", &a, 1, 1000);
+	names_record_connect(first, CONNECT_OK, 1000000, 1);
+	cr_assert(first->choice.own);
+	char host[32];
+	struct name_entry *last = NULL;
+	for (unsigned i = 0; i < 1100; i++) {
+		snprintf(host, sizeof host, "m%04u.test", i);
+		last = names_learn(host, &a, 1, 2000);
+	}
+	for (unsigned k = 0; k < 100; k++)
+		names_record_connect(last, CONNECT_OK, 1000000, 1);
+	names_choose_metrics(1);
+	cr_assert(first->choice.own != last->choice.own, "one place, one name: first %d, last %d", first->choice.own,
+		  last->choice.own);
+}
