@@ -52,16 +52,18 @@ static void wake_thread(void)
 static void *thread_main(void *unused);
 static bool thread_running(void);
 
-/* At exit, before the last stats file: wakes the thread and waits (at most 20 ms) until it has
- * dealt with every socket closed so far, so that the connects the program closed just before it
- * exited are counted. */
+/* At exit, before the last stats file: wakes the thread and waits (at most SETTLE_WAIT_MS) until
+ * it has dealt with every socket closed so far, so that the connects the program closed just
+ * before it exited are counted. The thread may be in c-ares' poll, which the wake-up cannot cut
+ * short: the wait outlasts one POLL_SLICE_MS. Only when such sockets are pending. */
+#define SETTLE_WAIT_MS (POLL_SLICE_MS + 10)
 static void settle_before_exit(void)
 {
 	uint64_t target = atomic_load(&tracked_released_pushed);
 	if (atomic_load(&tracked_released_done) >= target)
 		return;
 	wake_thread();
-	for (int i = 0; i < 20 && atomic_load(&tracked_released_done) < target; i++) {
+	for (int i = 0; i < SETTLE_WAIT_MS && atomic_load(&tracked_released_done) < target; i++) {
 		struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
 		nanosleep(&ms, NULL);
 	}
