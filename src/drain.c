@@ -165,18 +165,18 @@ static void log_watch_gap(const struct tracked_socket *s, int fd, uint64_t now)
 		(unsigned long long)(w->received - w->received_at_ask), w->longest_pause_ms);
 }
 
-/* A long quiet held back while the watch learns the socket's rhythm (exchange_watch.h). An unknown
- * rhythm for DRAIN_HOLD_UNKNOWN_MS; a quiet about as long as the program's waits until the send
- * path takes over (DRAIN_LEARN_MS): past that it fails the next request for sure, a shutdown now
- * only maybe. */
+/* A long quiet held back while the watch learns the socket's rhythm (exchange_watch.h), counted
+ * from its turn: an unknown rhythm for DRAIN_HOLD_UNKNOWN_MS; a quiet about as long as the
+ * program's waits until the send path takes over (DRAIN_LEARN_MS): past that it fails the next
+ * request for sure, a shutdown now only maybe. */
 static bool long_quiet_held(struct tracked_socket *s, uint64_t now)
 {
-	uint64_t send_takes_over = atomic_load(&s->send_claim_after_ms);
 	struct exchange_watch *w = &s->watch;
 	enum exchange_hold hold =
 		exchange_watch_hold_long_quiet(w, now, s->fast_looks ? EXCHANGE_LOOK_MS : DRAIN_CHECK_MS);
-	if (hold == EXCHANGE_HOLD_NONE || now >= send_takes_over ||
-	    (hold == EXCHANGE_HOLD_RHYTHM_UNKNOWN && now >= send_takes_over - DRAIN_LEARN_MS + DRAIN_HOLD_UNKNOWN_MS))
+	uint64_t held_for = now - s->drain_turn_ms;
+	if (hold == EXCHANGE_HOLD_NONE || held_for >= DRAIN_LEARN_MS ||
+	    (hold == EXCHANGE_HOLD_RHYTHM_UNKNOWN && held_for >= DRAIN_HOLD_UNKNOWN_MS))
 		return false;
 	if (w->held_gap != w->answer_ms + 1 && log_enabled(LOG_DEBUG)) {
 		if (hold == EXCHANGE_HOLD_RHYTHM_UNKNOWN)
