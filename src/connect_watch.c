@@ -38,13 +38,26 @@ static void record(const struct tracked_socket *s, enum connect_result r, uint64
 	names_unlock(&saved);
 }
 
+uint64_t connect_watch_duration_ns(const struct tracked_socket *s, const struct socket_view *v)
+{
+	return name_metrics_connect_ns(runtime_now_ns() - s->connect_started_ns, v->rtt_us, v->total_retrans);
+}
+
+/* A connect ended (result, and for an ok one its duration): the cooldown for a failed one, the
+ * metrics for both. */
+static void settle(const struct tracked_socket *s, enum connect_result result, uint64_t duration_ns)
+{
+	if (result != CONNECT_OK)
+		connect_watch_remember_failed(s);
+	record(s, result, result == CONNECT_OK ? duration_ns : 0);
+}
+
 void connect_watch_closed(const struct tracked_socket *s)
 {
 	if (atomic_load(&s->connect_failed)) {
-		connect_watch_remember_failed(s);
-		record(s, s->connect_failed_result, 0);
+		settle(s, s->connect_failed_result, 0);
 	} else if (atomic_load(&s->connect_seen_ok)) {
-		record(s, CONNECT_OK, atomic_load(&s->connect_duration_ns));
+		settle(s, CONNECT_OK, atomic_load(&s->connect_duration_ns));
 	} else if (atomic_load(&s->connect_abandoned)) {
 		record(s, CONNECT_TIMEOUT, 0); /* the program stopped waiting for it */
 	}
@@ -76,13 +89,6 @@ void connect_watch_check(struct tracked_socket *s, uint64_t now)
 	if (!connect_watch_outcome(&view, &result))
 		return;
 	/* Whoever clears the flag first (this look, or thread_lists_collect_released after close) remembers it. */
-	if (!atomic_exchange(&s->connecting, false))
-		return;
-	if (result != CONNECT_OK) {
-		connect_watch_remember_failed(s);
-		record(s, result, 0);
-	} else {
-		record(s, CONNECT_OK,
-		       name_metrics_connect_ns(runtime_now_ns() - s->connect_started_ns, view.rtt_us, view.total_retrans));
-	}
+	if (atomic_exchange(&s->connecting, false))
+		settle(s, result, connect_watch_duration_ns(s, &view));
 }

@@ -19,6 +19,11 @@
  * async-signal-safe: the close hook and the thread's looks both judge by it. */
 bool connect_watch_outcome(const struct socket_view *v, enum connect_result *result);
 
+/* An ok connect's time: from the connect call to now, estimated from the handshake's round trip
+ * and SYNs sent again when the connection was seen late (name_metrics_connect_ns). Async-signal-
+ * safe. */
+uint64_t connect_watch_duration_ns(const struct tracked_socket *s, const struct socket_view *v);
+
 /* Looks at s, still connecting: clears s->connecting once it ended (or was watched long enough),
  * remembering its address as failed if it did not connect. */
 void connect_watch_check(struct tracked_socket *s, uint64_t now);

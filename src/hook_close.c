@@ -7,7 +7,6 @@
 #include <linux/close_range.h>
 
 #include "connect_watch.h"
-#include "name_metrics.h"
 #include "real.h"
 #include "resolver_thread.h"
 #include "runtime.h"
@@ -31,8 +30,7 @@ static void note_connect_outcome(int fd, struct tracked_socket *s)
 		s->connect_failed_result = result;
 		atomic_store(&s->connect_failed, true);
 	} else {
-		atomic_store(&s->connect_duration_ns, name_metrics_connect_ns(runtime_now_ns() - s->connect_started_ns,
-									      view.rtt_us, view.total_retrans));
+		atomic_store(&s->connect_duration_ns, connect_watch_duration_ns(s, &view));
 		atomic_store(&s->connect_seen_ok, true);
 	}
 	resolver_thread_nudge();
